@@ -1,0 +1,39 @@
+# The two commands of the README do all set-up themselves: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch==2.13.0: on a machine whose pip is pointed at a local CPU wheel this takes that wheel; from the
+# public index on Linux it is the ordinary CUDA build. A torch already in the venv is kept as it is.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= reports/demo
+
+.PHONY: install demo test lint bench lab app clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --progress-bar off "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --progress-bar off -e ".[lab,dev,torchjd]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mtl-lab run --data digits --methods equal,static --weights digit=2,parity=1,ge5=1,recon=0.5,ink=0.5 \
+		--epochs 40 --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+lab: $(STAMP)
+	$(BIN)/mtl-lab lab
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

@@ -1,0 +1,246 @@
+"""The data protocol: a list of tasks and three disjoint splits of ``(x, {task: y})``.
+
+Every dataset in ``mtl_lab.data`` returns a :class:`MultiTaskData`. Inputs are one tensor ``x`` of
+shape ``[N, F]`` (tabular) or ``[N, C, H, W]`` (images); targets are a dict with one tensor per task.
+Input normalisation is fitted on the training split only and applied to all three splits; the fitted
+``x_mean``/``x_std`` are kept so a learner can undo it. An optional ``augment`` function is applied
+to training batches only: ``augment(x, targets, generator) -> (x, targets)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from mtl_lab.tasks import Task
+
+Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
+Augment = Callable[[torch.Tensor, dict[str, torch.Tensor], torch.Generator], Batch]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: inputs ``x`` and a target tensor per task, all with the same number of rows."""
+
+    x: torch.Tensor
+    y: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, index: torch.Tensor) -> Split:
+        """The rows at ``index``."""
+        return Split(self.x[index], {name: t[index] for name, t in self.y.items()})
+
+    def to(self, device: torch.device | str) -> Split:
+        """A copy on ``device`` (returns ``self`` when nothing moves)."""
+        if self.x.device == torch.device(device):
+            return self
+        return Split(self.x.to(device), {name: t.to(device) for name, t in self.y.items()})
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """Yield ``(x, {task: y})`` mini-batches; the order is drawn from ``generator`` when shuffling."""
+        n = len(self)
+        if shuffle:
+            order = torch.randperm(n, generator=generator).to(self.x.device)
+        else:
+            order = None
+        stop = n - n % batch_size if drop_last and n >= batch_size else n
+        for start in range(0, stop, batch_size):
+            if order is None:
+                sl = slice(start, min(start + batch_size, n))
+                yield self.x[sl], {name: t[sl] for name, t in self.y.items()}
+            else:
+                idx = order[start : start + batch_size]
+                yield self.x[idx], {name: t[idx] for name, t in self.y.items()}
+
+
+@dataclass(frozen=True)
+class MultiTaskData:
+    """Tasks plus train/val/test splits.
+
+    Attributes:
+        name: dataset name (for reports).
+        tasks: the tasks, in head order.
+        train, val, test: disjoint splits.
+        x_mean, x_std: the normalisation fitted on ``train`` (``None`` when the inputs were left raw).
+        augment: optional train-time augmentation ``augment(x, targets, generator)``.
+        info: free-form facts for reports (source, sizes, generator constants).
+    """
+
+    name: str
+    tasks: list[Task]
+    train: Split
+    val: Split
+    test: Split
+    x_mean: torch.Tensor | None = None
+    x_std: torch.Tensor | None = None
+    augment: Augment | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        if not names:
+            raise ValueError(f"dataset {self.name!r} has no tasks")
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset {self.name!r}: task names repeat: {names}")
+        for split_name in ("train", "val", "test"):
+            split = getattr(self, split_name)
+            if len(split) == 0 and split_name == "train":
+                raise ValueError(f"dataset {self.name!r}: the train split is empty")
+            missing = [n for n in names if n not in split.y]
+            if missing:
+                raise ValueError(f"dataset {self.name!r}: {split_name} split has no targets for tasks {missing}")
+            for task in self.tasks:
+                task.check_target(split.y[task.name], len(split))
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input (without the batch dimension)."""
+        return tuple(self.train.x.shape[1:])
+
+    def task(self, name: str) -> Task:
+        """The task called ``name``."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"no task {name!r}; this dataset has {self.task_names}")
+
+    def select(self, names: list[str] | tuple[str, ...]) -> MultiTaskData:
+        """The same data with only the tasks ``names`` (in that order)."""
+        if isinstance(names, str):
+            names = [names]
+        unknown = [n for n in names if n not in self.task_names]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown} for dataset {self.name!r}; choose from {self.task_names}")
+        if not names:
+            raise ValueError(f"select() needs at least one task of {self.task_names}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"select() got repeated task names: {list(names)}")
+
+        def keep(split: Split) -> Split:
+            return Split(split.x, {n: split.y[n] for n in names})
+
+        return replace(
+            self,
+            tasks=[self.task(n) for n in names],
+            train=keep(self.train),
+            val=keep(self.val),
+            test=keep(self.test),
+        )
+
+    def subsample_train(self, fraction: float, seed: int = 0) -> MultiTaskData:
+        """Keep a random ``fraction`` of the training rows (for data-efficiency experiments)."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+        n = len(self.train)
+        k = max(1, round(fraction * n))
+        g = torch.Generator().manual_seed(seed)
+        index = torch.randperm(n, generator=g)[:k].sort().values
+        return replace(self, train=self.train.take(index))
+
+    def to(self, device: torch.device | str) -> MultiTaskData:
+        """All splits on ``device``."""
+        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
+
+    def summary(self) -> dict:
+        """Sizes and task specs, JSON-friendly."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            "tasks": [t.spec() for t in self.tasks],
+            **({"info": self.info} if self.info else {}),
+        }
+
+    @staticmethod
+    def from_tensors(
+        x: torch.Tensor,
+        targets: dict[str, torch.Tensor],
+        tasks: list[Task],
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 0,
+        normalize: bool = True,
+        name: str = "custom",
+    ) -> MultiTaskData:
+        """Build a dataset from your own tensors: a seeded random split into disjoint train/val/test.
+
+        ``x`` has one row per example; ``targets`` maps every task name to a tensor with as many rows.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 2 or x.shape[0] == 0:
+            raise ValueError(f"x must have shape [N, ...] with N ≥ 1, got {tuple(x.shape)}")
+        names = [t.name for t in tasks]
+        if set(names) != set(targets):
+            raise ValueError(f"targets has tasks {sorted(targets)}, the task list has {sorted(names)}")
+        for task in tasks:
+            task.check_target(targets[task.name], x.shape[0])
+        for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 <= frac < 1.0:
+                raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
+        if val_fraction + test_fraction >= 1.0:
+            raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}")
+        n = x.shape[0]
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=g)
+        n_val, n_test = round(val_fraction * n), round(test_fraction * n)
+        if n - n_val - n_test < 1:
+            raise ValueError(f"{n} rows leave no training rows after the val/test split")
+        whole = Split(x.float(), dict(targets))
+        test = whole.take(order[:n_test])
+        val = whole.take(order[n_test : n_test + n_val])
+        train = whole.take(order[n_test + n_val :])
+        return make_data(name, tasks, train, val, test, normalize=normalize)
+
+
+def fit_normalizer(x: torch.Tensor, per_feature: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of training inputs (per feature, or one scalar for images)."""
+    if per_feature:
+        mean, std = x.mean(dim=0, keepdim=True), x.std(dim=0, keepdim=True)
+    else:
+        mean, std = x.mean().reshape(1), x.std().reshape(1)
+    return mean, std.clamp(min=1e-6)
+
+
+def make_data(
+    name: str,
+    tasks: list[Task],
+    train: Split,
+    val: Split,
+    test: Split,
+    normalize: bool = True,
+    per_feature: bool = True,
+    augment: Augment | None = None,
+    info: dict | None = None,
+) -> MultiTaskData:
+    """Assemble a :class:`MultiTaskData`, normalising inputs with statistics of ``train`` only."""
+    mean = std = None
+    if normalize:
+        mean, std = fit_normalizer(train.x, per_feature=per_feature)
+        train, val, test = (Split((s.x - mean) / std, s.y) for s in (train, val, test))
+    return MultiTaskData(name, list(tasks), train, val, test, mean, std, augment, dict(info or {}))
+
+
+def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[torch.Tensor, ...]:
+    """A seeded random partition of ``range(n)`` into three disjoint index sets (train, val, test)."""
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"split fractions must be ≥ 0 and sum to 1, got {fractions}")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=g)
+    n_train = round(fractions[0] * n)
+    n_val = round(fractions[1] * n)
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]

@@ -1,0 +1,253 @@
+"""Tasks: what a model must predict, how it is scored, and how its loss is computed.
+
+A :class:`Task` is a frozen record: a name, a kind, the width of the head's output, a loss
+``loss(output, target) -> scalar`` (mean over the batch) and a metric
+``metric(output, target) -> float`` with its name and direction.
+
+Kinds and their conventions (``B`` is the batch size):
+
+============  ==================  ====================  =====================  ===============
+kind          head output         target                losses                 metric
+============  ==================  ====================  =====================  ===============
+multiclass    logits ``[B, C]``   int64 ``[B]``         cross-entropy          accuracy ↑
+binary        logit ``[B, 1]``    float ``[B]`` in 0/1  binary cross-entropy   accuracy ↑
+regression    ``[B, D]``          float ``[B, D]``      MSE or L1              MSE or MAE ↓
+box           ``[B, 4]``          float ``[B, 4]``      IoU, GIoU, L1 or MSE   mean IoU ↑
+============  ==================  ====================  =====================  ===============
+
+A box head's four raw outputs are read as ``(cx, cy, w, h)`` through a sigmoid, so every predicted
+box lies inside the unit canvas; targets are corner boxes ``(x1, y1, x2, y2)`` in ``[0, 1]``.
+IoU and GIoU losses follow Rezatofighi et al., "Generalized Intersection over Union", CVPR 2019:
+``L_IoU = 1 - IoU`` and ``L_GIoU = 1 - IoU + |C \\ (A ∪ B)| / |C|`` with ``C`` the smallest box
+enclosing both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("multiclass", "binary", "regression", "box")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a multi-task problem.
+
+    Attributes:
+        name: unique name, used as the key of targets and outputs.
+        kind: one of ``KINDS``.
+        out_dim: width of the task head's output.
+        loss: ``loss(output, target)`` returning the batch-mean loss (a scalar tensor).
+        metric: ``metric(output, target)`` returning a float.
+        loss_name: short name of the loss (``"ce"``, ``"mse"``, ``"giou"`` …).
+        metric_name: short name of the metric (``"accuracy"``, ``"mse"`` …).
+        higher_is_better: direction of the metric.
+        description: one line for tables and tooltips.
+    """
+
+    name: str
+    kind: str
+    out_dim: int
+    loss: LossFn
+    metric: MetricFn
+    loss_name: str
+    metric_name: str
+    higher_is_better: bool
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if not isinstance(self.out_dim, int) or self.out_dim < 1:
+            raise ValueError(f"task {self.name!r}: out_dim must be a positive int, got {self.out_dim!r}")
+
+    def spec(self) -> dict:
+        """A JSON-friendly description (everything but the two functions)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "out_dim": self.out_dim,
+            "loss": self.loss_name,
+            "metric": self.metric_name,
+            "higher_is_better": self.higher_is_better,
+            "description": self.description,
+        }
+
+    def check_target(self, y: torch.Tensor, n: int | None = None) -> None:
+        """Raise ``ValueError`` when ``y`` cannot be a target of this task (``n`` rows expected)."""
+        if not isinstance(y, torch.Tensor):
+            raise ValueError(f"task {self.name!r}: target must be a torch.Tensor, got {type(y).__name__}")
+        if n is not None and y.shape[0] != n:
+            raise ValueError(f"task {self.name!r}: target has {y.shape[0]} rows, the inputs have {n}")
+        if self.kind == "multiclass":
+            if y.dim() != 1 or y.dtype.is_floating_point:
+                raise ValueError(
+                    f"task {self.name!r}: multiclass targets must be 1-D integer class ids, "
+                    f"got shape {tuple(y.shape)} dtype {y.dtype}"
+                )
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.out_dim):
+                raise ValueError(
+                    f"task {self.name!r}: class ids must lie in [0, {self.out_dim - 1}], "
+                    f"got range [{int(y.min())}, {int(y.max())}]"
+                )
+        elif self.kind == "binary":
+            if y.dim() != 1:
+                raise ValueError(f"task {self.name!r}: binary targets must be 1-D, got shape {tuple(y.shape)}")
+            if y.numel() and not bool(((y == 0) | (y == 1)).all()):
+                raise ValueError(f"task {self.name!r}: binary targets must be 0 or 1")
+        else:
+            want = 4 if self.kind == "box" else self.out_dim
+            if y.dim() != 2 or y.shape[1] != want or not y.dtype.is_floating_point:
+                raise ValueError(
+                    f"task {self.name!r}: {self.kind} targets must be float of shape [N, {want}], "
+                    f"got shape {tuple(y.shape)} dtype {y.dtype}"
+                )
+
+
+# ---------------------------------------------------------------- losses
+
+
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits ``[B, C]`` against class ids ``[B]``."""
+    return F.cross_entropy(output, target)
+
+
+def binary_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of one logit per row ``[B, 1]`` against 0/1 targets ``[B]``."""
+    return F.binary_cross_entropy_with_logits(output.reshape(-1), target.to(output.dtype))
+
+
+def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every entry."""
+    return F.mse_loss(output, target)
+
+
+def l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over every entry."""
+    return F.l1_loss(output, target)
+
+
+def decode_box(output: torch.Tensor) -> torch.Tensor:
+    """Raw head output ``[B, 4]`` → corner box ``(x1, y1, x2, y2)`` inside the unit canvas."""
+    cx, cy, w, h = torch.sigmoid(output).unbind(-1)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
+
+
+def box_iou_giou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise IoU and GIoU of corner boxes ``a, b`` of shape ``[B, 4]``."""
+    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
+    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    lt = torch.maximum(a[:, :2], b[:, :2])
+    rb = torch.minimum(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=1)
+    union = area_a + area_b - inter
+    iou = inter / union.clamp(min=1e-9)
+    c_lt = torch.minimum(a[:, :2], b[:, :2])
+    c_rb = torch.maximum(a[:, 2:], b[:, 2:])
+    c_area = (c_rb - c_lt).clamp(min=0).prod(dim=1)
+    giou = iou - (c_area - union) / c_area.clamp(min=1e-9)
+    return iou, giou
+
+
+def iou_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``mean(1 - IoU)`` of the decoded predicted boxes against target corner boxes."""
+    iou, _ = box_iou_giou(decode_box(output), target)
+    return (1.0 - iou).mean()
+
+
+def giou_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``mean(1 - GIoU)``: unlike IoU it still has a gradient when the boxes do not overlap."""
+    _, giou = box_iou_giou(decode_box(output), target)
+    return (1.0 - giou).mean()
+
+
+def box_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 distance between decoded corner boxes and targets."""
+    return F.l1_loss(decode_box(output), target)
+
+
+def box_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error between decoded corner boxes and targets."""
+    return F.mse_loss(decode_box(output), target)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of rows whose arg-max logit is the target class."""
+    return float((output.argmax(dim=1) == target).float().mean())
+
+
+def binary_accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of rows whose logit has the target's side of 0."""
+    return float(((output.reshape(-1) > 0).to(target.dtype) == target).float().mean())
+
+
+def mse_metric(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean squared error as a float."""
+    return float(F.mse_loss(output, target))
+
+
+def mae_metric(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean absolute error as a float."""
+    return float(F.l1_loss(output, target))
+
+
+def mean_iou(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean IoU of decoded predicted boxes against the targets."""
+    iou, _ = box_iou_giou(decode_box(output), target)
+    return float(iou.mean())
+
+
+# ---------------------------------------------------------------- constructors
+
+REGRESSION_LOSSES: dict[str, LossFn] = {"mse": mse, "l1": l1}
+REGRESSION_METRICS: dict[str, MetricFn] = {"mse": mse_metric, "mae": mae_metric}
+BOX_LOSSES: dict[str, LossFn] = {"giou": giou_loss, "iou": iou_loss, "l1": box_l1, "mse": box_mse}
+
+
+def _pick(table: dict, key: str, what: str, task: str):
+    if key not in table:
+        raise ValueError(f"task {task!r}: {what} {key!r} is not one of {sorted(table)}")
+    return table[key]
+
+
+def classification(name: str, n_classes: int, description: str = "") -> Task:
+    """A ``n_classes``-way classification task (cross-entropy, accuracy)."""
+    if not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"task {name!r}: n_classes must be an int ≥ 2, got {n_classes!r}")
+    return Task(name, "multiclass", n_classes, cross_entropy, accuracy, "ce", "accuracy", True, description)
+
+
+def binary(name: str, description: str = "") -> Task:
+    """A yes/no task with one logit (binary cross-entropy, accuracy)."""
+    return Task(name, "binary", 1, binary_cross_entropy, binary_accuracy, "bce", "accuracy", True, description)
+
+
+def regression(name: str, dim: int = 1, loss: str = "mse", metric: str = "mse", description: str = "") -> Task:
+    """A regression task of ``dim`` outputs; ``loss`` in {mse, l1}, ``metric`` in {mse, mae}."""
+    return Task(
+        name,
+        "regression",
+        dim,
+        _pick(REGRESSION_LOSSES, loss, "loss", name),
+        _pick(REGRESSION_METRICS, metric, "metric", name),
+        loss,
+        metric,
+        False,
+        description,
+    )
+
+
+def box(name: str, loss: str = "giou", description: str = "") -> Task:
+    """A single-box localisation task; ``loss`` in {giou, iou, l1, mse}; metric mean IoU."""
+    return Task(name, "box", 4, _pick(BOX_LOSSES, loss, "loss", name), mean_iou, loss, "iou", True, description)

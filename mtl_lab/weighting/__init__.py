@@ -1,0 +1,119 @@
+"""Loss-weighting and gradient-manipulation methods, one module each, behind one protocol.
+
+* :data:`METHODS` maps every registry name to its class.
+* :func:`available` lists ``(name, one-line description)`` for menus and tooltips.
+* :func:`create` builds a method from its name and hyper-parameters, with clear errors.
+* :func:`aggregate` is the functional face of every method: a gradient matrix ``G[T, P]`` in, the
+  combined update direction ``d[P]`` out (``Gᵀw`` for loss-weighting methods).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from mtl_lab.weighting.base import REQUIRES, Combination, StepContext, Weighting
+from mtl_lab.weighting.equal import Equal
+from mtl_lab.weighting.static import Static
+
+# loss-weighting imports (start)
+# loss-weighting imports (end)
+# gradient-manipulation imports (start)
+# gradient-manipulation imports (end)
+
+METHODS: dict[str, type[Weighting]] = {
+    Equal.name: Equal,
+    Static.name: Static,
+    # loss-weighting entries (start)
+    # loss-weighting entries (end)
+    # gradient-manipulation entries (start)
+    # gradient-manipulation entries (end)
+}
+
+__all__ = [
+    "METHODS",
+    "REQUIRES",
+    "Combination",
+    "StepContext",
+    "Weighting",
+    "aggregate",
+    "available",
+    "create",
+    "combination_for",
+]
+
+
+def available() -> list[tuple[str, str]]:
+    """``(name, description)`` of every registered method, in registry order."""
+    return [(name, cls.description) for name, cls in METHODS.items()]
+
+
+def create(method: str | Weighting, **options) -> Weighting:
+    """A fresh method instance from its registry name (or the instance itself, options not allowed)."""
+    if isinstance(method, Weighting):
+        if options:
+            raise ValueError(f"options {sorted(options)} given with a ready {method.name!r} instance")
+        return method
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    cls = METHODS[method]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        raise ValueError(f"method {method!r} has no option(s) {unknown}; its options are {allowed}")
+    return cls(**options)
+
+
+def combination_for(
+    weighting: Weighting,
+    G: torch.Tensor,
+    losses: torch.Tensor | None,
+    ctx: StepContext,
+) -> Combination:
+    """Call ``weighting.combine`` with what it ``requires`` computed from the gradient matrix ``G``."""
+    T = G.shape[0]
+    if losses is None:
+        if weighting.uses_losses:
+            raise ValueError(f"method {weighting.name!r} uses the loss values: pass losses=[L_1, …, L_{T}]")
+        losses = torch.ones(T, dtype=G.dtype, device=G.device)
+    if weighting.requires == "losses":
+        extra = None
+    elif weighting.requires == "gramian":
+        extra = G @ G.T
+    else:  # "grads", or "rep_grads" where G stands for the representation gradients
+        extra = G
+    return weighting.combine(losses, extra, ctx)
+
+
+def aggregate(
+    method: str | Weighting,
+    G: torch.Tensor,
+    losses: torch.Tensor | list[float] | None = None,
+    seed: int = 0,
+    **options,
+) -> torch.Tensor:
+    """Combine the rows of a gradient matrix ``G[T, P]`` into one update direction ``d[P]``.
+
+    ``method`` is a registry name (see :func:`available`) or a ready instance; ``options`` are the
+    method's hyper-parameters; ``seed`` seeds methods that draw random numbers. Loss-weighting methods
+    return ``Gᵀw``. A fresh instance is reset on every call, so stateful methods act as on a first step.
+    """
+    G = torch.as_tensor(G)
+    if G.dim() != 2 or G.shape[0] < 1 or G.shape[1] < 1:
+        raise ValueError(f"G must be a [T, P] matrix with T, P ≥ 1, got shape {tuple(G.shape)}")
+    if not G.dtype.is_floating_point:
+        G = G.double()
+    if not bool(torch.isfinite(G).all()):
+        raise ValueError("G contains NaN or infinite entries")
+    if losses is not None:
+        losses = torch.as_tensor(losses, dtype=G.dtype, device=G.device).reshape(-1)
+        if losses.shape[0] != G.shape[0]:
+            raise ValueError(f"losses has {losses.shape[0]} entries, G has {G.shape[0]} rows (tasks)")
+    weighting = create(method, **options)
+    weighting.reset([f"task{i}" for i in range(G.shape[0])])
+    ctx = StepContext(generator=torch.Generator().manual_seed(seed))
+    comb = combination_for(weighting, G, losses, ctx)
+    if comb.direction is not None:
+        return comb.direction
+    return comb.weights.to(G.dtype) @ G
