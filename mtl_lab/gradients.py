@@ -27,6 +27,7 @@ Everything except ``G`` itself can be computed from the Gramian when ``d = Gᵀw
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -39,19 +40,21 @@ def flat_size(params: list[torch.Tensor]) -> int:
 
 
 def task_gradients(
-    losses: torch.Tensor,
+    losses: Sequence[torch.Tensor],
     shared: list[torch.Tensor],
     heads: list[list[torch.Tensor]],
     retain_graph: bool = True,
 ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
     """``G[T, P]`` of the shared parameters and each head's gradient of its own loss.
 
-    ``heads[t]`` are the parameters only task ``t`` uses. One ``autograd.grad`` call per task,
-    written straight into a preallocated ``G`` (no list of flattened copies).
+    ``losses`` is the list of the tasks' scalar losses (a list, not a stacked tensor: differentiating
+    an entry of a stack would also run every other head's backward with zeros). ``heads[t]`` are the
+    parameters only task ``t`` uses. One ``autograd.grad`` call per task, written straight into a
+    preallocated ``G`` (no list of flattened copies).
     """
-    T = losses.shape[0]
+    T = len(losses)
     P = flat_size(shared)
-    G = torch.empty(T, P, dtype=losses.dtype, device=losses.device)
+    G = torch.empty(T, P, dtype=losses[0].dtype, device=losses[0].device)
     head_grads: list[list[torch.Tensor]] = []
     n_shared = len(shared)
     for t in range(T):
@@ -70,12 +73,12 @@ def task_gradients(
 
 
 def representation_gradients(
-    losses: torch.Tensor,
+    losses: Sequence[torch.Tensor],
     rep: torch.Tensor,
     heads: list[list[torch.Tensor]],
 ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
     """``Z[T, B·D]``: each loss's gradient at the shared representation, plus head gradients."""
-    T = losses.shape[0]
+    T = len(losses)
     Z = torch.empty(T, rep.numel(), dtype=rep.dtype, device=rep.device)
     head_grads: list[list[torch.Tensor]] = []
     for t in range(T):
@@ -102,70 +105,79 @@ def assign_head_grads(heads: list[list[torch.Tensor]], head_grads: list[list[tor
 
 
 class LinearGramian:
-    """The Gramian ``K = G Gᵀ`` of a trunk whose parameters all belong to ``nn.Linear`` layers.
+    """The Gramian ``K = G Gᵀ`` of shared parameters that all belong to ``nn.Linear`` layers.
 
-    Use: create once for a trunk; call :meth:`capture` around the forward pass, then
-    :meth:`gramian` for ``K`` and head gradients, and :meth:`apply_weights` to write
-    ``∇ Σ_t w_t L_t`` into the trunk's ``.grad`` fields.
+    Use: create once for a model and its shared parameters; call :meth:`capture` before the forward
+    pass, then :meth:`gramian` for ``K`` and the head gradients, and :meth:`apply_weights` to write
+    ``∇ Σ_t w_t L_t`` into the shared layers' ``.grad`` fields.
     """
 
-    def __init__(self, trunk: nn.Module) -> None:
-        self.layers = [m for m in trunk.modules() if isinstance(m, nn.Linear)]
+    def __init__(self, model: nn.Module, shared: list[torch.Tensor]) -> None:
+        shared_ids = {id(p) for p in shared}
+        self.layers = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m.weight) in shared_ids]
         covered = {id(p) for m in self.layers for p in m.parameters()}
-        others = [name for name, p in trunk.named_parameters() if id(p) not in covered]
-        if others or not self.layers:
-            raise ValueError(f"LinearGramian needs a trunk of nn.Linear layers only; other parameters: {others}")
-        self.inputs: list[torch.Tensor] = []
-        self.outputs: list[torch.Tensor] = []
-        self.deltas: list[torch.Tensor] = []  # per layer: [T, B, o] output gradients of each task
+        if not self.layers or shared_ids != covered:
+            raise ValueError("LinearGramian needs shared parameters that are exactly those of nn.Linear layers")
+        self.records: list[tuple[nn.Linear, torch.Tensor, torch.Tensor]] = []  # (layer, input, output)
+        self.deltas: list[torch.Tensor] = []  # per record: [T, B, o] output gradients of each task
         self.enabled = False
         self.handles = [m.register_forward_hook(self.record) for m in self.layers]
 
+    @staticmethod
+    def applies_to(model: nn.Module, shared: list[torch.Tensor]) -> bool:
+        """Whether every shared parameter belongs to an ``nn.Linear`` layer."""
+        shared_ids = {id(p) for p in shared}
+        layers = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m.weight) in shared_ids]
+        return bool(layers) and shared_ids == {id(p) for m in layers for p in m.parameters()}
+
     def record(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if self.enabled:
-            self.inputs.append(args[0].reshape(-1, module.in_features))
-            self.outputs.append(output)
+            self.records.append((module, args[0].reshape(-1, module.in_features), output))
 
-    def capture(self, enabled: bool = True) -> None:
-        """Start (or stop) recording the layers' inputs and outputs on the next forward pass."""
-        self.enabled = enabled
-        self.inputs, self.outputs, self.deltas = [], [], []
+    def capture(self) -> None:
+        """Record the shared layers' inputs and outputs during the next forward pass."""
+        self.enabled = True
+        self.records, self.deltas = [], []
 
     def gramian(
         self,
-        losses: torch.Tensor,
+        losses: Sequence[torch.Tensor],
         heads: list[list[torch.Tensor]],
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """``K[T, T]`` and each head's gradient of its own loss, from one output-gradient pass per task."""
-        if len(self.outputs) != len(self.layers):
-            raise RuntimeError("LinearGramian.gramian() needs a forward pass recorded with capture()")
         self.enabled = False
-        T = losses.shape[0]
-        n = len(self.outputs)
+        if len(self.records) != len(self.layers):
+            raise RuntimeError(
+                f"LinearGramian saw {len(self.records)} shared-layer calls, expected {len(self.layers)}: "
+                "call capture() before one forward pass that uses each shared layer once"
+            )
+        outputs = [r[2] for r in self.records]
+        n = len(outputs)
+        T = len(losses)
         per_task: list[tuple[torch.Tensor, ...]] = []
         head_grads: list[list[torch.Tensor]] = []
         for t in range(T):
-            grads = torch.autograd.grad(losses[t], self.outputs + heads[t], retain_graph=True, allow_unused=True)
-            per_task.append(tuple(torch.zeros_like(z) if g is None else g for z, g in zip(self.outputs, grads[:n])))
+            grads = torch.autograd.grad(losses[t], outputs + heads[t], retain_graph=True, allow_unused=True)
+            per_task.append(tuple(torch.zeros_like(z) if g is None else g for z, g in zip(outputs, grads[:n])))
             head_grads.append([torch.zeros_like(p) if g is None else g for p, g in zip(heads[t], grads[n:])])
-        K = torch.zeros(T, T, dtype=losses.dtype, device=losses.device)
+        K = torch.zeros(T, T, dtype=losses[0].dtype, device=losses[0].device)
         self.deltas = []
-        for layer_index, a in enumerate(self.inputs):
-            D = torch.stack([per_task[t][layer_index].reshape(a.shape[0], -1) for t in range(T)])  # [T, B, o]
-            M = torch.addmm(torch.ones(a.shape[0], a.shape[0], dtype=a.dtype, device=a.device), a, a.T)
-            Y = torch.matmul(M, D)  # [T, B, o]
-            K += D.reshape(T, -1) @ Y.reshape(T, -1).T
+        for index, (_, a, _) in enumerate(self.records):
+            B = a.shape[0]
+            D = torch.stack([per_task[t][index].reshape(B, -1) for t in range(T)])  # [T, B, o]
+            M = torch.addmm(torch.ones(B, B, dtype=a.dtype, device=a.device), a, a.T)  # A Aᵀ + 1
+            K += D.reshape(T, -1) @ torch.matmul(M, D).reshape(T, -1).T
             self.deltas.append(D)
         return K, head_grads
 
     def apply_weights(self, weights: torch.Tensor) -> None:
-        """Write ``∇ Σ_t w_t L_t`` into the ``.grad`` of every trunk layer (after :meth:`gramian`)."""
-        for layer, a, D in zip(self.layers, self.inputs, self.deltas):
+        """Write ``∇ Σ_t w_t L_t`` into the ``.grad`` of every shared layer (after :meth:`gramian`)."""
+        for (layer, a, _), D in zip(self.records, self.deltas):
             delta = torch.tensordot(weights.to(D.dtype), D, dims=1)  # [B, o]
             layer.weight.grad = delta.T @ a
             if layer.bias is not None:
                 layer.bias.grad = delta.sum(dim=0)
-        self.inputs, self.outputs, self.deltas = [], [], []
+        self.records, self.deltas = [], []
 
     def remove(self) -> None:
         """Remove the forward hooks."""

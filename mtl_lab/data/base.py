@@ -208,11 +208,16 @@ class MultiTaskData:
 
 
 def fit_normalizer(x: torch.Tensor, per_feature: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation of training inputs (per feature, or one scalar for images)."""
+    """Mean and standard deviation of training inputs (per feature, or one scalar for images).
+
+    A single training row has no spread: its standard deviation is taken as 1 (not NaN).
+    """
     if per_feature:
-        mean, std = x.mean(dim=0, keepdim=True), x.std(dim=0, keepdim=True)
+        mean = x.mean(dim=0, keepdim=True)
+        std = x.std(dim=0, keepdim=True) if x.shape[0] > 1 else torch.ones_like(mean)
     else:
-        mean, std = x.mean().reshape(1), x.std().reshape(1)
+        mean = x.mean().reshape(1)
+        std = x.std().reshape(1) if x.numel() > 1 else torch.ones_like(mean)
     return mean, std.clamp(min=1e-6)
 
 
@@ -237,6 +242,8 @@ def make_data(
 
 def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[torch.Tensor, ...]:
     """A seeded random partition of ``range(n)`` into three disjoint index sets (train, val, test)."""
+    if len(fractions) != 3:
+        raise ValueError(f"fractions must be (train, val, test), got {len(fractions)} entries: {tuple(fractions)}")
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"split fractions must be ≥ 0 and sum to 1, got {fractions}")
     g = torch.Generator().manual_seed(seed)

@@ -1,0 +1,320 @@
+"""The ``mtl-lab`` command line: headless runs that write a report folder.
+
+``mtl-lab run --data digits --methods equal,static --epochs 30 --out reports/demo`` trains one model per
+method (same seed, same initial weights), single-task baselines for Δm %, and writes
+
+* ``report.md``      — the configuration, a per-task test-metric table with Δm %, and the figures;
+* ``metrics.json``   — the same numbers, machine-readable;
+* ``history.json``   — every run's History (``mtl_lab.history.load_runs`` reads it back);
+* ``curves.png``     — the signature figure of the first method (``curves_<method>.png`` for each);
+* ``comparison.png`` — validation curves of all runs overlaid, when there are several.
+
+``mtl-lab list`` shows the data sets, methods and architectures. Bad arguments end with a one-line
+message and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mtl_lab import data as datasets
+from mtl_lab import plots
+from mtl_lab.history import History
+from mtl_lab.metrics import baseline_metrics, delta_m, directions, metrics_table, single_task_baselines
+from mtl_lab.models import ARCHITECTURES
+from mtl_lab.train import Event, TrainConfig, build_trainer
+from mtl_lab.weighting import METHODS, available
+
+
+class UsageError(ValueError):
+    """A bad command-line value (reported in one line, exit status 2)."""
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"{what} is empty")
+    return items
+
+
+def parse_value(text: str):
+    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True, ``"[1,2]"`` → [1, 2], else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:
+    """``"2,1,1"`` (one per task, in order) or ``"digit=2,parity=1"`` (missing tasks get 1)."""
+    if text is None:
+        return None
+    parts = parse_list(text, "--weights")
+    try:
+        if all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+        if any("=" in p for p in parts):
+            raise UsageError(f"--weights mixes 'name=value' and plain values: {text!r}")
+        return [float(p) for p in parts]
+    except ValueError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"--weights must be numbers, got {text!r}") from None
+
+
+def parse_method_options(items: list[str], methods: list[str]) -> dict[str, dict]:
+    """``--option cagrad.c=0.4`` → ``{"cagrad": {"c": 0.4}}``."""
+    out: dict[str, dict] = {m: {} for m in methods}
+    for item in items:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UsageError(f"--option must look like METHOD.NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        method, name = key.split(".", 1)
+        if method not in out:
+            raise UsageError(f"--option {item!r} names method {method!r}, which is not in --methods {methods}")
+        out[method][name] = parse_value(value)
+    return out
+
+
+class Progress:
+    """A progress bar on stderr, redrawn in place each epoch on a terminal; elsewhere ~5 plain lines."""
+
+    def __init__(self, label: str, epochs: int, stream=sys.stderr) -> None:
+        self.label, self.epochs, self.stream = label, epochs, stream
+        self.started = time.perf_counter()
+        self.live = stream.isatty()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind != "epoch":
+            return
+        done = event.data["epoch"]
+        if not self.live and done % max(1, self.epochs // 5) and done != self.epochs:
+            return
+        width = 24
+        filled = round(width * done / self.epochs)
+        loss = sum(event.data["train_loss"].values())
+        line = (
+            f"\r{self.label:>18} [{'#' * filled}{'.' * (width - filled)}] epoch {done}/{self.epochs} "
+            f"loss {loss:.4f}  {time.perf_counter() - self.started:5.1f}s"
+        )
+        end = "\n" if done >= self.epochs or not self.live else ""
+        self.stream.write((line if self.live else line[1:]) + end)
+        self.stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtl-lab", description="mtl_lab: a teaching lab for multi-task learning")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train one model per method and write a report folder")
+    run.add_argument("--data", default="digits", help=f"data set: {', '.join(datasets.DATASETS)}")
+    run.add_argument("--tasks", default=None, help="comma-separated subset of the data set's tasks")
+    run.add_argument("--data-option", action="append", default=[], metavar="NAME=VALUE",
+                     help="data set option, e.g. correlation=0.9 (repeatable)")
+    run.add_argument("--methods", default="equal", help=f"comma-separated methods: {', '.join(METHODS)}")
+    run.add_argument("--weights", default=None, help="static weights: '2,1,1' or 'digit=2,parity=1'")
+    run.add_argument("--normalize-weights", action="store_true", help="rescale static weights to sum to 1")
+    run.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                     help="method hyper-parameter, e.g. cagrad.c=0.4 (repeatable)")
+    run.add_argument("--arch", default="hard", help=f"architecture: {', '.join(ARCHITECTURES)}")
+    run.add_argument("--trunk", default="mlp", choices=["mlp", "cnn"], help="trunk of the hard-sharing model")
+    run.add_argument("--hidden", default="256,256", help="MLP trunk widths, e.g. 256,256")
+    defaults = TrainConfig()
+    run.add_argument("--epochs", type=int, default=defaults.epochs)
+    run.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    run.add_argument("--optimizer", default=defaults.optimizer)
+    run.add_argument("--lr", type=float, default=defaults.lr)
+    run.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    run.add_argument("--l1", type=float, default=defaults.l1)
+    run.add_argument("--schedule", default=defaults.schedule)
+    run.add_argument("--device", default=defaults.device)
+    run.add_argument("--seed", type=int, default=defaults.seed)
+    run.add_argument("--diagnostics-every", type=int, default=defaults.diagnostics_every)
+    run.add_argument("--augment", action="store_true", help="train-time augmentation of the data set")
+    run.add_argument("--no-baselines", action="store_true", help="skip the single-task baselines (no Δm %%)")
+    run.add_argument("--out", required=True, help="report folder (created)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    sub.add_parser("list", help="list data sets, methods and architectures")
+
+    lab = sub.add_parser("lab", help="open JupyterLab on the notebooks (localhost, token authentication)")
+    lab.add_argument("--port", type=int, default=8888)
+    lab.add_argument("--notebooks", default="notebooks")
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> Path:
+    data_options = {}
+    for item in args.data_option:
+        if "=" not in item:
+            raise UsageError(f"--data-option must look like NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        data_options[key] = parse_value(value)
+    data = datasets.load(args.data, **data_options)
+    if args.tasks:
+        data = data.select(parse_list(args.tasks, "--tasks"))
+    methods = parse_list(args.methods, "--methods")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise UsageError(f"--methods repeats a method: {methods}")
+    options = parse_method_options(args.option, methods)
+    if "static" in methods:
+        options["static"].setdefault("weights", parse_weights(args.weights))
+        options["static"].setdefault("normalize", args.normalize_weights)
+    elif args.weights is not None:
+        raise UsageError("--weights is given but 'static' is not among --methods")
+    if args.arch not in ARCHITECTURES:
+        raise UsageError(f"unknown architecture {args.arch!r}; choose from {sorted(ARCHITECTURES)}")
+    model_options = {"trunk": args.trunk}
+    if args.trunk == "mlp":
+        try:
+            model_options["hidden"] = tuple(int(h) for h in parse_list(args.hidden, "--hidden"))
+        except ValueError:
+            raise UsageError(f"--hidden must be comma-separated ints, got {args.hidden!r}") from None
+    train_options = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+        "weight_decay": args.weight_decay, "l1": args.l1, "schedule": args.schedule, "device": args.device,
+        "seed": args.seed, "diagnostics_every": args.diagnostics_every, "augment": args.augment,
+    }
+    TrainConfig(**train_options)  # validate everything before the first run starts
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda *_: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say(f"data {data.name}: tasks {data.task_names}, train/val/test = "
+        f"{len(data.train)}/{len(data.val)}/{len(data.test)}")
+
+    started = time.perf_counter()
+    histories: dict[str, History] = {}
+    for method in methods:
+        progress = None if args.quiet else Progress(method, args.epochs)
+        trainer = build_trainer(data, args.arch, method, model_options, options[method], progress, **train_options)
+        histories[method] = trainer.fit()
+    baseline = None
+    if not args.no_baselines:
+        say("single-task baselines …")
+        baseline_runs = single_task_baselines(data, args.arch, model_options, **train_options)
+        baseline = baseline_metrics(baseline_runs)
+    seconds = time.perf_counter() - started
+    write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds)
+    return out
+
+
+def write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds) -> None:
+    runs = {label: h.final_metrics("test") for label, h in histories.items()}
+    dirs = directions(data)
+    metrics = {
+        "data": data.summary(),
+        "baseline": baseline,
+        "runs": {
+            label: {
+                "test_metrics": h.meta["test_metrics"],
+                "test_loss": h.meta["test_loss"],
+                "delta_m": delta_m(h.meta["test_metrics"], baseline, dirs) if baseline else None,
+                "train_seconds": h.meta["train_seconds"],
+                "status": h.status,
+            }
+            for label, h in histories.items()
+        },
+        "total_seconds": round(seconds, 2),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True))
+    (out / "history.json").write_text(json.dumps({"runs": {k: h.to_dict() for k, h in histories.items()}}))
+    figures = []
+    for i, (label, h) in enumerate(histories.items()):
+        fig = plots.signature_figure(h, title=f"{label} on {data.name}")
+        plots.save(fig, out / f"curves_{label}.png")
+        if i == 0:
+            plots.save(fig, out / "curves.png")
+        figures.append(f"curves_{label}.png")
+    if len(histories) > 1:
+        plots.save(plots.comparison_figure(histories), out / "comparison.png")
+    lines = [
+        f"# mtl_lab report: {data.name}",
+        "",
+        f"Command: `mtl-lab {' '.join(sys.argv[1:])}`" if sys.argv[1:] else "",
+        "",
+        "## Data",
+        f"- tasks: {', '.join(f'{t.name} ({t.kind}, {t.loss_name} loss)' for t in data.tasks)}",
+        f"- rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; input {list(data.input_shape)}",
+        "",
+        "## Configuration",
+        f"- architecture: {args.arch} {model_options}",
+        f"- methods: {', '.join(f'{m} {o}' if o else m for m, o in options.items())}",
+        "- training: " + ", ".join(f"{k}={v}" for k, v in train_options.items()),
+        f"- wall time for all runs{' and baselines' if baseline else ''}: {seconds:.1f} s",
+        "",
+        "## Test metrics",
+        metrics_table(runs, data, baseline),
+        "",
+        "Δm % averages each task's relative change against its single-task baseline (same architecture, "
+        "that task alone); positive is better (Maninis et al., CVPR 2019)." if baseline else
+        "Single-task baselines were skipped (--no-baselines), so there is no Δm %.",
+        "",
+        "## Curves",
+        "Left: per-task loss curves (train, validation) and effective weights. Right: each task's share "
+        "of the shared-trunk update and the pairwise gradient cosines.",
+        "",
+    ]
+    lines += [f"### {label}\n![{label}]({name})\n" for label, name in zip(histories, figures)]
+    if len(histories) > 1:
+        lines += ["### All runs", "![comparison](comparison.png)", ""]
+    notes = [(label, n) for label, h in histories.items() for n in h.notes]
+    if notes:
+        lines += ["## Method notes", *[f"- {label}: {json.dumps(n)}" for label, n in notes[:20]], ""]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def list_command() -> None:
+    print("data sets:")
+    for name, text in datasets.available():
+        print(f"  {name:16} {text}")
+    print("methods:")
+    for name, text in available():
+        print(f"  {name:16} {text}")
+    print("architectures:")
+    for name in ARCHITECTURES:
+        print(f"  {name}")
+
+
+def lab_command(args: argparse.Namespace) -> int:
+    folder = Path(args.notebooks)
+    if not folder.is_dir():
+        raise UsageError(f"notebook folder {str(folder)!r} does not exist")
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
+               f"--port={args.port}", "--no-browser"]
+    return subprocess.call(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            out = run_command(args)
+            print(f"report: {out / 'report.md'}")
+        elif args.command == "list":
+            list_command()
+        elif args.command == "lab":
+            return lab_command(args)
+    except (ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"mtl-lab: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtl-lab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""History: everything a run records, as plain Python data with a JSON round-trip.
+
+Per recorded step: the step index, each task's training loss and effective weight.
+Per diagnostics step: the gradient diagnostics of :mod:`mtl_lab.gradients` (norms, cosines, weights,
+contribution shares, first-order loss changes), or a note that they do not apply.
+Per epoch: train and validation loss and metric of every task, the learning rate, the wall time.
+Method notes: whatever a method reported in ``Combination.info`` that is worth keeping (for example a
+solver that did not converge). Meta: the run's config, device, seed, versions, status and error.
+
+A History is appended to by one training thread and read by views in others: every mutation and
+:meth:`History.snapshot` hold ``History.lock``. Plots take a History (or a snapshot), never a trainer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class History:
+    """The record of one run. Lists grow while it trains; ``meta["status"]`` says how it ended."""
+
+    task_names: list[str]
+    meta: dict = field(default_factory=dict)
+    steps: list[int] = field(default_factory=list)
+    losses: list[list[float]] = field(default_factory=list)
+    weights: list[list[float]] = field(default_factory=list)
+    diagnostics: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    # ------------------------------------------------------------ writing (training thread)
+
+    def add_steps(self, steps: list[int], losses: list[list[float]], weights: list[list[float]]) -> None:
+        with self.lock:
+            self.steps.extend(steps)
+            self.losses.extend(losses)
+            self.weights.extend(weights)
+
+    def add_diagnostics(self, record: dict) -> None:
+        with self.lock:
+            self.diagnostics.append(record)
+
+    def add_epoch(self, record: dict) -> None:
+        with self.lock:
+            self.epochs.append(record)
+
+    def add_note(self, record: dict) -> None:
+        with self.lock:
+            self.notes.append(record)
+
+    def update_meta(self, **items) -> None:
+        with self.lock:
+            self.meta.update(items)
+
+    # ------------------------------------------------------------ reading
+
+    def snapshot(self) -> History:
+        """A consistent deep copy, safe to read while the run goes on."""
+        with self.lock:
+            return History(
+                list(self.task_names),
+                copy.deepcopy(self.meta),
+                list(self.steps),
+                [list(r) for r in self.losses],
+                [list(r) for r in self.weights],
+                copy.deepcopy(self.diagnostics),
+                copy.deepcopy(self.epochs),
+                copy.deepcopy(self.notes),
+            )
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def status(self) -> str:
+        return self.meta.get("status", "new")
+
+    def loss_series(self, task: str) -> tuple[list[int], list[float]]:
+        """Steps and training losses of one task."""
+        i = self.task_index(task)
+        with self.lock:
+            return list(self.steps), [row[i] for row in self.losses]
+
+    def epoch_series(self, key: str, task: str) -> tuple[list[int], list[float]]:
+        """Epoch numbers and ``record[key][task]`` (``key`` like ``"val_loss"`` or ``"val_metric"``)."""
+        self.task_index(task)
+        with self.lock:
+            rows = [(e["epoch"], e[key][task]) for e in self.epochs if key in e and task in e[key]]
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def task_index(self, task: str) -> int:
+        if task not in self.task_names:
+            raise KeyError(f"no task {task!r} in this history; it has {self.task_names}")
+        return self.task_names.index(task)
+
+    def final_metrics(self, split: str = "test") -> dict[str, float]:
+        """The last recorded ``{split}_metric`` per task (``meta["test_metrics"]`` for the test split)."""
+        if split == "test":
+            return dict(self.meta.get("test_metrics", {}))
+        for record in reversed(self.epochs):
+            if f"{split}_metric" in record:
+                return dict(record[f"{split}_metric"])
+        return {}
+
+    # ------------------------------------------------------------ serialisation
+
+    def to_dict(self) -> dict:
+        with self.lock:
+            return {
+                "format": FORMAT_VERSION,
+                "task_names": list(self.task_names),
+                "meta": copy.deepcopy(self.meta),
+                "steps": list(self.steps),
+                "losses": [list(r) for r in self.losses],
+                "weights": [list(r) for r in self.weights],
+                "diagnostics": copy.deepcopy(self.diagnostics),
+                "epochs": copy.deepcopy(self.epochs),
+                "notes": copy.deepcopy(self.notes),
+            }
+
+    @staticmethod
+    def from_dict(d: dict) -> History:
+        if not isinstance(d, dict) or "task_names" not in d:
+            raise ValueError("not a History record: a dict with 'task_names' is expected")
+        if d.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ValueError(f"History format {d['format']} is newer than this mtl_lab ({FORMAT_VERSION})")
+        return History(
+            list(d["task_names"]),
+            dict(d.get("meta", {})),
+            list(d.get("steps", [])),
+            [list(r) for r in d.get("losses", [])],
+            [list(r) for r in d.get("weights", [])],
+            list(d.get("diagnostics", [])),
+            list(d.get("epochs", [])),
+            list(d.get("notes", [])),
+        )
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+
+    @staticmethod
+    def from_json(text: str) -> History:
+        return History.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json())
+        return path
+
+    @staticmethod
+    def load(path: str | Path) -> History:
+        return History.from_json(Path(path).read_text())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        return _same(self.to_dict(), other.to_dict())
+
+
+def _jsonable(value):
+    """Fallback for json.dumps: tensors and numpy scalars become lists/floats."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _same(a, b) -> bool:
+    """Equality that treats NaN as equal to NaN (JSON round-trips keep NaN)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def load_runs(path: str | Path) -> dict[str, History]:
+    """The Histories of a report folder's ``history.json`` (``{"runs": {label: history}}``), by label."""
+    record = json.loads(Path(path).read_text())
+    if "runs" not in record:
+        return {"run": History.from_dict(record)}
+    return {label: History.from_dict(d) for label, d in record["runs"].items()}

@@ -1,0 +1,183 @@
+"""Figures drawn from a History (pure functions: a History in, a matplotlib Figure out).
+
+* :func:`signature_figure` — the side-by-side view: per-task loss curves (train and validation) and the
+  effective weights on the left; on the right the gradient contributions — each task's share of the
+  update over time, stacked (negative shares, i.e. a task pulled against the update, below zero) —
+  and the pairwise cosines of the task gradients over time (below zero: the tasks conflict).
+* :func:`comparison_figure` — several runs overlaid: validation loss and metric per task.
+
+Figures are ``matplotlib.figure.Figure`` objects, not pyplot figures, so nothing accumulates in
+pyplot's list of open figures when a live view redraws; :func:`to_png` renders one to bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from mtl_lab.history import History
+
+TASK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def task_color(index: int) -> str:
+    return TASK_COLORS[index % len(TASK_COLORS)]
+
+
+def smooth(values: list[float], factor: float) -> list[float]:
+    """Exponential moving average (``factor`` = weight of the past, 0 = no smoothing)."""
+    out, avg = [], None
+    for v in values:
+        avg = v if avg is None else factor * avg + (1 - factor) * v
+        out.append(avg)
+    return out
+
+
+def draw_losses(ax: Axes, history: History, smoothing: float = 0.8, log: bool = True) -> None:
+    """Training loss per step (smoothed) as solid lines, validation loss per epoch as dashed markers."""
+    steps = history.steps
+    for i, task in enumerate(history.task_names):
+        color = task_color(i)
+        if steps:
+            ax.plot(steps, smooth([row[i] for row in history.losses], smoothing), color=color, lw=1.5,
+                    label=f"{task} train")
+        val = [(e["step"], e["val_loss"][task]) for e in history.epochs if "val_loss" in e]
+        if val:
+            ax.plot([v[0] for v in val], [v[1] for v in val], "--o", color=color, ms=3, lw=1, label=f"{task} val")
+    if log and any(v > 0 for row in history.losses for v in row):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Per-task loss (solid: train, dashed: validation)")
+    if history.task_names and (steps or history.epochs):
+        ax.legend(fontsize=7, ncol=2)
+
+
+def draw_weights(ax: Axes, history: History) -> None:
+    """Effective weight of each task per step."""
+    for i, task in enumerate(history.task_names):
+        if history.steps:
+            ax.plot(history.steps, [row[i] for row in history.weights], color=task_color(i), lw=1.2, label=task)
+    ax.set_xlabel("step")
+    ax.set_ylabel("weight")
+    ax.set_title("Effective task weights w_t")
+
+
+def not_available(ax: Axes, history: History) -> bool:
+    """Write why there is nothing to draw, when there are no gradient diagnostics."""
+    if history.diagnostics:
+        return False
+    reason = history.meta.get("diagnostics") or "no gradient diagnostics recorded yet (diagnostics_every)"
+    ax.text(0.5, 0.5, reason, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return True
+
+
+def draw_shares(ax: Axes, history: History) -> None:
+    """Contribution shares ``w_t g_t·d / ‖d‖²`` stacked: positive parts above 0, negative below."""
+    ax.set_title("Share of the update per task (sums to 1)")
+    if not_available(ax, history):
+        return
+    steps = [d["step"] for d in history.diagnostics]
+    T = history.n_tasks
+    shares = [[d["shares"][t] for d in history.diagnostics] for t in range(T)]
+    pos = [[max(v, 0.0) for v in row] for row in shares]
+    neg = [[min(v, 0.0) for v in row] for row in shares]
+    colors = [task_color(t) for t in range(T)]
+    ax.stackplot(steps, pos, colors=colors, labels=history.task_names, alpha=0.85)
+    if any(v < 0 for row in neg for v in row):
+        ax.stackplot(steps, neg, colors=colors, alpha=0.45)
+    ax.axhline(1.0, color="black", lw=0.8, ls=":")
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("share")
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def draw_cosines(ax: Axes, history: History) -> None:
+    """``cos(g_i, g_j)`` of every task pair over time; the negative half (conflict) is shaded."""
+    ax.set_title("Gradient cosine per task pair (< 0: conflict)")
+    if not_available(ax, history):
+        return
+    steps = [d["step"] for d in history.diagnostics]
+    names = history.task_names
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            ax.plot(steps, [d["cosines"][i][j] for d in history.diagnostics], lw=1.2, label=f"{names[i]}·{names[j]}")
+    ax.axhspan(-1.0, 0.0, color="#d62728", alpha=0.07)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cosine")
+    if len(names) > 1:
+        ax.legend(fontsize=7, ncol=2)
+
+
+def draw_norms(ax: Axes, history: History) -> None:
+    """``‖g_t‖`` of every task over time (log scale)."""
+    ax.set_title("Gradient norm per task")
+    if not_available(ax, history):
+        return
+    steps = [d["step"] for d in history.diagnostics]
+    for i, task in enumerate(history.task_names):
+        ax.plot(steps, [d["norms"][i] for d in history.diagnostics], color=task_color(i), lw=1.2, label=task)
+    if any(n > 0 for d in history.diagnostics for n in d["norms"]):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+
+
+def signature_figure(history: History, title: str | None = None, figsize: tuple[float, float] = (13, 7.5)) -> Figure:
+    """Loss curves and weights (left) | gradient contributions and cosines (right)."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
+    draw_losses(fig.add_subplot(grid[0, 0]), history)
+    draw_weights(fig.add_subplot(grid[1, 0]), history)
+    draw_shares(fig.add_subplot(grid[0, 1]), history)
+    draw_cosines(fig.add_subplot(grid[1, 1]), history)
+    method = history.meta.get("method", {}).get("name", "")
+    fig.suptitle(title or f"{method} — {history.meta.get('data', {}).get('name', '')}".strip(" —"))
+    return fig
+
+
+def comparison_figure(histories: dict[str, History], figsize: tuple[float, float] | None = None) -> Figure:
+    """Validation loss (top row) and metric (bottom row) per task, one line per run."""
+    if not histories:
+        raise ValueError("comparison_figure needs at least one History")
+    tasks = list(next(iter(histories.values())).task_names)
+    for label, h in histories.items():
+        missing = [t for t in tasks if t not in h.task_names]
+        if missing:
+            raise ValueError(f"run {label!r} lacks task(s) {missing}")
+    fig = Figure(figsize=figsize or (3.6 * len(tasks) + 1, 6), layout="constrained")
+    axes = fig.subplots(2, len(tasks), squeeze=False)
+    for col, task in enumerate(tasks):
+        for k, (label, h) in enumerate(histories.items()):
+            for row, key in enumerate(("val_loss", "val_metric")):
+                epochs, values = h.epoch_series(key, task)
+                axes[row][col].plot(epochs, values, "-o", ms=2.5, lw=1.3, color=task_color(k), label=label)
+        spec = next(iter(histories.values())).meta.get("data", {}).get("tasks", [])
+        metric = next((s["metric"] for s in spec if s["name"] == task), "metric")
+        axes[0][col].set_title(f"{task}: validation loss")
+        axes[1][col].set_title(f"{task}: validation {metric}")
+        axes[1][col].set_xlabel("epoch")
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def to_png(fig: Figure, dpi: int = 90) -> bytes:
+    """Render a figure to PNG bytes (for an ``ipywidgets.Image`` or a file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write a figure to ``path`` (format from the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

@@ -1,0 +1,751 @@
+"""Training: the Trainer, its configuration, background runs with a Stop handle, and checkpoints.
+
+One training step on a batch ``(x, {t: y_t})``:
+
+1. forward: ``outputs = model(x)`` (or ``rep = model.encode(x); outputs = model.decode(rep)``),
+   losses ``L[T]``;
+2. the weighting method gets ``L`` and what it ``requires`` (nothing, ``G``, ``Z`` or ``K = GGᵀ``) and
+   returns effective weights ``w`` and possibly a direction ``d``;
+3. shared parameters get ``d`` (or ``Gᵀw``), each head ``h_t ∇L_t`` (see :mod:`mtl_lab.weighting.base`),
+   plus the model's regulariser and the optional L1 penalty; the optimiser steps.
+
+Loss-only methods on a step without diagnostics take the cheap path: one backward pass of
+``Σ_t w_t L_t``. Every ``diagnostics_every`` steps the per-task gradients are computed (whatever the
+method) and the diagnostics of :mod:`mtl_lab.gradients` recorded. Per-step records stay on the device
+and are copied to the History every ``record_every`` steps, so a CUDA run syncs only at that cadence.
+
+``fit()`` blocks; ``start()`` runs the same loop in a background thread and returns a
+:class:`RunHandle` with ``stop()``, ``join()``, a thread-safe ``history`` and an event stream. A stopped,
+interrupted or failed run keeps its History and model; ``fit()`` again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from mtl_lab.data.base import MultiTaskData
+from mtl_lab.gradients import (
+    LinearGramian,
+    assign_flat_grad,
+    assign_head_grads,
+    diagnostics_from_gradients,
+    diagnostics_from_gramian,
+    gramian_cost_ratio,
+    representation_gradients,
+    task_gradients,
+)
+from mtl_lab.history import History
+from mtl_lab.models import build_model
+from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.weighting import StepContext, Weighting, create
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "step", "cosine")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+GRADIENT_PATHS = ("auto", "jacobian", "gramian")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training option, with checks that name the bad value and what is allowed.
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: rows per step.
+        optimizer: ``adam``, ``adamw`` or ``sgd``; ``momentum`` applies to SGD.
+        lr: learning rate (> 0); ``weight_decay`` (≥ 0) is the optimiser's L2 decay.
+        l1: L1 penalty ``l1·Σ|θ|`` on every model parameter (≥ 0).
+        schedule: ``none``, ``step`` (× ``gamma`` every ``step_size`` epochs) or ``cosine`` (to 0 over ``epochs``).
+        device: ``auto`` (cuda, else mps, else cpu), ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``.
+        seed: seeds the model's dropout, the batch order and the method's random numbers.
+        diagnostics_every: compute gradient diagnostics every this many steps (0: never).
+        record_every: copy per-step records to the History every this many steps (``None``: 1 on CPU, 25 else).
+        gradient_path: ``auto``, ``jacobian`` (materialise ``G``) or ``gramian`` (``K`` from linear layers).
+        evaluate: evaluate the validation split after every epoch.
+        train_metrics: also evaluate the training split's metrics after every epoch.
+        augment: apply the data set's training augmentation, when it has one.
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    l1: float = 0.0
+    schedule: str = "none"
+    step_size: int = 10
+    gamma: float = 0.5
+    device: str = "auto"
+    seed: int = 0
+    diagnostics_every: int = 10
+    record_every: int | None = None
+    gradient_path: str = "auto"
+    evaluate: bool = True
+    train_metrics: bool = True
+    augment: bool = False
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, allow_zero: bool = False) -> None:
+            v = getattr(self, name)
+            low = 0 if allow_zero else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int ≥ {low}, got {v!r}")
+
+        def number(name: str, positive: bool) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or (v <= 0 if positive else v < 0):
+                raise ValueError(f"{name} must be a finite number {'> 0' if positive else '≥ 0'}, got {v!r}")
+
+        positive_int("epochs")
+        positive_int("batch_size")
+        positive_int("step_size")
+        positive_int("diagnostics_every", allow_zero=True)
+        if self.record_every is not None:
+            positive_int("record_every")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        number("lr", positive=True)
+        number("gamma", positive=True)
+        for name in ("weight_decay", "momentum", "l1"):
+            number(name, positive=False)
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("gradient_path", GRADIENT_PATHS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
+            raise ValueError(f"device {self.device!r} is not one of {DEVICES} (or 'cuda:N')")
+
+    @staticmethod
+    def option_names() -> list[str]:
+        return [f.name for f in fields(TrainConfig)]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → the best available device; an unavailable one is a clear error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but torch.cuda.is_available() is False on this machine")
+        index = torch.device(name).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' requested but torch.backends.mps.is_available() is False on this machine")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a live view may react to: ``kind`` is ``step``, ``epoch``, ``end`` or ``error``."""
+
+    kind: str
+    step: int
+    epoch: int
+    data: dict = field(default_factory=dict)
+
+
+class EventStream:
+    """A bounded, thread-safe queue of :class:`Event` (the oldest are dropped when it is full)."""
+
+    def __init__(self, maxlen: int = 1000) -> None:
+        self.queue: collections.deque[Event] = collections.deque(maxlen=maxlen)
+        self.condition = threading.Condition()
+
+    def put(self, event: Event) -> None:
+        with self.condition:
+            self.queue.append(event)
+            self.condition.notify_all()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (``None`` if none came)."""
+        with self.condition:
+            if not self.queue:
+                self.condition.wait(timeout)
+            return self.queue.popleft() if self.queue else None
+
+    def drain(self) -> list[Event]:
+        """All pending events, oldest first."""
+        with self.condition:
+            events = list(self.queue)
+            self.queue.clear()
+            return events
+
+
+class NonFiniteLossError(RuntimeError):
+    """A task loss became NaN or infinite."""
+
+
+class Trainer:
+    """Trains a multi-task model with a weighting method and records a :class:`History`.
+
+    Args:
+        model: a :class:`~mtl_lab.models.base.MultiTaskModel` whose tasks match ``data``.
+        data: the :class:`~mtl_lab.data.base.MultiTaskData`.
+        weighting: a registry name or a :class:`~mtl_lab.weighting.base.Weighting` instance.
+        config: a :class:`TrainConfig`; keyword ``options`` override its fields.
+        callback: called with every :class:`Event` from the training thread (exceptions are recorded, not raised).
+    """
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        data: MultiTaskData,
+        weighting: str | Weighting = "equal",
+        config: TrainConfig | None = None,
+        callback: Callable[[Event], None] | None = None,
+        **options,
+    ) -> None:
+        unknown = [k for k in options if k not in TrainConfig.option_names()]
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; allowed: {TrainConfig.option_names()}")
+        self.config = replace(config or TrainConfig(), **options)
+        if not isinstance(model, MultiTaskModel):
+            raise ValueError(f"model must be a MultiTaskModel, got {type(model).__name__}")
+        if model.task_names != data.task_names:
+            raise ValueError(f"the model's tasks {model.task_names} differ from the data's tasks {data.task_names}")
+        if len(data.train) < 1:
+            raise ValueError("the training split is empty")
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.data = data.to(self.device)
+        self.tasks = list(data.tasks)
+        self.task_names = data.task_names
+        self.weighting = create(weighting)
+        self.weighting.reset(self.task_names)
+        self.shared = list(model.shared_parameters())
+        self.heads = [list(model.task_parameters(n)) for n in self.task_names]
+        self.check_parameter_groups()
+        self.optimizer = self.make_optimizer()
+        self.scheduler = self.make_scheduler()
+        self.gramian = self.make_gramian_engine()
+        self.record_every = self.config.record_every or (1 if self.device.type == "cpu" else 25)
+        self.callback = callback
+        self.batch_generator = torch.Generator().manual_seed(self.config.seed)
+        self.method_generator = torch.Generator().manual_seed(self.config.seed + 1)
+        self.stop_event = threading.Event()
+        self.events = EventStream()
+        self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
+        self.history = History(list(self.task_names), meta=self.describe())
+        self.global_step = 0
+        self.epoch = 0
+        self.batch_iterator = None
+        self.epoch_loss_sum = torch.zeros(len(self.tasks), device=self.device)
+        self.epoch_batches = 0
+        self.batches_per_epoch = math.ceil(len(self.data.train) / self.config.batch_size)
+        self.epoch_losses: tuple[tuple[float, ...], ...] = ()
+        self.first_losses: tuple[float, ...] | None = None
+        self.buffer: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        self.train_seconds = 0.0
+        self.loop_started = time.perf_counter()
+
+    # ------------------------------------------------------------------ set-up
+
+    def check_parameter_groups(self) -> None:
+        """Every trainable parameter must be either shared or owned by exactly one task."""
+        seen: dict[int, str] = {id(p): "shared" for p in self.shared}
+        for name, params in zip(self.task_names, self.heads):
+            for p in params:
+                if id(p) in seen:
+                    raise ValueError(f"a parameter of task {name!r} is also listed as {seen[id(p)]}")
+                seen[id(p)] = f"task {name!r}"
+        missing = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in seen]
+        if missing:
+            raise ValueError(f"parameters {missing} are neither shared nor owned by a task")
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+    def make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
+        c = self.config
+        if c.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.step_size, gamma=c.gamma)
+        if c.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
+        return None
+
+    def make_gramian_engine(self) -> LinearGramian | None:
+        """The Gramian path, where the method needs only ``K`` and the trunk is linear layers."""
+        c = self.config
+        if self.weighting.requires != "gramian" or c.gradient_path == "jacobian":
+            return None
+        if not LinearGramian.applies_to(self.model, self.shared):
+            if c.gradient_path == "gramian":
+                raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
+            return None
+        if c.gradient_path == "auto":
+            widths = [(m.in_features, m.out_features) for m in self.model.modules()
+                      if isinstance(m, torch.nn.Linear) and any(m.weight is p for p in self.shared)]
+            if gramian_cost_ratio(c.batch_size, widths, len(self.tasks)) >= 0.9:
+                return None
+        return LinearGramian(self.model, self.shared)
+
+    def describe(self) -> dict:
+        """Run metadata for the History (JSON-friendly)."""
+        return {
+            "status": "new",
+            "config": asdict(self.config),
+            "method": self.weighting.config(),
+            "model": self.model.describe(),
+            "data": self.data.summary(),
+            "device": str(self.device),
+            "torch": str(torch.__version__),
+            "threads": torch.get_num_threads(),
+            "seed": self.config.seed,
+            "gradient_path": "gramian" if self.gramian is not None else "jacobian",
+            "diagnostics": self.diagnostics_note(),
+        }
+
+    def diagnostics_note(self) -> str:
+        """Why there will be no gradient diagnostics, or ``""`` when there will be."""
+        if not self.model.has_shared_trunk:
+            return f"not applicable: the {self.model.architecture} architecture has no shared trunk"
+        if self.config.diagnostics_every == 0:
+            return "gradient diagnostics are off (diagnostics_every=0)"
+        return ""
+
+    # ------------------------------------------------------------------ one step
+
+    def context(self) -> StepContext:
+        return StepContext(
+            step=self.global_step,
+            epoch=self.epoch,
+            epoch_losses=self.epoch_losses,
+            first_losses=self.first_losses,
+            generator=self.method_generator,
+            lr=self.optimizer.param_groups[0]["lr"],
+        )
+
+    def compute_losses(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Each task's scalar loss, as a list (the gradient engine differentiates them one by one)."""
+        return [task.loss(outputs[task.name], targets[task.name]) for task in self.tasks]
+
+    def diagnostics_due(self) -> bool:
+        every = self.config.diagnostics_every
+        return every > 0 and self.global_step % every == 0
+
+    def train_step(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One optimisation step on a batch; returns the detached per-task losses."""
+        self.model.train()
+        need = self.weighting.requires
+        diagnose = self.diagnostics_due() and self.model.has_shared_trunk
+        use_gramian = self.gramian is not None
+        if use_gramian:
+            self.gramian.capture()
+        rep = None
+        if need == "rep_grads":
+            rep = self.model.encode(x)
+            outputs = self.model.decode(rep)
+        else:
+            outputs = self.model(x)
+        losses = self.compute_losses(outputs, targets)
+        detached = torch.stack([loss.detach() for loss in losses])
+        if self.first_losses is None:
+            self.first_losses = tuple(detached.tolist())
+        ctx = self.context()
+        self.optimizer.zero_grad(set_to_none=True)
+
+        if need == "losses" and not diagnose:
+            combination = self.weighting.combine(detached, None, ctx)
+            (combination.weights * torch.stack(losses)).sum().backward()
+        else:
+            combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
+        self.add_regularizers()
+        self.optimizer.step()
+
+        if self.weighting.needs_losses_after_step:
+            with torch.no_grad():
+                after = torch.stack(self.compute_losses(self.model(x), targets))
+            self.weighting.after_step(after, ctx)
+        weights = combination.weights.detach().to(device=self.device, dtype=torch.float32)
+        self.record_step(detached, weights, combination.info)
+        return detached
+
+    def gradient_step(self, losses, rep, need: str, diagnose: bool, use_gramian: bool, ctx: StepContext):
+        """The per-task-gradient part of a step: build what the method needs, apply its answer."""
+        detached = torch.stack([loss.detach() for loss in losses])
+        lr = ctx.lr
+        if use_gramian:
+            K, head_grads = self.gramian.gramian(losses, self.heads)
+            combination = self.weighting.combine(detached, K, ctx)
+            self.require_weights_only(combination)
+            self.gramian.apply_weights(combination.weights)
+            if diagnose:
+                self.record_diagnostics(diagnostics_from_gramian(K, combination.weights, lr).as_dict())
+        elif need == "rep_grads":
+            Z, head_grads = representation_gradients(losses, rep, self.heads)
+            combination = self.weighting.combine(detached, Z, ctx)
+            self.require_weights_only(combination)
+            if diagnose:
+                G, _ = task_gradients(losses, self.shared, self.heads)
+                self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, lr).as_dict())
+            rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep), retain_graph=True)
+        else:
+            G, head_grads = task_gradients(losses, self.shared, self.heads)
+            extra = {"losses": None, "grads": G, "gramian": G @ G.T}[need]
+            combination = self.weighting.combine(detached, extra, ctx)
+            direction = combination.direction
+            if direction is None:
+                direction = combination.weights.to(G.dtype) @ G
+            assign_flat_grad(self.shared, direction)
+            if diagnose:
+                diag = diagnostics_from_gradients(G, combination.weights, combination.direction, lr)
+                self.record_diagnostics(diag.as_dict())
+        factors = combination.head_weights
+        if factors is None:
+            factors = combination.weights if need == "losses" else None
+        assign_head_grads(self.heads, head_grads, [1.0] * len(self.tasks) if factors is None else list(factors))
+        return combination
+
+    def require_weights_only(self, combination) -> None:
+        if combination.direction is not None:
+            raise ValueError(
+                f"method {self.weighting.name!r} requires {self.weighting.requires!r} and must return weights "
+                "only (its direction is d = Gᵀw), but it returned a direction"
+            )
+
+    def add_regularizers(self) -> None:
+        """Add the model's regulariser and the L1 penalty to the parameters' gradients."""
+        reg = self.model.regularizer()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if reg is not None:
+            for p, g in zip(params, torch.autograd.grad(reg, params, allow_unused=True)):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad + g
+        if self.config.l1 > 0:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = p.grad + self.config.l1 * torch.sign(p.detach())
+
+    # ------------------------------------------------------------------ records
+
+    def record_step(self, losses: torch.Tensor, weights: torch.Tensor, info: dict) -> None:
+        self.epoch_loss_sum += losses
+        self.epoch_batches += 1
+        self.buffer.append((self.global_step, losses, weights))
+        if info and (info.get("converged", True) is False or "warning" in info):
+            self.history.add_note({"step": self.global_step, "method": self.weighting.name, **plain(info)})
+        self.global_step += 1
+        if len(self.buffer) >= self.record_every:
+            self.flush()
+
+    def record_diagnostics(self, record: dict) -> None:
+        self.history.add_diagnostics({"step": self.global_step, **record})
+
+    def flush(self) -> None:
+        """Copy buffered per-step records to the History (one device sync); stop on a non-finite loss."""
+        if not self.buffer:
+            return
+        steps = [s for s, _, _ in self.buffer]
+        losses = torch.stack([l for _, l, _ in self.buffer]).tolist()
+        weights = torch.stack([w for _, _, w in self.buffer]).tolist()
+        self.buffer = []
+        self.history.add_steps(steps, losses, weights)
+        self.emit("step", {"loss": losses[-1], "weights": weights[-1]})
+        for step, row in zip(steps, losses):
+            bad = [name for name, v in zip(self.task_names, row) if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteLossError(
+                    f"the loss of task(s) {bad} became {row[self.task_names.index(bad[0])]} at step {step}; "
+                    "lower the learning rate, check the data, or clip the weights"
+                )
+
+    def emit(self, kind: str, data: dict | None = None) -> None:
+        event = Event(kind, self.global_step, self.epoch, data or {})
+        self.events.put(event)
+        if self.callback is not None:
+            try:
+                self.callback(event)
+            except Exception as exc:  # a broken view must not kill the run
+                self.history.add_note({"step": self.global_step, "callback_error": repr(exc)})
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
+        """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``)."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split {split!r} is not one of ('train', 'val', 'test')")
+        data = getattr(self.data, split)
+        if len(data) == 0:
+            return {}, {}
+        was_training = self.model.training
+        self.model.eval()
+        chunks: dict[str, list[torch.Tensor]] = {n: [] for n in self.task_names}
+        for x, _ in data.batches(batch_size):
+            for name, out in self.model(x).items():
+                chunks[name].append(out)
+        self.model.train(was_training)
+        losses, metrics = {}, {}
+        for task in self.tasks:
+            out = torch.cat(chunks[task.name])
+            losses[task.name] = float(task.loss(out, data.y[task.name]))
+            metrics[task.name] = float(task.metric(out, data.y[task.name]))
+        return losses, metrics
+
+    def end_epoch(self) -> None:
+        self.flush()
+        mean = (self.epoch_loss_sum / max(self.epoch_batches, 1)).tolist()
+        self.epoch_losses = self.epoch_losses + (tuple(mean),)
+        record = {
+            "epoch": self.epoch + 1,
+            "step": self.global_step,
+            "train_loss": dict(zip(self.task_names, mean)),
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        if self.config.train_metrics:
+            record["train_metric"] = self.evaluate("train")[1]
+        if self.config.evaluate and len(self.data.val):
+            record["val_loss"], record["val_metric"] = self.evaluate("val")
+        record["time"] = round(self.elapsed(), 3)
+        self.history.add_epoch(record)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.epoch += 1
+        self.epoch_loss_sum.zero_()
+        self.epoch_batches = 0
+        self.batch_iterator = None
+        self.emit("epoch", record)
+
+    def finish(self, status: str) -> None:
+        self.train_seconds = self.elapsed()
+        test_loss, test_metric = self.evaluate("test")
+        self.history.update_meta(
+            status=status,
+            steps=self.global_step,
+            epochs_done=self.epoch,
+            train_seconds=round(self.train_seconds, 3),
+            test_loss=test_loss,
+            test_metrics=test_metric,
+        )
+
+    # ------------------------------------------------------------------ loops
+
+    def fit(self, max_steps: int | None = None) -> History:
+        """Train until ``config.epochs`` are done, ``max_steps`` more steps were taken, or Stop.
+
+        Returns the History. ``meta["status"]`` is ``completed``, ``paused`` (``max_steps`` reached),
+        ``stopped`` (``stop()`` was called), ``interrupted`` (KeyboardInterrupt) or ``error`` (re-raised).
+        """
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        try:
+            return self.run_loop(max_steps)
+        finally:
+            self.lock.release()
+
+    def run_loop(self, max_steps: int | None) -> History:
+        if self.global_step == 0:
+            torch.manual_seed(self.config.seed)
+        self.stop_event.clear()
+        self.history.update_meta(status="running")
+        self.loop_started = time.perf_counter()
+        taken = 0
+        status = "completed"
+        try:
+            while self.epoch < self.config.epochs:
+                if self.batch_iterator is None:
+                    self.batch_iterator = self.data.train.batches(
+                        self.config.batch_size, shuffle=True, generator=self.batch_generator
+                    )
+                batch = next(self.batch_iterator, None)
+                if batch is not None:
+                    x, y = batch
+                    if self.config.augment and self.data.augment is not None:
+                        x, y = self.data.augment(x, y, self.batch_generator)
+                    self.train_step(x, y)
+                    taken += 1
+                if batch is None or self.epoch_batches == self.batches_per_epoch:
+                    self.end_epoch()
+                if self.epoch < self.config.epochs and (
+                    self.stop_event.is_set() or (max_steps is not None and taken >= max_steps)
+                ):
+                    status = "stopped" if self.stop_event.is_set() else "paused"
+                    break
+        except KeyboardInterrupt:
+            status = "interrupted"
+            warnings.warn("training interrupted: the History and the model keep what was done so far", stacklevel=2)
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        self.flush()
+        self.finish(status)
+        self.emit("end", {"status": status})
+        return self.history
+
+    def elapsed(self) -> float:
+        """Seconds spent in training loops so far (this run's loop included)."""
+        return self.train_seconds + time.perf_counter() - self.loop_started
+
+    def fail(self, exc: Exception) -> None:
+        """Record an error: keep what was buffered, mark the History, tell the views."""
+        try:
+            self.flush()
+        except Exception:
+            self.buffer = []
+        self.train_seconds = self.elapsed()
+        message = f"{type(exc).__name__}: {exc}"
+        self.history.update_meta(status="error", error=message, steps=self.global_step, epochs_done=self.epoch)
+        self.emit("error", {"error": message})
+
+    def start(self, max_steps: int | None = None) -> RunHandle:
+        """Run :meth:`fit` in a background thread; returns a handle to stop, join and watch it."""
+        if self.lock.locked():
+            raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        handle = RunHandle(self)
+        handle.thread = threading.Thread(target=handle.target, args=(max_steps,), name="mtl_lab-train", daemon=True)
+        handle.thread.start()
+        return handle
+
+    def stop(self) -> None:
+        """Ask a running loop to stop after the current step."""
+        self.stop_event.set()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | Path) -> Path:
+        """Model, optimiser, scheduler, method state, counters and History in one file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.flush()
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "weighting": self.weighting.state_dict(),
+                "history": self.history.to_dict(),
+                "counters": {"global_step": self.global_step, "epoch": self.epoch},
+                "epoch_losses": [list(e) for e in self.epoch_losses],
+                "first_losses": list(self.first_losses) if self.first_losses is not None else None,
+                "generators": [self.batch_generator.get_state(), self.method_generator.get_state()],
+            },
+            path,
+        )
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Restore what :meth:`save` wrote (``weights_only=True``: no code is unpickled).
+
+        Training resumes at the start of the next epoch boundary's batch order.
+        """
+        state = torch.load(Path(path), map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.weighting.load_state_dict(state["weighting"])
+        self.history = History.from_dict(state["history"])
+        self.global_step = state["counters"]["global_step"]
+        self.epoch = state["counters"]["epoch"]
+        self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
+        self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
+        self.batch_generator.set_state(state["generators"][0])
+        self.method_generator.set_state(state["generators"][1])
+        self.batch_iterator = None
+
+
+class RunHandle:
+    """A background run: ``stop()``, ``join()``, ``running``, a thread-safe ``history``, ``events``."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def target(self, max_steps: int | None) -> None:
+        try:
+            self.trainer.fit(max_steps)
+        except BaseException as exc:  # recorded in History and here; the thread must not crash the kernel
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def history(self) -> History:
+        """A consistent snapshot of the run's History."""
+        return self.trainer.history.snapshot()
+
+    @property
+    def events(self) -> EventStream:
+        return self.trainer.events
+
+    def stop(self, wait: bool = True, timeout: float | None = 10.0) -> History:
+        """Ask the run to stop after the current step; by default wait for it."""
+        self.trainer.stop()
+        if wait:
+            self.join(timeout)
+        return self.history
+
+    def join(self, timeout: float | None = None, raise_error: bool = True) -> History:
+        """Wait for the run; re-raise its error (if any) unless ``raise_error=False``."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        if raise_error and self.error is not None and not self.running:
+            raise self.error
+        return self.history
+
+
+def plain(value):
+    """Tensors and tuples in a method's info → JSON-friendly Python values."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def build_trainer(
+    data: MultiTaskData,
+    architecture: str = "hard",
+    method: str | Weighting = "equal",
+    model_options: dict | None = None,
+    method_options: dict | None = None,
+    callback: Callable[[Event], None] | None = None,
+    **train_options,
+) -> Trainer:
+    """Model (initialised from ``seed``), method and Trainer in one call.
+
+    The model is built under ``torch.random.fork_rng`` so the caller's global random state is untouched.
+    """
+    seed = train_options.get("seed", TrainConfig.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(architecture, data, **(model_options or {}))
+    weighting = create(method, **(method_options or {}))
+    return Trainer(model, data, weighting, callback=callback, **train_options)
+
+
+def train(data: MultiTaskData, architecture: str = "hard", method: str | Weighting = "equal", **options) -> Trainer:
+    """Build a trainer with :func:`build_trainer`, run it to the end, and return it."""
+    trainer = build_trainer(data, architecture, method, **options)
+    trainer.fit()
+    return trainer

@@ -1,0 +1,58 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mtl_lab.cli import main
+from mtl_lab.history import load_runs
+
+
+def test_run_writes_the_report_folder(tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["run", "--data", "linnerud", "--methods", "equal,static", "--weights", "1,2,1", "--epochs", "3",
+                 "--batch-size", "4", "--hidden", "16", "--out", str(out), "--quiet"])
+    assert code == 0
+    for name in ("report.md", "metrics.json", "history.json", "curves.png", "curves_static.png", "comparison.png"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["runs"]) == {"equal", "static"}
+    assert set(metrics["baseline"]) == {"weight", "waist", "pulse"}
+    assert isinstance(metrics["runs"]["static"]["delta_m"], float)
+    report = (out / "report.md").read_text()
+    assert "| single-task |" in report and "| static |" in report and "Δm %" in report
+    assert "![equal](curves_equal.png)" in report
+    runs = load_runs(out / "history.json")
+    assert runs["static"].weights[0] == [1.0, 2.0, 1.0] and runs["equal"].status == "completed"
+    assert str(out / "report.md") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--methods", "equal,mystery"], "unknown method(s) ['mystery']"),
+        (["--methods", "static", "--weights", "1,2"], "weights has 2 entries, the data has 3 tasks"),
+        (["--methods", "static", "--weights", "1,x,1"], "--weights must be numbers"),
+        (["--weights", "1,1,1"], "'static' is not among --methods"),
+        (["--lr", "0"], "lr must be a finite number > 0"),
+        (["--data", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--tasks", "weight,height"], "unknown task(s) ['height']"),
+        (["--optimizer", "lion"], "optimizer 'lion' is not one of"),
+        (["--device", "cuda:7"], "cuda"),
+        (["--option", "cagrad.c=1"], "not in --methods"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, args, message):
+    base = ["run", "--data", "linnerud", "--epochs", "1", "--out", str(tmp_path / "x"), "--quiet"]
+    if "--data" in args:
+        base = base[:1] + base[3:]
+    assert main(base + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.startswith("mtl-lab: error:")
+
+
+def test_console_script_lists_methods_and_rejects_missing_out():
+    listing = subprocess.run([sys.executable, "-m", "mtl_lab.cli", "list"], capture_output=True, text=True)
+    assert listing.returncode == 0 and "static" in listing.stdout and "digits" in listing.stdout
+    missing = subprocess.run([sys.executable, "-m", "mtl_lab.cli", "run"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "--out" in missing.stderr and "Traceback" not in missing.stderr
