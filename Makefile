@@ -15,11 +15,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --progress-bar off "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --progress-bar off -e ".[lab,dev,torchjd]"
+	$(BIN)/python -m pip install --progress-bar off -e ".[lab,app,browser,dev,torchjd]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mtl-lab run --data digits --methods equal,static --weights digit=2,parity=1,ge5=1,recon=0.5,ink=0.5 \
+	$(BIN)/mtl-lab run --data digits --methods equal,static --weights digit=1,parity=1,ge5=1,recon=20,ink=5 \
 		--epochs 40 --out $(DEMO_OUT)
 
 test: $(STAMP)
@@ -34,6 +34,9 @@ bench: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/mtl-lab lab
+
+app: $(STAMP)
+	$(BIN)/mtl-lab app
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

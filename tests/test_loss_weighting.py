@@ -229,6 +229,14 @@ def test_gradnorm_alpha_sets_the_targets():
     assert method.weights[0] < 1
 
 
+def test_gradnorm_holds_the_target_constant():
+    # r = (1.9, 0.1), equal norms: targets (2.62, 0.03). With the target held constant the gradients are
+    # (−1, +1) and w₁ rises; differentiating through mean(w‖g‖) as well would make both positive.
+    method = fresh("gradnorm", n_tasks=2)
+    step(method, [1.9, 0.1], torch.eye(2, dtype=torch.float64), context(first_losses=(1.0, 1.0)))
+    torch.testing.assert_close(method.weights.detach(), torch.tensor([1.025, 0.975], dtype=torch.float64))
+
+
 def test_gradnorm_weighs_the_heads_like_the_trunk():
     method = fresh("gradnorm", n_tasks=2)
     step(method, [1.0, 1.0], torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64))
@@ -258,6 +266,14 @@ def test_rlw_is_seeded_sums_to_one_and_ignores_the_losses():
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
     assert abs(a.sum().item() - 1) < 1e-12 and bool((a > 0).all())
+
+
+def test_rlw_weights_do_not_depend_on_the_dtype_of_the_losses():
+    # 20 tasks: from 16 numbers on, torch.randn draws float32 and float64 values differently
+    a = step(fresh("rlw", 20), torch.ones(20, dtype=torch.float32), ctx=context(3)).weights
+    b = step(fresh("rlw", 20), torch.ones(20, dtype=torch.float64), ctx=context(3)).weights
+    assert a.dtype == torch.float32 and b.dtype == torch.float64
+    torch.testing.assert_close(a.double(), b)
 
 
 def test_rlw_draws_the_same_weights_as_torchjd_random_for_the_same_seed():
@@ -316,6 +332,9 @@ def test_famo_raises_the_weight_of_the_loss_that_dropped_less():
 def test_famo_after_step_needs_a_combine_first():
     method = fresh("famo", 2)
     with pytest.raises(RuntimeError, match="combine"):
+        method.after_step(torch.ones(2), context())
+    step(method, [1.0, 1.0])  # combine + after_step
+    with pytest.raises(RuntimeError, match="combine"):  # the losses before are used once
         method.after_step(torch.ones(2), context())
 
 

@@ -48,12 +48,14 @@ class Split:
         drop_last: bool = False,
     ) -> Iterator[Batch]:
         """Yield ``(x, {task: y})`` mini-batches; the order is drawn from ``generator`` when shuffling."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         n = len(self)
         if shuffle:
             order = torch.randperm(n, generator=generator).to(self.x.device)
         else:
             order = None
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
+        stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             if order is None:
                 sl = slice(start, min(start + batch_size, n))
@@ -175,10 +177,13 @@ class MultiTaskData:
         seed: int = 0,
         normalize: bool = True,
         name: str = "custom",
+        per_feature: bool | None = None,
     ) -> MultiTaskData:
         """Build a dataset from your own tensors: a seeded random split into disjoint train/val/test.
 
         ``x`` has one row per example; ``targets`` maps every task name to a tensor with as many rows.
+        Normalisation uses train statistics per feature for tabular ``x`` and one scalar for images
+        (``x`` with 4 dimensions) unless ``per_feature`` says otherwise.
         """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -204,7 +209,9 @@ class MultiTaskData:
         test = whole.take(order[:n_test])
         val = whole.take(order[n_test : n_test + n_val])
         train = whole.take(order[n_test + n_val :])
-        return make_data(name, tasks, train, val, test, normalize=normalize)
+        if per_feature is None:
+            per_feature = x.dim() < 4
+        return make_data(name, tasks, train, val, test, normalize=normalize, per_feature=per_feature)
 
 
 def fit_normalizer(x: torch.Tensor, per_feature: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

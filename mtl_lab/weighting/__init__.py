@@ -18,16 +18,61 @@ from mtl_lab.weighting.equal import Equal
 from mtl_lab.weighting.static import Static
 
 # loss-weighting imports (start)
+# isort: split
+from mtl_lab.weighting.db_mtl import DBMTL
+from mtl_lab.weighting.dwa import DWA
+from mtl_lab.weighting.famo import FAMO
+from mtl_lab.weighting.gls import GLS
+from mtl_lab.weighting.gradnorm import GradNorm
+from mtl_lab.weighting.imtl_l import IMTLL
+from mtl_lab.weighting.inverse_loss import InverseLoss
+from mtl_lab.weighting.rlw import RLW
+from mtl_lab.weighting.uncertainty import Uncertainty
+
+# isort: split
 # loss-weighting imports (end)
 # gradient-manipulation imports (start)
+# isort: split
+from mtl_lab.weighting.aligned_mtl import AlignedMTL
+from mtl_lab.weighting.cagrad import CAGrad
+from mtl_lab.weighting.dualproj import DualProj
+from mtl_lab.weighting.graddrop import GradDrop
+from mtl_lab.weighting.gradvac import GradVac
+from mtl_lab.weighting.imtl_g import IMTLG
+from mtl_lab.weighting.mgda import MGDA, MGDAUB
+from mtl_lab.weighting.nash_mtl import NashMTL
+from mtl_lab.weighting.pcgrad import PCGrad
+from mtl_lab.weighting.upgrad import UPGrad
+
+# isort: split
 # gradient-manipulation imports (end)
 
 METHODS: dict[str, type[Weighting]] = {
     Equal.name: Equal,
     Static.name: Static,
     # loss-weighting entries (start)
+    InverseLoss.name: InverseLoss,
+    DWA.name: DWA,
+    Uncertainty.name: Uncertainty,
+    GradNorm.name: GradNorm,
+    RLW.name: RLW,
+    GLS.name: GLS,
+    IMTLL.name: IMTLL,
+    FAMO.name: FAMO,
+    DBMTL.name: DBMTL,
     # loss-weighting entries (end)
     # gradient-manipulation entries (start)
+    MGDA.name: MGDA,
+    MGDAUB.name: MGDAUB,
+    PCGrad.name: PCGrad,
+    GradVac.name: GradVac,
+    CAGrad.name: CAGrad,
+    IMTLG.name: IMTLG,
+    NashMTL.name: NashMTL,
+    AlignedMTL.name: AlignedMTL,
+    UPGrad.name: UPGrad,
+    DualProj.name: DualProj,
+    GradDrop.name: GradDrop,
     # gradient-manipulation entries (end)
 }
 
@@ -91,13 +136,15 @@ def aggregate(
     G: torch.Tensor,
     losses: torch.Tensor | list[float] | None = None,
     seed: int = 0,
+    context: StepContext | None = None,
     **options,
 ) -> torch.Tensor:
     """Combine the rows of a gradient matrix ``G[T, P]`` into one update direction ``d[P]``.
 
     ``method`` is a registry name (see :func:`available`) or a ready instance; ``options`` are the
     method's hyper-parameters; ``seed`` seeds methods that draw random numbers. Loss-weighting methods
-    return ``Gᵀw``. A fresh instance is reset on every call, so stateful methods act as on a first step.
+    return ``Gᵀw``. A fresh instance is reset on every call, so stateful methods act as on a first step;
+    pass a ``context`` (:class:`StepContext`: epoch losses, first losses …) to show a later step.
     """
     G = torch.as_tensor(G)
     if G.dim() != 2 or G.shape[0] < 1 or G.shape[1] < 1:
@@ -112,7 +159,7 @@ def aggregate(
             raise ValueError(f"losses has {losses.shape[0]} entries, G has {G.shape[0]} rows (tasks)")
     weighting = create(method, **options)
     weighting.reset([f"task{i}" for i in range(G.shape[0])])
-    ctx = StepContext(generator=torch.Generator().manual_seed(seed))
+    ctx = context if context is not None else StepContext(generator=torch.Generator().manual_seed(seed))
     comb = combination_for(weighting, G, losses, ctx)
     if comb.direction is not None:
         return comb.direction

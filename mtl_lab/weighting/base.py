@@ -29,6 +29,8 @@ and lists them in :meth:`Weighting.parameters`. Randomness comes only from ``ctx
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -145,3 +147,20 @@ class Weighting:
                     f"{self.name}: {self.requires} has shape {tuple(grads.shape)}, "
                     f"expected [{self.n_tasks}, ...] (one row per task)"
                 )
+
+
+def checked_losses(method: str, losses: torch.Tensor, task_names: list[str]) -> torch.Tensor:
+    """The losses as float64 on the CPU; ``ValueError`` naming the task if one is negative or not finite."""
+    values = losses.detach().to("cpu", torch.float64)
+    for task, value in zip(task_names, values.tolist()):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{method} needs finite losses ≥ 0, got {value!r} for task {task!r}")
+    return values
+
+
+def cpu_copy(optimizer_state: dict) -> dict:
+    """A deep copy of an optimiser state with every tensor on the CPU (a checkpoint may be loaded onto a GPU)."""
+    state = copy.deepcopy(optimizer_state)
+    for values in state["state"].values():
+        values.update({key: value.cpu() for key, value in values.items() if torch.is_tensor(value)})
+    return state

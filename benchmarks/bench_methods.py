@@ -1,0 +1,209 @@
+"""Per-step cost of every weighting method, next to a naive loop and TorchJD, measured side by side.
+
+For each model (the digits-sized MLP 64-256-256 at batch 128, and a compute-bound MLP 64-1024-1024 at
+batch 512) and T = 3 and 5 tasks, every registered method runs in the Trainer (diagnostics off) and its
+time per step is divided by the Trainer's equal-weighting step. Next to it, for the methods that need
+per-task gradients:
+
+* naive — the LibMTL-style loop: T ``backward()`` calls, zeroing the shared gradients in between,
+  flattening and copying each task's gradient (a ``.cpu()`` round trip), then the same method maths;
+* TorchJD — ``mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator of the same method, and, for
+  Gramian-based weightings, TorchJD's ``autogram.Engine`` on the trunk followed by ``losses.backward(w)``.
+
+Goals (issue "method zoo"): no method above the FLOP bound of the per-task Jacobian ``(1 + 2T)/3`` plus
+10 %; at least as fast as naive and TorchJD on every row; ``mgda_ub`` within 1.3× of equal weighting.
+Run: ``python benchmarks/bench_methods.py [--quick] [--methods a,b]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_core import make_data, make_model  # noqa: E402
+
+from mtl_lab.train import Trainer  # noqa: E402
+from mtl_lab.weighting import METHODS, StepContext, create  # noqa: E402
+
+MODELS = {
+    "digits MLP 64-256-256 b128": ((256, 256), 128, 30),
+    "compute-bound 64-1024-1024 b512": ((1024, 1024), 512, 8),
+}
+TORCHJD_AGGREGATORS = {
+    "equal": ("Mean", {}), "rlw": ("Random", {}), "mgda": ("MGDA", {}), "pcgrad": ("PCGrad", {}),
+    "gradvac": ("GradVac", {}), "cagrad": ("CAGrad", {"c": 0.5}), "imtl_g": ("IMTLG", {}),
+    "nash_mtl": ("NashMTL", {"n_tasks": None}), "aligned_mtl": ("AlignedMTL", {}), "upgrad": ("UPGrad", {}),
+    "dualproj": ("DualProj", {}), "graddrop": ("GradDrop", {}),
+}
+TORCHJD_WEIGHTINGS = {
+    "mgda": "MGDAWeighting", "upgrad": "UPGradWeighting", "imtl_g": "IMTLGWeighting", "cagrad": "CAGradWeighting",
+    "aligned_mtl": "AlignedMTLWeighting", "dualproj": "DualProjWeighting",
+}
+
+
+def trainer_seconds(data, hidden, batch, steps, method) -> float:
+    model = make_model(data, hidden)
+    trainer = Trainer(model, data, method, epochs=10_000, batch_size=batch, evaluate=False, train_metrics=False,
+                      diagnostics_every=0, device="cpu")
+    trainer.fit(max_steps=2)  # warm-up (first-step work, allocator)
+    start = time.perf_counter()
+    trainer.fit(max_steps=steps)
+    return (time.perf_counter() - start) / steps
+
+
+def batches(data, batch):
+    g = torch.Generator().manual_seed(0)
+    while True:
+        yield from data.train.batches(batch, shuffle=True, generator=g)
+
+
+def naive_seconds(data, hidden, batch, steps, method_name) -> float:
+    """LibMTL-style: one backward() per task, shared grads zeroed in between, flattened and copied."""
+    model = make_model(data, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    method = create(method_name)
+    method.reset(data.task_names)
+    shared = model.shared_parameters()
+    feed = batches(data, batch)
+    ctx = StepContext()
+
+    def step():
+        x, y = next(feed)
+        out = model(x)
+        losses = [torch.nn.functional.cross_entropy(out[n], y[n]) for n in data.task_names]
+        opt.zero_grad()
+        rows = []
+        for loss in losses:
+            for p in shared:
+                p.grad = None
+            loss.backward(retain_graph=True)
+            rows.append(torch.cat([p.grad.detach().clone().reshape(-1) for p in shared]).cpu())
+        G = torch.stack(rows)
+        L = torch.stack([loss.detach() for loss in losses])
+        need = method.requires
+        combination = method.combine(L, G @ G.T if need == "gramian" else G, ctx)
+        d = combination.direction if combination.direction is not None else combination.weights.to(G.dtype) @ G
+        offset = 0
+        for p in shared:
+            p.grad = d[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        opt.step()
+
+    return timed(step, steps)
+
+
+def torchjd_seconds(data, hidden, batch, steps, method_name, engine: bool) -> float:
+    import torchjd.aggregation as jd
+    from torchjd.autojac import jac_to_grad, mtl_backward
+
+    model = make_model(data, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    shared = model.shared_parameters()
+    heads = [model.task_parameters(n) for n in data.task_names]
+    feed = batches(data, batch)
+    if engine:
+        from torchjd.autogram import Engine
+
+        gram_engine = Engine(model.trunk, batch_dim=None)
+        weighting = getattr(jd, TORCHJD_WEIGHTINGS[method_name])()
+    else:
+        name, options = TORCHJD_AGGREGATORS[method_name]
+        options = {k: (len(data.tasks) if v is None else v) for k, v in options.items()}
+        aggregator = getattr(jd, name)(**options)
+
+    def step():
+        x, y = next(feed)
+        rep = model.encode(x)
+        out = model.decode(rep)
+        losses = [torch.nn.functional.cross_entropy(out[n], y[n]) for n in data.task_names]
+        opt.zero_grad()
+        if engine:
+            stacked = torch.stack(losses)
+            gramian = gram_engine.compute_gramian(stacked)
+            stacked.backward(weighting(gramian))
+        else:
+            mtl_backward(losses, features=rep, tasks_params=heads, shared_params=shared)
+            jac_to_grad(shared, aggregator)
+        opt.step()
+
+    return timed(step, steps)
+
+
+def timed(step, steps: int) -> float:
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def run(quick: bool, only: list[str] | None) -> list[dict]:
+    repeats = 1 if quick else 3
+    methods = [m for m in METHODS if m != "static" and (only is None or m in only or m == "equal")]
+    rows = []
+    for label, (hidden, batch, steps) in MODELS.items():
+        steps = max(3, steps // 3) if quick else steps
+        for T in (3, 5):
+            data = make_data(T, batch, steps + 4)
+            samples: dict[tuple[str, str], list[float]] = {}
+            for _ in range(repeats):  # interleaved rounds: every variant once per round
+                for m in methods:
+                    samples.setdefault((m, "mtl_lab"), []).append(trainer_seconds(data, hidden, batch, steps, m))
+                    if METHODS[m].requires in ("grads", "gramian"):
+                        samples.setdefault((m, "naive"), []).append(naive_seconds(data, hidden, batch, steps, m))
+                    if m in TORCHJD_AGGREGATORS:
+                        samples.setdefault((m, "torchjd"), []).append(
+                            torchjd_seconds(data, hidden, batch, steps, m, engine=False))
+                    if m in TORCHJD_WEIGHTINGS:
+                        samples.setdefault((m, "torchjd autogram"), []).append(
+                            torchjd_seconds(data, hidden, batch, steps, m, engine=True))
+            med = {key: statistics.median(v) for key, v in samples.items()}
+            equal = med[("equal", "mtl_lab")]
+            bound = (1 + 2 * T) / 3
+            for m in methods:
+                ours = med[(m, "mtl_lab")]
+                row = {"model": label, "T": T, "method": m, "ms": 1000 * ours, "ratio": ours / equal,
+                       "bound": bound, "requires": METHODS[m].requires}
+                for other in ("naive", "torchjd", "torchjd autogram"):
+                    if (m, other) in med:
+                        row[other] = med[(m, other)] / equal
+                rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model | T | method | needs | ms/step | × equal | FLOP bound ×1.1 | naive × equal | TorchJD × equal | "
+            "TorchJD autogram × equal |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        limit = 1.3 if r["method"] == "mgda_ub" else (r["bound"] * 1.1 if r["requires"] != "losses" else 1.1)
+        ok = "ok" if r["ratio"] <= limit else "OVER"
+        cells = [r["model"], str(r["T"]), r["method"], r["requires"], f"{r['ms']:.2f}", f"{r['ratio']:.2f}",
+                 f"{limit:.2f} {ok}"]
+        cells += [f"{r[k]:.2f}" if k in r else "" for k in ("naive", "torchjd", "torchjd autogram")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round, fewer steps")
+    parser.add_argument("--methods", default=None, help="comma-separated subset (equal is always measured)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # solver notices from optional packages would flood the table
+    only = args.methods.split(",") if args.methods else None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; medians of interleaved rounds")
+    print(table(run(args.quick, only)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,433 @@
+"""Small optimisation solvers shared by the gradient-manipulation methods.
+
+Every problem here lives in *task space*: its unknowns are one number per task (T of them, a handful),
+and the gradients enter only through the Gramian ``K = G Gᵀ`` (``K_ij = g_i·g_j``). The solvers are:
+
+* :func:`min_norm_weights` — the min-norm point of the convex hull of the gradients (MGDA):
+  ``min_w ½ wᵀKw`` subject to ``w ≥ 0, Σ w = 1``. Closed form for T = 2; for T > 2 Wolfe's (1976)
+  active-set "minimum-norm-point" algorithm (exact, finite) or the Frank–Wolfe iteration of the MGDA
+  paper (Algorithm 2).
+* :func:`nonneg_qp` — ``min_z ½ zᵀKz + qᵀz`` subject to ``z ≥ 0``, by the active-set method of
+  Lawson & Hanson (1974, NNLS written on the Gramian). :func:`dual_cone_weights` uses it to project
+  onto the dual cone ``{x : g_i·x ≥ 0 for all i}`` (UPGrad, DualProj).
+* :func:`nash_weights` — the Nash bargaining system ``(Kα)_i = 1/α_i``, ``α > 0`` (Nash-MTL), by a
+  damped Newton method on a strictly convex potential.
+* :func:`least_squares_weights` — the weights ``w`` with ``Gᵀw`` closest to a direction ``d``.
+
+Conventions:
+
+* The solvers work in float64 on the CPU: a T×T problem is far too small for an accelerator, and an
+  iterative loop on one would synchronise with it at every step. Results go back to the caller's
+  device and dtype in the methods.
+* Each solver first divides K by its mean diagonal ``s = tr(K)/T`` (the mean squared gradient norm),
+  so that tolerances mean the same at gradient scales 1e-6 and 1e6. Each function says how its answer
+  depends on ``s`` (most are scale-free). Eigenvalues of K below the precision of its dtype are set to
+  0 first (:func:`normalized_gramian`): rounding must not make K indefinite or fake extra rank.
+* Each returns its answer and a :class:`SolverReport`. When the iteration budget runs out before the
+  tolerance is met, the report says ``converged=False``; the method then warns with
+  :class:`ConvergenceWarning` and records the report in ``Combination.info`` — the last iterate is
+  used and nothing falls back silently to other weights.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+# default (tol, max_iter) of each min-norm solver; Frank–Wolfe's loose tolerance is explained in min_norm_weights
+MIN_NORM_SOLVERS = {"active_set": (1e-10, 250), "frank_wolfe": (1e-3, 1000)}
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped at its iteration limit before reaching its tolerance."""
+
+
+@dataclass(frozen=True)
+class SolverReport:
+    """How a solver ended: its name, whether it met its tolerance, its iterations and final residual."""
+
+    solver: str
+    converged: bool
+    iterations: int
+    residual: float
+
+    def as_info(self) -> dict:
+        """JSON-friendly form for ``Combination.info`` (and so for the run's History)."""
+        return {
+            "solver": self.solver,
+            "converged": self.converged,
+            "iterations": self.iterations,
+            "residual": float(self.residual),
+        }
+
+
+def merge_reports(reports: Sequence[SolverReport]) -> SolverReport:
+    """One report for several solves (converged only if all did; the worst residual, the most iterations)."""
+    return SolverReport(
+        solver=reports[0].solver,
+        converged=all(r.converged for r in reports),
+        iterations=max(r.iterations for r in reports),
+        residual=max(r.residual for r in reports),
+    )
+
+
+def report_info(method: str, report: SolverReport) -> dict:
+    """Warn if the solver did not converge, and return the report as a dict for ``Combination.info``."""
+    if not report.converged:
+        warnings.warn(
+            f"{method}: the {report.solver} solver stopped after {report.iterations} iterations without reaching "
+            "its tolerance; its last iterate is used (info['residual'] says how far it was)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return report.as_info()
+
+
+def check_options(method: str, tol: float, max_iter: int) -> None:
+    """Shared checks of the solver options every solver-based method takes."""
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"{method}: tol must be a number > 0, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"{method}: max_iter must be an integer ≥ 1, got {max_iter!r}")
+
+
+def check_gramian(method: str, K: torch.Tensor) -> None:
+    """A method that ``requires="gramian"`` gets a square T×T matrix."""
+    if K.dim() != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"{method}: the Gramian must be a square [T, T] matrix, got shape {tuple(K.shape)}")
+
+
+def rank_tolerance(dtype: torch.dtype, T: int) -> float:
+    """Relative size below which an eigenvalue of a (normalised) Gramian counts as zero.
+
+    Set from the precision the gradients came in (a float32 Gramian carries ~1e-7 relative noise), ten
+    times the usual ``T·eps`` cut-off so that identical float32 gradients are recognised as such.
+    """
+    return 10.0 * T * torch.finfo(dtype).eps
+
+
+def normalized_gramian(K: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``K / s`` in float64 on the CPU, with ``s = tr(K)/T``; ``(zeros, 0.0)`` when every gradient is zero.
+
+    A Gramian computed in finite precision can have slightly negative eigenvalues, and rounding noise
+    where it should have zeros (e.g. float32 gradients with fewer parameters than tasks). Eigenvalues
+    below ``λ_max ·`` :func:`rank_tolerance` of the input's dtype are set to 0, so that the solvers
+    always see an exactly positive semi-definite matrix of the right rank.
+    """
+    T = K.shape[0]
+    tolerance = rank_tolerance(K.dtype, T)
+    K = K.detach().to(device="cpu", dtype=torch.float64)
+    eigenvalues, V = torch.linalg.eigh((K + K.T) / 2)
+    eigenvalues = torch.where(eigenvalues > eigenvalues.max() * tolerance, eigenvalues, 0.0)
+    K = (V * eigenvalues) @ V.T
+    scale = float(K.diagonal().sum()) / T
+    if not scale > 0:
+        return torch.zeros_like(K), 0.0
+    return K / scale, scale
+
+
+ZERO_GRADIENTS = SolverReport("none (every gradient is zero)", True, 0, 0.0)
+
+
+# --------------------------------------------------------------------------- min-norm point (MGDA)
+
+
+def closest_on_segment(aa: float, ab: float, bb: float) -> float:
+    """The ``t ∈ [0, 1]`` for which ``(1 − t)·a + t·b`` has the least norm, given ``a·a``, ``a·b``, ``b·b``.
+
+    ``t = (a·a − a·b) / ‖a − b‖²`` clipped to [0, 1] (MGDA paper, Algorithm 1); 0.5 when ``a = b``.
+    """
+    denom = aa - 2 * ab + bb
+    if denom <= 1e-14 * (aa + bb):
+        return 0.5
+    return min(max((aa - ab) / denom, 0.0), 1.0)
+
+
+def min_norm_weights(
+    K: torch.Tensor,
+    solver: str = "active_set",
+    tol: float | None = None,
+    max_iter: int | None = None,
+) -> tuple[torch.Tensor, SolverReport]:
+    """Weights ``w`` of the min-norm point ``Gᵀw`` of the convex hull of the rows of G.
+
+    Solves ``min ½ wᵀKw`` subject to ``w ≥ 0, Σ w = 1`` on the normalised Gramian (``w`` does not
+    depend on the scale of K). T = 1 and T = 2 are solved in closed form. For T > 2, ``solver`` picks
+    ``"active_set"`` (Wolfe's minimum-norm-point algorithm: exact up to rounding in a few iterations;
+    defaults tol 1e-10, max_iter 250) or ``"frank_wolfe"`` (the MGDA paper's Algorithm 2; defaults
+    tol 1e-3, max_iter 1000). Both stop when the duality gap ``wᵀKw − min_i (Kw)_i`` — an upper bound
+    on the sub-optimality of ``½ wᵀKw``, in units of the mean squared gradient norm — is at most ``tol``.
+    Frank–Wolfe gains about one digit of that gap per ten times more iterations, so its default is
+    loose: it is there to watch the paper's algorithm at work, and its direction can be a few per cent
+    (more when the min-norm point is small) away from the exact one.
+    """
+    if solver not in MIN_NORM_SOLVERS:
+        raise ValueError(f"unknown min-norm solver {solver!r}; choose from {list(MIN_NORM_SOLVERS)}")
+    default_tol, default_max_iter = MIN_NORM_SOLVERS[solver]
+    tol = default_tol if tol is None else tol
+    max_iter = default_max_iter if max_iter is None else max_iter
+    Kn, scale = normalized_gramian(K)
+    T = Kn.shape[0]
+    if scale == 0:  # every point of the hull is 0: any weights are optimal
+        return torch.full((T,), 1.0 / T, dtype=torch.float64), ZERO_GRADIENTS
+    if T == 1:
+        return torch.ones(1, dtype=torch.float64), SolverReport("closed form (T = 1)", True, 0, 0.0)
+    if T == 2:
+        t = closest_on_segment(float(Kn[0, 0]), float(Kn[0, 1]), float(Kn[1, 1]))
+        w = torch.tensor([1.0 - t, t], dtype=torch.float64)
+        return w, SolverReport("closed form (T = 2)", True, 0, duality_gap(Kn, w))
+    if solver == "frank_wolfe":
+        return min_norm_frank_wolfe(Kn, tol, max_iter)
+    return min_norm_active_set(Kn, tol, max_iter)
+
+
+def duality_gap(K: torch.Tensor, w: torch.Tensor) -> float:
+    """Frank–Wolfe gap ``wᵀKw − min_i (Kw)_i`` of the min-norm problem (0 exactly at the optimum)."""
+    Kw = K @ w
+    return float(w @ Kw - Kw.min())
+
+
+def min_norm_frank_wolfe(K: torch.Tensor, tol: float, max_iter: int) -> tuple[torch.Tensor, SolverReport]:
+    """MGDA paper, Algorithm 2: from the mean, step towards the vertex ``g_t`` with the smallest ``g_t·x``."""
+    T = K.shape[0]
+    w = torch.full((T,), 1.0 / T, dtype=K.dtype)
+    gap = duality_gap(K, w)
+    for it in range(1, max_iter + 1):
+        Kw = K @ w
+        t = int(torch.argmin(Kw))
+        gap = float(w @ Kw - Kw[t])
+        if gap <= tol:
+            return w, SolverReport("frank_wolfe", True, it - 1, gap)
+        gamma = closest_on_segment(float(w @ Kw), float(Kw[t]), float(K[t, t]))  # exact line search
+        w = (1 - gamma) * w
+        w[t] += gamma
+    gap = duality_gap(K, w)
+    return w, SolverReport("frank_wolfe", gap <= tol, max_iter, gap)
+
+
+def affine_minimizer(K_S: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``a`` (summing to 1) of the least-norm point of the affine hull of a few gradients.
+
+    Solves the KKT system ``[[K_S, 1], [1ᵀ, 0]] [a; −μ] = [0; 1]`` by least squares, which also copes
+    with gradients that are linearly (but not affinely) dependent.
+    """
+    n = K_S.shape[0]
+    A = torch.zeros(n + 1, n + 1, dtype=K_S.dtype)
+    A[:n, :n] = K_S
+    A[:n, n] = 1.0
+    A[n, :n] = 1.0
+    rhs = torch.zeros(n + 1, 1, dtype=K_S.dtype)
+    rhs[n] = 1.0
+    return torch.linalg.lstsq(A, rhs, driver="gelsd").solution[:n, 0]
+
+
+def min_norm_active_set(K: torch.Tensor, tol: float, max_iter: int) -> tuple[torch.Tensor, SolverReport]:
+    """Wolfe's minimum-norm-point algorithm on the Gramian (P. Wolfe, Math. Programming 11, 1976).
+
+    Keep a support set S of gradients and the current point ``x = Σ_S w_s g_s``.
+    Major step: add the gradient ``g_j`` with the smallest ``g_j·x``, unless the gap ``‖x‖² − g_j·x ≤ tol``.
+    Minor steps: move x to the least-norm point of the affine hull of S; if that point leaves the simplex
+    (a coefficient ≤ 0), stop at the boundary, drop the gradients whose weight hit zero, and repeat.
+    ``max_iter`` counts the linear solves.
+    """
+    T = K.shape[0]
+    w = torch.zeros(T, dtype=K.dtype)
+    support = [int(torch.argmin(K.diagonal()))]
+    w[support[0]] = 1.0
+    solves = 0
+    while solves < max_iter:
+        Kw = K @ w
+        j = int(torch.argmin(Kw))
+        gap = float(w @ Kw - Kw[j])
+        if gap <= tol or j in support:  # j in support: the gap is rounding noise
+            return w, SolverReport("active_set", gap <= tol, solves, gap)
+        support.append(j)
+        while solves < max_iter:  # minor cycle
+            solves += 1
+            a = affine_minimizer(K[support][:, support])
+            if bool((a > 0).all()):
+                w = torch.zeros(T, dtype=K.dtype)
+                w[support] = a
+                break
+            w_S = w[support]
+            blocking = (a <= 0).nonzero().flatten()
+            ratios = w_S[blocking] / (w_S[blocking] - a[blocking])
+            k = int(blocking[torch.argmin(ratios)])
+            w_S = w_S + ratios.min() * (a - w_S)
+            keep = [i for i in range(len(support)) if i != k and w_S[i] > 0]
+            w = torch.zeros(T, dtype=K.dtype)
+            w[[support[i] for i in keep]] = w_S[keep] / w_S[keep].sum()
+            support = [support[i] for i in keep]
+    gap = duality_gap(K, w)
+    return w, SolverReport("active_set", gap <= tol, solves, gap)
+
+
+# --------------------------------------------------------------------------- non-negative QP / dual cone
+
+
+def solve_on(K: torch.Tensor, q: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+    """Minimiser of ``½ zᵀKz + qᵀz`` with the coordinates outside ``free`` held at 0 (least squares)."""
+    z = torch.zeros_like(q)
+    idx = free.nonzero().flatten()
+    if len(idx):
+        z[idx] = torch.linalg.lstsq(K[idx][:, idx], -q[idx, None], driver="gelsd").solution[:, 0]
+    return z
+
+
+def nonneg_qp(
+    K: torch.Tensor, q: torch.Tensor, tol: float = 1e-10, max_iter: int = 100
+) -> tuple[torch.Tensor, SolverReport]:
+    """``min_z ½ zᵀKz + qᵀz`` subject to ``z ≥ 0`` (K positive semi-definite), by Lawson–Hanson's active set.
+
+    Coordinates are either held at 0 or "free". Repeat: if no held coordinate has a gradient
+    ``(Kz + q)_j < −tol``, stop (the KKT conditions hold); else free the most negative one and solve the
+    unconstrained problem on the free set; while that solution has a free coordinate ≤ 0, move from z
+    towards it up to the first coordinate that reaches 0, and hold that coordinate again.
+    ``max_iter`` counts the linear solves. K and q are used as given (callers normalise K).
+
+    The method terminates after finitely many solves when ``q`` lies in the range of K (it is then the
+    NNLS problem ``min ‖Gᵀz + c‖²`` that Lawson & Hanson solve; UPGrad's ``q = Ku`` is) or when K is
+    positive definite; CAGrad, whose ``q`` has a constant term, adds a tiny ridge to K for that reason.
+    """
+    T = q.shape[0]
+    z = torch.zeros_like(q)
+    free = torch.zeros(T, dtype=torch.bool)
+    solves = 0
+    while solves < max_iter:
+        grad = K @ z + q
+        blocked = ~free & (grad < -tol)
+        if not bool(blocked.any()):
+            return z, SolverReport("active_set", True, solves, kkt_residual(K, q, z))
+        free[int(torch.argmin(torch.where(blocked, grad, torch.inf)))] = True
+        while solves < max_iter:
+            solves += 1
+            s = solve_on(K, q, free)
+            if bool((s[free] > 0).all()):
+                z = s
+                break
+            blocking = (free & (s <= 0)).nonzero().flatten()
+            ratios = z[blocking] / (z[blocking] - s[blocking])
+            z = z + ratios.min() * (s - z)
+            free[int(blocking[torch.argmin(ratios)])] = False
+            free &= z > 0
+            z = torch.where(free, z, torch.zeros_like(z))
+    residual = kkt_residual(K, q, z)
+    return z, SolverReport("active_set", residual <= tol, solves, residual)
+
+
+def kkt_residual(K: torch.Tensor, q: torch.Tensor, z: torch.Tensor) -> float:
+    """Largest violation of the optimality conditions ``Kz + q ≥ 0`` and ``z_j (Kz + q)_j = 0``."""
+    grad = K @ z + q
+    return float(torch.maximum((-grad).clamp(min=0), (z * grad).abs()).max())
+
+
+def dual_cone_weights(
+    K: torch.Tensor,
+    U: torch.Tensor,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    reg: float = 0.0,
+) -> tuple[torch.Tensor, SolverReport]:
+    """For each row ``u`` of ``U``, the ``v`` with ``Gᵀv`` = the projection of ``Gᵀu`` onto the dual cone.
+
+    The dual cone of the gradients is ``{x : g_i·x ≥ 0 for all i}``: the directions that conflict with
+    no task. By Quinton & Rey (2024, Proposition 1), projecting ``Gᵀu`` onto it amounts to the small QP
+    ``min_v ½ vᵀKv`` subject to ``v ≥ u``. With ``v = u + z`` this is :func:`nonneg_qp` with ``q = Ku``.
+    ``v`` does not depend on the scale of K. ``reg`` adds ``reg·I`` to ``K/tr(K)`` (TorchJD adds 1e-4 so
+    that its QP solver sees a positive-definite matrix; 0 solves the exact problem).
+    """
+    Kn, _ = normalized_gramian(K)
+    T = Kn.shape[0]
+    Kn = Kn + (reg * T) * torch.eye(T, dtype=Kn.dtype)  # Kn = K/(tr K/T): reg·I on K/tr K is reg·T·I here
+    U = U.detach().to(device="cpu", dtype=torch.float64).reshape(-1, Kn.shape[0])
+    rows, reports = [], []
+    for u in U:
+        z, report = nonneg_qp(Kn, Kn @ u, tol, max_iter)
+        rows.append(u + z)
+        reports.append(report)
+    return torch.stack(rows), merge_reports(reports)
+
+
+# --------------------------------------------------------------------------- Nash bargaining (Nash-MTL)
+
+
+def nash_weights(
+    K: torch.Tensor,
+    start: torch.Tensor | None = None,
+    tol: float = 1e-12,
+    max_iter: int = 100,
+    reg: float = 1e-8,
+) -> tuple[torch.Tensor, SolverReport]:
+    """The ``α > 0`` with ``α_i (Kα)_i = 1`` for every task: the Nash bargaining solution of Nash-MTL.
+
+    The system is the stationarity condition ``Kα − 1/α = 0`` of the strictly convex potential
+    ``φ(α) = ½ αᵀKα − Σ_i log α_i``. φ is self-concordant, so the damped Newton method
+    ``α ← α − Δ/(1 + λ)`` (Newton step ``Δ = H⁻¹∇φ``, decrement ``λ² = ∇φᵀΔ``) stays in ``α > 0`` and
+    converges from any start, quadratically near the solution; it stops after a step whose ``λ²/2``
+    (about ``φ(α) − min φ``) is at most ``tol``.
+
+    On the normalised Gramian ``K/s`` the solution is ``α̂``, and ``α = α̂/√s``. ``reg·I`` is added to
+    ``K/s`` so that a solution exists when some gradients vanish or cancel (the exact system then has
+    none: such α grow like ``1/√reg`` and the report's ``residual``, ``max_i |α_i (Kα)_i − 1|`` on the
+    un-regularised K, shows it). ``start`` (e.g. the previous step's α, any scale) is rescaled so that
+    the mean of ``α_i (Kα)_i`` is 1 and used as the starting point; the default start is all ones.
+    """
+    Kn, scale = normalized_gramian(K)
+    T = Kn.shape[0]
+    if scale == 0:  # no gradient information at all: the system has no solution; α = 1 gives d = 0 anyway
+        return torch.ones(T, dtype=torch.float64), SolverReport("none (every gradient is zero)", True, 0, 1.0)
+    A = Kn + reg * torch.eye(T, dtype=Kn.dtype)
+    alpha = nash_start(A, start, scale)
+    converged, iterations = False, 0
+    while iterations < max_iter:
+        iterations += 1
+        grad = A @ alpha - 1 / alpha
+        hessian = A + torch.diag(1 / alpha**2)
+        step = torch.linalg.solve(hessian, grad)
+        decrement = max(float(grad @ step), 0.0) ** 0.5
+        alpha = alpha - step / (1 + decrement)
+        if decrement**2 / 2 <= tol:  # the step just taken was (nearly) a full Newton step
+            converged = True
+            break
+    residual = float((alpha * (Kn @ alpha) - 1).abs().max())
+    return alpha / scale**0.5, SolverReport("damped_newton", converged, iterations, residual)
+
+
+def nash_start(A: torch.Tensor, start: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """A positive starting point whose mean Nash product ``α_i (Aα)_i`` is 1."""
+    T = A.shape[0]
+    alpha = torch.ones(T, dtype=A.dtype)
+    if start is not None:
+        candidate = start.detach().to(device="cpu", dtype=A.dtype).reshape(-1) * scale**0.5
+        if candidate.shape[0] == T and bool((candidate > 0).all()) and bool(torch.isfinite(candidate).all()):
+            alpha = candidate
+    product = float((alpha * (A @ alpha)).mean())
+    return alpha / product**0.5 if product > 0 else alpha
+
+
+# --------------------------------------------------------------------------- weights of a given direction
+
+
+def least_squares_weights(G: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The weights ``w`` with ``Gᵀw`` closest to ``d``, and the relative residual ``‖Gᵀw − d‖ / ‖d‖``.
+
+    Solves the normal equations ``K w = G d`` through the Gramian (so the [P, T] matrix is never
+    factorised), with eigenvalues below :func:`rank_tolerance` treated as zero: for dependent gradients
+    this gives the least-norm ``w``. A residual near 0 means ``d`` lies in the span of the gradients.
+    """
+    T = G.shape[0]
+    K = (G @ G.T).to(device="cpu", dtype=torch.float64)
+    Gd = (G @ d).to(device="cpu", dtype=torch.float64)
+    scale = float(K.diagonal().sum()) / T
+    d_norm = float(d.norm())
+    if scale == 0 or d_norm == 0:
+        return torch.zeros(T, dtype=G.dtype, device=G.device), 0.0 if d_norm == 0 else 1.0
+    rcond = rank_tolerance(G.dtype, T)
+    w = torch.linalg.lstsq(K / scale, (Gd / scale)[:, None], rcond=rcond, driver="gelsd").solution[:, 0]
+    w = w.to(device=G.device, dtype=G.dtype)
+    residual = float((w @ G - d).norm()) / d_norm
+    return w, residual
