@@ -9,14 +9,17 @@ method (same seed, same initial weights), single-task baselines for Δm %, and w
 * ``curves.png``     — the signature figure of the first method (``curves_<method>.png`` for each);
 * ``comparison.png`` — validation curves of all runs overlaid, when there are several.
 
-``mtl-lab list`` shows the data sets, methods and architectures. Bad arguments end with a one-line
-message and exit status 2, never a traceback.
+``mtl-lab list`` shows the data sets, methods and architectures. ``mtl-lab lab`` opens JupyterLab on the
+notebooks and ``mtl-lab app`` serves the weight-tuning lab as a standalone page (Voila: the notebook's
+widgets without its code); both listen on 127.0.0.1 only and keep token authentication. Bad arguments
+end with a one-line message and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +32,8 @@ from mtl_lab.metrics import baseline_metrics, delta_m, directions, metrics_table
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.train import Event, TrainConfig, build_trainer
 from mtl_lab.weighting import METHODS, available
+
+APP_NOTEBOOK = "07_weight_tuning_lab.ipynb"
 
 
 class UsageError(ValueError):
@@ -51,6 +56,17 @@ def parse_value(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def parse_assignments(items: list[str], flag: str) -> dict:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}`` (values parsed by :func:`parse_value`)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{flag} must look like NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
 
 
 def parse_weights(text: str | None) -> list[float] | dict[str, float] | None:
@@ -125,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
                      help="method hyper-parameter, e.g. cagrad.c=0.4 (repeatable)")
     run.add_argument("--arch", default="hard", help=f"architecture: {', '.join(ARCHITECTURES)}")
-    run.add_argument("--trunk", default="mlp", choices=["mlp", "cnn"], help="trunk of the hard-sharing model")
-    run.add_argument("--hidden", default="256,256", help="MLP trunk widths, e.g. 256,256")
+    run.add_argument("--trunk", default=None, choices=["mlp", "cnn"], help="trunk type, where the architecture has one")
+    run.add_argument("--hidden", default=None, help="MLP trunk widths, e.g. 256,256 (architectures with an MLP trunk)")
+    run.add_argument("--model-option", action="append", default=[], metavar="NAME=VALUE",
+                     help="architecture option, e.g. n_experts=8 (repeatable; see `mtl-lab list`)")
     defaults = TrainConfig()
     run.add_argument("--epochs", type=int, default=defaults.epochs)
     run.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -148,17 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="open JupyterLab on the notebooks (localhost, token authentication)")
     lab.add_argument("--port", type=int, default=8888)
     lab.add_argument("--notebooks", default="notebooks")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+
+    app = sub.add_parser("app", help="the weight-tuning lab as a standalone page (Voila, sources hidden)")
+    app.add_argument("--port", type=int, default=8866)
+    app.add_argument("--notebook", default=str(Path("notebooks") / APP_NOTEBOOK), help="the notebook to serve")
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return parser
 
 
 def run_command(args: argparse.Namespace) -> Path:
-    data_options = {}
-    for item in args.data_option:
-        if "=" not in item:
-            raise UsageError(f"--data-option must look like NAME=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        data_options[key] = parse_value(value)
-    data = datasets.load(args.data, **data_options)
+    data = datasets.load(args.data, **parse_assignments(args.data_option, "--data-option"))
     if args.tasks:
         data = data.select(parse_list(args.tasks, "--tasks"))
     methods = parse_list(args.methods, "--methods")
@@ -175,8 +193,10 @@ def run_command(args: argparse.Namespace) -> Path:
         raise UsageError("--weights is given but 'static' is not among --methods")
     if args.arch not in ARCHITECTURES:
         raise UsageError(f"unknown architecture {args.arch!r}; choose from {sorted(ARCHITECTURES)}")
-    model_options = {"trunk": args.trunk}
-    if args.trunk == "mlp":
+    model_options = parse_assignments(args.model_option, "--model-option")
+    if args.trunk is not None:
+        model_options["trunk"] = args.trunk
+    if args.hidden is not None:
         try:
             model_options["hidden"] = tuple(int(h) for h in parse_list(args.hidden, "--hidden"))
         except ValueError:
@@ -286,13 +306,42 @@ def list_command() -> None:
         print(f"  {name}")
 
 
+def check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be in 1..65535, got {port}")
+
+
 def lab_command(args: argparse.Namespace) -> int:
+    """JupyterLab on the notebook folder, on 127.0.0.1, with Jupyter's token authentication left on."""
     folder = Path(args.notebooks)
     if not folder.is_dir():
         raise UsageError(f"notebook folder {str(folder)!r} does not exist")
+    check_port(args.port)
     command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
-               f"--port={args.port}", "--no-browser"]
+               f"--port={args.port}"]
+    if args.no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Jupyter refuses root without this flag
+        command.append("--allow-root")
     return subprocess.call(command)
+
+
+def app_command(args: argparse.Namespace) -> int:
+    """Voila on the weight-tuning notebook: its widgets as a page, its code hidden; 127.0.0.1, with a token."""
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise UsageError(f"notebook {str(notebook)!r} does not exist")
+    check_port(args.port)
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        raise UsageError("Voila is not installed: pip install 'mtl-lab[app]' (make install does it)") from None
+    notebook = notebook.resolve()
+    command = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", "--Voila.ip=127.0.0.1",
+               "--token", "--strip_sources=True"]
+    if args.no_browser:
+        command.append("--no-browser")
+    return subprocess.call(command, cwd=str(notebook.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             list_command()
         elif args.command == "lab":
             return lab_command(args)
+        elif args.command == "app":
+            return app_command(args)
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"mtl-lab: error: {message}", file=sys.stderr)

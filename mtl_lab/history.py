@@ -1,9 +1,13 @@
 """History: everything a run records, as plain Python data with a JSON round-trip.
 
-Per recorded step: the step index, each task's training loss and effective weight.
+Per recorded step: the step index, each task's training loss and effective weight, and — when the
+model has a regulariser (soft sharing's coupling penalty, the task-relation penalty) — its value
+(``regularizer``, aligned with ``steps``; empty for models without one).
 Per diagnostics step: the gradient diagnostics of :mod:`mtl_lab.gradients` (norms, cosines, weights,
 contribution shares, first-order loss changes), or a note that they do not apply.
 Per epoch: train and validation loss and metric of every task, the learning rate, the wall time.
+Model records (``model_records``), at the diagnostics cadence: what the model's ``inspect()`` reports
+(gate weights of mixture-of-experts models, a task-relation matrix …), each with its ``step``.
 Method notes: whatever a method reported in ``Combination.info`` that is worth keeping (for example a
 solver that did not converge). Meta: the run's config, device, seed, versions, status and error.
 
@@ -35,19 +39,33 @@ class History:
     diagnostics: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)
+    regularizer: list[float] = field(default_factory=list)
+    model_records: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # ------------------------------------------------------------ writing (training thread)
 
-    def add_steps(self, steps: list[int], losses: list[list[float]], weights: list[list[float]]) -> None:
+    def add_steps(
+        self,
+        steps: list[int],
+        losses: list[list[float]],
+        weights: list[list[float]],
+        regularizer: list[float] | None = None,
+    ) -> None:
         with self.lock:
             self.steps.extend(steps)
             self.losses.extend(losses)
             self.weights.extend(weights)
+            if regularizer is not None:
+                self.regularizer.extend(regularizer)
 
     def add_diagnostics(self, record: dict) -> None:
         with self.lock:
             self.diagnostics.append(record)
+
+    def add_model_record(self, record: dict) -> None:
+        with self.lock:
+            self.model_records.append(record)
 
     def add_epoch(self, record: dict) -> None:
         with self.lock:
@@ -75,6 +93,8 @@ class History:
                 copy.deepcopy(self.diagnostics),
                 copy.deepcopy(self.epochs),
                 copy.deepcopy(self.notes),
+                list(self.regularizer),
+                copy.deepcopy(self.model_records),
             )
 
     @property
@@ -126,6 +146,8 @@ class History:
                 "diagnostics": copy.deepcopy(self.diagnostics),
                 "epochs": copy.deepcopy(self.epochs),
                 "notes": copy.deepcopy(self.notes),
+                "regularizer": list(self.regularizer),
+                "model_records": copy.deepcopy(self.model_records),
             }
 
     @staticmethod
@@ -143,6 +165,8 @@ class History:
             list(d.get("diagnostics", [])),
             list(d.get("epochs", [])),
             list(d.get("notes", [])),
+            list(d.get("regularizer", [])),
+            list(d.get("model_records", [])),
         )
 
     def to_json(self, indent: int | None = None) -> str:

@@ -5,6 +5,13 @@
   update over time, stacked (negative shares, i.e. a task pulled against the update, below zero) —
   and the pairwise cosines of the task gradients over time (below zero: the tasks conflict).
 * :func:`comparison_figure` — several runs overlaid: validation loss and metric per task.
+* :func:`gates_figure` — for mixture-of-experts models, each gate's mean weight per expert (the last
+  model record, or the one at a given step) as a heat map: which experts each task uses.
+* :func:`matrix_figure` — any square task × task matrix as an annotated heat map (the affinities of
+  :mod:`mtl_lab.grouping`, a task-relation matrix Ω).
+
+When the model has a regulariser (soft sharing's coupling penalty, the task-relation penalty), the
+loss panel also draws its value per step as a black dash-dotted curve.
 
 Figures are ``matplotlib.figure.Figure`` objects, not pyplot figures, so nothing accumulates in
 pyplot's list of open figures when a live view redraws; :func:`to_png` renders one to bytes.
@@ -47,6 +54,7 @@ def draw_losses(ax: Axes, history: History, smoothing: float = 0.8, log: bool = 
         val = [(e["step"], e["val_loss"][task]) for e in history.epochs if "val_loss" in e]
         if val:
             ax.plot([v[0] for v in val], [v[1] for v in val], "--o", color=color, ms=3, lw=1, label=f"{task} val")
+    draw_regularizer(ax, history, smoothing)
     if log and any(v > 0 for row in history.losses for v in row):
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -54,6 +62,14 @@ def draw_losses(ax: Axes, history: History, smoothing: float = 0.8, log: bool = 
     ax.set_title("Per-task loss (solid: train, dashed: validation)")
     if history.task_names and (steps or history.epochs):
         ax.legend(fontsize=7, ncol=2)
+
+
+def draw_regularizer(ax: Axes, history: History, smoothing: float = 0.8) -> None:
+    """The model's regulariser per step (``History.regularizer``), when it has one."""
+    if not history.regularizer or len(history.regularizer) != len(history.steps):
+        return
+    ax.plot(history.steps, smooth(history.regularizer, smoothing), color="black", ls="-.", lw=1.3,
+            label="regularizer")
 
 
 def draw_weights(ax: Axes, history: History) -> None:
@@ -165,6 +181,51 @@ def comparison_figure(histories: dict[str, History], figsize: tuple[float, float
         axes[1][col].set_title(f"{task}: validation {metric}")
         axes[1][col].set_xlabel("epoch")
     axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def draw_matrix(ax: Axes, matrix: list[list[float]], rows: list[str], cols: list[str], title: str) -> None:
+    """An annotated heat map (diverging colours centred on 0)."""
+    limit = max((abs(v) for row in matrix for v in row), default=1.0) or 1.0
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    if len(rows) * len(cols) <= 100:
+        for i, row in enumerate(matrix):
+            for j, v in enumerate(row):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+
+
+def matrix_figure(matrix, names: list[str], title: str = "", figsize: tuple[float, float] = (5.5, 4.5)) -> Figure:
+    """A square task × task matrix (list of lists or tensor) as a heat map; rows and columns are ``names``."""
+    values = matrix.tolist() if hasattr(matrix, "tolist") else [list(r) for r in matrix]
+    if len(values) != len(names) or any(len(r) != len(names) for r in values):
+        raise ValueError(f"matrix must be {len(names)}×{len(names)} for tasks {names}")
+    fig = Figure(figsize=figsize, layout="constrained")
+    draw_matrix(fig.add_subplot(), values, names, names, title)
+    return fig
+
+
+def gates_figure(history: History, step: int | None = None, figsize: tuple[float, float] | None = None) -> Figure:
+    """Mean gate weight per expert, one row per gate, from the model record at ``step`` (default: the last)."""
+    records = [r for r in history.model_records if "gates" in r]
+    if not records:
+        raise ValueError("this History has no gate records (train an mmoe, omoe, cgc or ple model)")
+    record = records[-1] if step is None else min(records, key=lambda r: abs(r["step"] - step))
+    gates = record["gates"]
+    names = history.meta.get("model", {}).get("gate_experts", {})
+    fig = Figure(figsize=figsize or (7, 1.2 + 0.9 * len(gates)), layout="constrained")
+    axes = fig.subplots(len(gates), 1, squeeze=False)
+    for ax, (gate, weights) in zip(axes[:, 0], gates.items()):
+        labels = names.get(gate, [f"expert {i}" for i in range(len(weights))])
+        ax.imshow([weights], cmap="Blues", vmin=0, vmax=max(weights) or 1.0, aspect="auto")
+        ax.set_xticks(range(len(weights)), labels, fontsize=7)
+        ax.set_yticks([0], [gate], fontsize=8)
+        for j, w in enumerate(weights):
+            ax.text(j, 0, f"{w:.2f}", ha="center", va="center", fontsize=7)
+    fig.suptitle(f"Mean gate weight per expert (step {record['step']})")
     return fig
 
 

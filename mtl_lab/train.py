@@ -9,6 +9,17 @@ One training step on a batch ``(x, {t: y_t})``:
 3. shared parameters get ``d`` (or ``Gᵀw``), each head ``h_t ∇L_t`` (see :mod:`mtl_lab.weighting.base`),
    plus the model's regulariser and the optional L1 penalty; the optimiser steps.
 
+The model's regulariser (``model.regularizer()``) is recorded with the losses, per step, in
+``History.regularizer``; at the diagnostics cadence the model's ``inspect()`` goes to
+``History.model_records``; after every optimiser step ``model.after_step(step)`` is called.
+
+An architecture without a shared trunk (soft sharing) combined with a gradient method: the method
+then acts on **every task's parameters**: ``G[t] = ∇_θ L_t`` over all of them, whose rows are
+block-disjoint (``L_t`` touches only task ``t``'s column), and a method needing the representation's
+gradients gets these gradients instead. The method can still rescale the tasks (MGDA, GradNorm), but
+finds no conflict to resolve (the task gradients are orthogonal); the gradient diagnostics report
+"not applicable".
+
 Loss-only methods on a step without diagnostics take the cheap path: one backward pass of
 ``Σ_t w_t L_t``. Every ``diagnostics_every`` steps the per-task gradients are computed (whatever the
 method) and the diagnostics of :mod:`mtl_lab.gradients` recorded. Per-step records stay on the device
@@ -43,6 +54,7 @@ from mtl_lab.gradients import (
     representation_gradients,
     task_gradients,
 )
+from mtl_lab.grouping import resolve_auto_groups
 from mtl_lab.history import History
 from mtl_lab.models import build_model
 from mtl_lab.models.base import MultiTaskModel
@@ -68,7 +80,7 @@ class TrainConfig:
         device: ``auto`` (cuda, else mps, else cpu), ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``.
         seed: seeds the model's dropout, the batch order and the method's random numbers.
         diagnostics_every: compute gradient diagnostics every this many steps (0: never).
-        record_every: copy per-step records to the History every this many steps (``None``: 1 on CPU, 25 else).
+        record_every: copy per-step records to the History every this many steps (``None``: 10 on CPU, 25 else).
         gradient_path: ``auto``, ``jacobian`` (materialise ``G``) or ``gramian`` (``K`` from linear layers).
         evaluate: evaluate the validation split after every epoch.
         train_metrics: also evaluate the training split's metrics after every epoch.
@@ -230,10 +242,13 @@ class Trainer:
         self.shared = list(model.shared_parameters())
         self.heads = [list(model.task_parameters(n)) for n in self.task_names]
         self.check_parameter_groups()
+        if not model.has_shared_trunk and self.weighting.requires_grads:
+            self.shared = [p for params in self.heads for p in params]
+            self.heads = [[] for _ in self.heads]
         self.optimizer = self.make_optimizer()
         self.scheduler = self.make_scheduler()
         self.gramian = self.make_gramian_engine()
-        self.record_every = self.config.record_every or (1 if self.device.type == "cpu" else 25)
+        self.record_every = self.config.record_every or (10 if self.device.type == "cpu" else 25)
         self.callback = callback
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
         self.method_generator = torch.Generator().manual_seed(self.config.seed + 1)
@@ -249,7 +264,7 @@ class Trainer:
         self.batches_per_epoch = math.ceil(len(self.data.train) / self.config.batch_size)
         self.epoch_losses: tuple[tuple[float, ...], ...] = ()
         self.first_losses: tuple[float, ...] | None = None
-        self.buffer: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        self.buffer: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self.train_seconds = 0.0
         self.loop_started = time.perf_counter()
 
@@ -314,6 +329,7 @@ class Trainer:
             "seed": self.config.seed,
             "gradient_path": "gramian" if self.gramian is not None else "jacobian",
             "diagnostics": self.diagnostics_note(),
+            "method_acts_on": "shared parameters" if self.model.has_shared_trunk else "every task's parameters",
         }
 
     def diagnostics_note(self) -> str:
@@ -350,6 +366,8 @@ class Trainer:
         """One optimisation step on a batch; returns the detached per-task losses."""
         self.model.train()
         need = self.weighting.requires
+        if need == "rep_grads" and not self.model.has_shared_trunk:
+            need = "grads"  # no shared representation: the gradients of the task parameters stand in
         diagnose = self.diagnostics_due() and self.model.has_shared_trunk
         use_gramian = self.gramian is not None
         if use_gramian:
@@ -372,15 +390,18 @@ class Trainer:
             (combination.weights * torch.stack(losses)).sum().backward()
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
-        self.add_regularizers()
+        regularizer = self.add_regularizers()
         self.optimizer.step()
+        self.model.after_step(self.global_step)
 
         if self.weighting.needs_losses_after_step:
             with torch.no_grad():
                 after = torch.stack(self.compute_losses(self.model(x), targets))
             self.weighting.after_step(after, ctx)
         weights = combination.weights.detach().to(device=self.device, dtype=torch.float32)
-        self.record_step(detached, weights, combination.info)
+        if self.diagnostics_due():
+            self.record_model()
+        self.record_step(detached, weights, combination.info, regularizer)
         return detached
 
     def gradient_step(self, losses, rep, need: str, diagnose: bool, use_gramian: bool, ctx: StepContext):
@@ -426,8 +447,11 @@ class Trainer:
                 "only (its direction is d = Gᵀw), but it returned a direction"
             )
 
-    def add_regularizers(self) -> None:
-        """Add the model's regulariser and the L1 penalty to the parameters' gradients."""
+    def add_regularizers(self) -> torch.Tensor | None:
+        """Add the model's regulariser and the L1 penalty to the parameters' gradients.
+
+        Returns the regulariser's value (detached, on the device), or ``None`` when the model has none.
+        """
         reg = self.model.regularizer()
         params = [p for p in self.model.parameters() if p.requires_grad]
         if reg is not None:
@@ -438,13 +462,16 @@ class Trainer:
             for p in params:
                 if p.grad is not None:
                     p.grad = p.grad + self.config.l1 * torch.sign(p.detach())
+        return None if reg is None else reg.detach()
 
     # ------------------------------------------------------------------ records
 
-    def record_step(self, losses: torch.Tensor, weights: torch.Tensor, info: dict) -> None:
+    def record_step(
+        self, losses: torch.Tensor, weights: torch.Tensor, info: dict, regularizer: torch.Tensor | None = None
+    ) -> None:
         self.epoch_loss_sum += losses
         self.epoch_batches += 1
-        self.buffer.append((self.global_step, losses, weights))
+        self.buffer.append((self.global_step, losses, weights, regularizer))
         if info and (info.get("converged", True) is False or "warning" in info):
             self.history.add_note({"step": self.global_step, "method": self.weighting.name, **plain(info)})
         self.global_step += 1
@@ -454,15 +481,26 @@ class Trainer:
     def record_diagnostics(self, record: dict) -> None:
         self.history.add_diagnostics({"step": self.global_step, **record})
 
+    def record_model(self) -> None:
+        """What the model's ``inspect()`` reports (gates, relation matrices …), into ``History.model_records``."""
+        record = self.model.inspect()
+        if record:
+            self.history.add_model_record({"step": self.global_step, **plain(record)})
+
     def flush(self) -> None:
         """Copy buffered per-step records to the History (one device sync); stop on a non-finite loss."""
         if not self.buffer:
             return
-        steps = [s for s, _, _ in self.buffer]
-        losses = torch.stack([l for _, l, _ in self.buffer]).tolist()
-        weights = torch.stack([w for _, _, w in self.buffer]).tolist()
+        steps = [s for s, _, _, _ in self.buffer]
+        losses = torch.stack([l for _, l, _, _ in self.buffer]).tolist()
+        weights = torch.stack([w for _, _, w, _ in self.buffer]).tolist()
+        regs = [r for _, _, _, r in self.buffer]
+        regularizer = None
+        if any(r is not None for r in regs):
+            nan = torch.tensor(float("nan"), device=self.device)
+            regularizer = torch.stack([nan if r is None else r.float() for r in regs]).tolist()
         self.buffer = []
-        self.history.add_steps(steps, losses, weights)
+        self.history.add_steps(steps, losses, weights, regularizer)
         self.emit("step", {"loss": losses[-1], "weights": weights[-1]})
         for step, row in zip(steps, losses):
             bad = [name for name, v in zip(self.task_names, row) if not math.isfinite(v)]
@@ -735,8 +773,11 @@ def build_trainer(
     """Model (initialised from ``seed``), method and Trainer in one call.
 
     The model is built under ``torch.random.fork_rng`` so the caller's global random state is untouched.
+    For the ``grouped`` architecture, ``model_options={"groups": "auto"}`` first runs the grouping probe
+    of :func:`mtl_lab.grouping.resolve_auto_groups` on ``data``.
     """
     seed = train_options.get("seed", TrainConfig.seed)
+    model_options = resolve_auto_groups(data, model_options or {}, seed) if architecture == "grouped" else model_options
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(architecture, data, **(model_options or {}))

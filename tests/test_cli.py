@@ -40,6 +40,8 @@ def test_run_writes_the_report_folder(tmp_path, capsys):
         (["--optimizer", "lion"], "optimizer 'lion' is not one of"),
         (["--device", "cuda:7"], "cuda"),
         (["--option", "cagrad.c=1"], "not in --methods"),
+        (["--model-option", "bogus=1"], "architecture 'hard' has no option(s) ['bogus']"),
+        (["--arch", "mtan_lite"], "image inputs"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -49,6 +51,16 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, args, message)
     assert main(base + args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.startswith("mtl-lab: error:")
+
+
+def test_run_with_another_architecture_and_its_options(tmp_path):
+    out = tmp_path / "moe"
+    code = main(["run", "--data", "linnerud", "--arch", "mmoe", "--model-option", "num_experts=3", "--epochs", "2",
+                 "--batch-size", "4", "--no-baselines", "--out", str(out), "--quiet"])
+    assert code == 0
+    runs = load_runs(out / "history.json")
+    assert runs["equal"].meta["model"]["architecture"] == "mmoe"
+    assert "no Δm %" in (out / "report.md").read_text()
 
 
 def test_console_script_lists_methods_and_rejects_missing_out():

@@ -6,25 +6,79 @@ import inspect
 
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.models.cascade import Cascade
+from mtl_lab.models.cgc import CGC, PLE
+from mtl_lab.models.cross_stitch import CrossStitch
+from mtl_lab.models.fused import Fused
+from mtl_lab.models.grouped import Grouped
 from mtl_lab.models.hard import HardSharing
-from mtl_lab.models.trunks import CNNTrunk, MLPTrunk
+from mtl_lab.models.mmoe import MMoE, OMoE
+from mtl_lab.models.mtan_lite import MTANLite
+from mtl_lab.models.relation import TaskRelation
+from mtl_lab.models.soft_sharing import SoftSharing
+from mtl_lab.models.trunks import TRUNKS, CNNTrunk, MLPTrunk
 
 ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     HardSharing.architecture: HardSharing,
+    SoftSharing.architecture: SoftSharing,
+    CrossStitch.architecture: CrossStitch,
+    MMoE.architecture: MMoE,
+    OMoE.architecture: OMoE,
+    CGC.architecture: CGC,
+    PLE.architecture: PLE,
+    MTANLite.architecture: MTANLite,
+    Grouped.architecture: Grouped,
+    Fused.architecture: Fused,
+    TaskRelation.architecture: TaskRelation,
+    Cascade.architecture: Cascade,
 }
 
-__all__ = ["ARCHITECTURES", "CNNTrunk", "HardSharing", "MLPTrunk", "MultiTaskModel", "build_model"]
+__all__ = [
+    "ARCHITECTURES",
+    "CGC",
+    "CNNTrunk",
+    "Cascade",
+    "CrossStitch",
+    "Fused",
+    "Grouped",
+    "HardSharing",
+    "MLPTrunk",
+    "MMoE",
+    "MTANLite",
+    "MultiTaskModel",
+    "OMoE",
+    "PLE",
+    "SoftSharing",
+    "TaskRelation",
+    "build_model",
+]
 
 
 def build_model(architecture: str, data: MultiTaskData, **options) -> MultiTaskModel:
     """An architecture by name, sized for ``data`` (its tasks and input shape)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
-    cls = ARCHITECTURES[architecture]
-    return cls(data.tasks, data.input_shape, **options)
+    allowed = architecture_options(architecture, options.get("trunk"))
+    unknown = [key for key in options if key not in allowed]
+    if unknown:
+        raise ValueError(f"architecture {architecture!r} has no option(s) {unknown}; its options are {allowed}")
+    return ARCHITECTURES[architecture](data.tasks, data.input_shape, **options)
 
 
-def architecture_options(architecture: str) -> list[str]:
-    """The keyword options an architecture accepts (for error messages and UIs)."""
-    cls = ARCHITECTURES[architecture]
-    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "tasks", "input_shape")]
+def architecture_options(architecture: str, trunk: str | None = None) -> list[str]:
+    """The keyword options an architecture accepts (for error messages and UIs).
+
+    Architectures that pass extra keywords on to their trunk (``**trunk_options``, ``**expert_options``)
+    also accept that trunk's options (``hidden``, ``channels`` …) for the given or default ``trunk``.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    params = inspect.signature(ARCHITECTURES[architecture].__init__).parameters
+    names = [p for p, v in params.items() if p not in ("self", "tasks", "input_shape") and v.kind != v.VAR_KEYWORD]
+    forwards = any(v.kind == v.VAR_KEYWORD for v in params.values())
+    if forwards and "trunk" in params:
+        kind = trunk or params["trunk"].default
+        if kind in TRUNKS:
+            trunk_params = inspect.signature(TRUNKS[kind].__init__).parameters
+            names += [p for p in trunk_params if p not in ("self", "input_shape")]
+    return names

@@ -15,6 +15,11 @@ Parameters are grouped explicitly: ``shared_parameters()`` (the trunk every task
 (soft sharing) sets ``has_shared_trunk = False``; the gradient diagnostics then report
 "not applicable" instead of failing. ``regularizer()`` returns an extra scalar term that is part of
 the training objective (for example soft sharing's coupling penalty), or ``None``.
+
+Two optional hooks let an architecture show and update its own state: ``inspect()`` returns small
+JSON-friendly facts (gate weights of the last forward pass, a task-relation matrix …) that the Trainer
+records at the diagnostics cadence in ``History.model_records``; ``after_step(step)`` is called after
+every optimiser step (the task-relation model updates its relation matrix there).
 """
 
 from __future__ import annotations
@@ -56,6 +61,13 @@ class MultiTaskModel(nn.Module):
     def regularizer(self) -> torch.Tensor | None:
         """An extra term added to the training objective (``None`` when there is none)."""
         return None
+
+    def inspect(self) -> dict:
+        """Small JSON-friendly facts about the model's state, recorded over time (``{}``: nothing to show)."""
+        return {}
+
+    def after_step(self, step: int) -> None:
+        """Called by the Trainer after optimiser step ``step`` (from 0); nothing happens by default."""
 
     def check_task(self, name: str) -> None:
         if name not in self.task_names:
