@@ -11,7 +11,9 @@ method (same seed, same initial weights), single-task baselines for Δm %, and w
 
 ``mtl-lab list`` shows the data sets, methods and architectures. ``mtl-lab lab`` opens JupyterLab on the
 notebooks and ``mtl-lab app`` serves the weight-tuning lab as a standalone page (Voila: the notebook's
-widgets without its code); both listen on 127.0.0.1 only and keep token authentication. Bad arguments
+widgets without its code); both listen on 127.0.0.1 only and keep token authentication.
+``mtl-lab exercises list`` lists the coursework exercises and ``mtl-lab exercises strip SOLUTIONS.ipynb
+OUT.ipynb`` writes the student version of a solutions notebook (solutions replaced by stubs). Bad arguments
 end with a one-line message and exit status 2, never a traceback.
 """
 
@@ -172,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--port", type=int, default=8866)
     app.add_argument("--notebook", default=str(Path("notebooks") / APP_NOTEBOOK), help="the notebook to serve")
     app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+
+    exercises = sub.add_parser("exercises", help="coursework: list the exercises, make the student notebook")
+    exercises_sub = exercises.add_subparsers(dest="exercises_command", required=True)
+    exercises_sub.add_parser("list", help="the exercises and the function each one asks for")
+    strip = exercises_sub.add_parser("strip", help="write the student version of a solutions notebook")
+    strip.add_argument("solutions", help="the solutions notebook (### BEGIN SOLUTION … ### END SOLUTION blocks)")
+    strip.add_argument("out", help="the student notebook to write (not the solutions notebook itself)")
+    strip.add_argument("--keep-outputs", action="store_true", help="keep the stored outputs of unchanged cells")
     return parser
 
 
@@ -344,6 +354,21 @@ def app_command(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=str(notebook.parent))
 
 
+def exercises_command(args: argparse.Namespace) -> None:
+    """``exercises list``: name, function and topic of each exercise; ``exercises strip``: the student notebook."""
+    from mtl_lab import exercises
+
+    if args.exercises_command == "list":
+        for exercise in exercises.EXERCISES.values():
+            print(f"  {exercise.name:20} {exercise.function:55} {exercise.description}")
+        return
+    try:
+        report = exercises.strip_notebook(args.solutions, args.out, clear_all_outputs=not args.keep_outputs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {args.out}: {report.summary()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -357,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             return lab_command(args)
         elif args.command == "app":
             return app_command(args)
+        elif args.command == "exercises":
+            exercises_command(args)
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"mtl-lab: error: {message}", file=sys.stderr)

@@ -1,0 +1,15 @@
+"""Live views over the core (ipywidgets): the weight-tuning lab, gradient arena, toy landscape, Pareto
+sweep and run comparison. The core never imports this package; everything here is a thin view over
+:mod:`mtl_lab.train`, :mod:`mtl_lab.history`, :mod:`mtl_lab.plots`, :mod:`mtl_lab.arena`,
+:mod:`mtl_lab.toy` and :mod:`mtl_lab.sweep`.
+"""
+
+from mtl_lab.widgets.arena import GradientArena
+from mtl_lab.widgets.compare import RunComparison
+from mtl_lab.widgets.config import LabConfig
+from mtl_lab.widgets.lab import Lab
+from mtl_lab.widgets.landscape import ToyLandscape
+from mtl_lab.widgets.live import LivePlot
+from mtl_lab.widgets.sweep import ParetoSweep
+
+__all__ = ["GradientArena", "Lab", "LabConfig", "LivePlot", "ParetoSweep", "RunComparison", "ToyLandscape"]

@@ -1,0 +1,188 @@
+"""The weight-tuning lab's settings as plain data: export, import, check, and build a Trainer from them.
+
+:class:`LabConfig` is what the panel shows and what an instructor hands out: a dict or a JSON string
+(``LabConfig.from_json(text)``). Everything that can be checked without training is checked in
+:meth:`LabConfig.check`, with messages that name the bad value and what is allowed; the panel shows
+them in its status line. This module does not import ipywidgets, so it is tested and used headless.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from mtl_lab import data as datasets
+from mtl_lab.data.base import MultiTaskData
+from mtl_lab.models import ARCHITECTURES
+from mtl_lab.train import DEVICES, OPTIMIZERS, TrainConfig, Trainer, build_trainer
+from mtl_lab.weighting import METHODS
+
+FORMAT = "mtl_lab.lab/1"
+
+
+def method_parameters(method: str) -> list[inspect.Parameter]:
+    """The hyper-parameters of a registered method: the keyword parameters of its class ``__init__``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    params = inspect.signature(METHODS[method].__init__).parameters.values()
+    return [p for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def takes_task_weights(method: str) -> bool:
+    """Does the method take per-task weights that can change during a run (``set_weights``)?"""
+    cls = METHODS.get(method)
+    return cls is not None and callable(getattr(cls, "set_weights", None)) and any(
+        p.name == "weights" for p in method_parameters(method)
+    )
+
+
+@dataclass
+class LabConfig:
+    """Every setting of the lab panel.
+
+    Attributes:
+        data: data-set name (see ``mtl_lab.data.DATASETS``); ``data_options`` its options.
+        tasks: the tasks switched on (``None``: all of the data set's tasks).
+        architecture: architecture name (``mtl_lab.models.ARCHITECTURES``); ``model_options`` its options.
+        method: weighting method (``mtl_lab.weighting.METHODS``); ``method_options`` its hyper-parameters.
+        weights: per-task weights for methods that take them (``static``); missing tasks get 1.
+        optimizer, lr, epochs, batch_size, device, seed, diagnostics_every: training options.
+        baselines: after a completed run, train single-task baselines for the Δm % column.
+    """
+
+    data: str = "digits"
+    tasks: list[str] | None = None
+    data_options: dict = field(default_factory=dict)
+    architecture: str = "hard"
+    model_options: dict = field(default_factory=dict)
+    method: str = "static"
+    method_options: dict = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 64
+    device: str = "auto"
+    seed: int = 0
+    diagnostics_every: int = 5
+    baselines: bool = True
+
+    # ------------------------------------------------------------ export / import
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, **asdict(self)}
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @staticmethod
+    def from_dict(d: dict) -> LabConfig:
+        """A config from a dict (as :meth:`to_dict` writes; keys may be left out), checked."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a lab config is a dict (or a JSON object), got {type(d).__name__}")
+        d = dict(d)
+        fmt = d.pop("format", FORMAT)
+        if fmt != FORMAT:
+            raise ValueError(f"config format {fmt!r} is not {FORMAT!r}")
+        names = [f.name for f in fields(LabConfig)]
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; allowed: {names}")
+        config = replace(LabConfig(), **d)
+        config.check()
+        return config
+
+    @staticmethod
+    def from_json(text: str) -> LabConfig:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}"
+            raise ValueError(f"the config is not valid JSON: {exc.msg} ({where})") from None
+        return LabConfig.from_dict(d)
+
+    # ------------------------------------------------------------ checks
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad value and what is allowed."""
+        if self.data not in datasets.DATASETS:
+            raise ValueError(f"unknown data set {self.data!r}; choose from {list(datasets.DATASETS)}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; choose from {list(ARCHITECTURES)}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {list(METHODS)}")
+        for name in ("data_options", "model_options", "method_options", "weights"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
+        if self.tasks is not None and (not isinstance(self.tasks, list) or not self.tasks):
+            raise ValueError(f"tasks must be a non-empty list of task names or null, got {self.tasks!r}")
+        allowed = [p.name for p in method_parameters(self.method)]
+        unknown = [k for k in self.method_options if k not in allowed]
+        if unknown:
+            raise ValueError(f"method {self.method!r} has no option(s) {unknown}; its options are {allowed}")
+        for task, w in self.weights.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+                raise ValueError(f"weight of task {task!r} must be a finite number ≥ 0, got {w!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
+            raise ValueError(f"device {self.device!r} is not one of {DEVICES}")
+        if not isinstance(self.baselines, bool):
+            raise ValueError(f"baselines must be true or false, got {self.baselines!r}")
+        TrainConfig(**self.train_options())  # lr, epochs, batch size, seed …: TrainConfig's own checks
+
+    def train_options(self) -> dict:
+        return {"optimizer": self.optimizer, "lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size,
+                "device": self.device, "seed": self.seed, "diagnostics_every": self.diagnostics_every}
+
+    def method_kwargs(self, task_names: list[str]) -> dict:
+        """The method's options, with ``weights`` (one per task, in order) for methods that take them."""
+        kwargs = dict(self.method_options)
+        if takes_task_weights(self.method):  # weights of tasks switched off are kept but not used
+            kwargs["weights"] = [float(self.weights.get(t, 1.0)) for t in task_names]
+        return kwargs
+
+    def run_key(self) -> str:
+        """What decides whether Train may continue an unfinished run: everything but the weights
+        (they change live) and the baselines switch."""
+        d = asdict(self)
+        d.pop("weights")
+        d.pop("baselines")
+        return json.dumps(d, sort_keys=True)
+
+    def baseline_key(self, task: str) -> str:
+        """What a single-task baseline of ``task`` depends on."""
+        return json.dumps({"task": task, "data": self.data, "data_options": self.data_options,
+                           "architecture": self.architecture, "model_options": self.model_options,
+                           **self.train_options()}, sort_keys=True)
+
+
+# ---------------------------------------------------------------- building
+
+DATA_CACHE: dict[str, MultiTaskData] = {}
+
+
+def load_data(name: str, options: dict | None = None) -> MultiTaskData:
+    """A data set by name, cached (the same name and options give the same object)."""
+    key = json.dumps({"name": name, "options": options or {}}, sort_keys=True)
+    if key not in DATA_CACHE:
+        DATA_CACHE[key] = datasets.load(name, **(options or {}))
+    return DATA_CACHE[key]
+
+
+def selected_data(config: LabConfig) -> MultiTaskData:
+    """The config's data set with only its selected tasks."""
+    data = load_data(config.data, config.data_options)
+    if config.tasks is None:
+        return data
+    return data.select(config.tasks)
+
+
+def make_trainer(config: LabConfig, callback=None) -> Trainer:
+    """The Trainer a config describes (checked first)."""
+    config.check()
+    data = selected_data(config)
+    return build_trainer(data, config.architecture, config.method, config.model_options,
+                         config.method_kwargs(data.task_names), callback, **config.train_options())
