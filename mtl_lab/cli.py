@@ -359,6 +359,7 @@ def exercises_command(args: argparse.Namespace) -> None:
     from mtl_lab import exercises
 
     if args.exercises_command == "list":
+        print("exercises (check one with mtl_lab.exercises.check_<name>(your_function)):")
         for exercise in exercises.EXERCISES.values():
             print(f"  {exercise.name:20} {exercise.function:55} {exercise.description}")
         return

@@ -4,7 +4,7 @@ Layout, side by side: on the left the per-task loss curves (train and validation
 weights; on the right the gradient contributions — each task's share of the update, the pairwise
 cosines and the gradient norms (the same panels as :func:`mtl_lab.plots.signature_figure`). The Axes
 and lines are made once and only their data change, so nothing piles up however long the lab runs and
-a frame costs one rendering.
+a frame costs at most one rendering.
 
 Throttling: :meth:`LivePlot.due` says whether a redraw is due. Redraws are at most ``max_rate`` per
 second (4 Hz), and drawing may take at most ``budget`` (3 %) of the wall time since the run started,
@@ -13,6 +13,11 @@ plus a small ``credit`` (0.25 s) so the first frame of a run comes at once. The 
 on a fast machine frames come every second or two, on a slow or busy one further apart (the status
 line, which costs nothing, keeps counting in between).
 
+Blitting: axes, ticks, titles and legends — the text whose layout makes a full rendering slow — are
+drawn only when an axis range has to change; every other frame restores that saved background and
+draws just the data artists on it (several times cheaper). Axis ranges grow with headroom (×2
+along the steps), so a long run needs only a few dozen full renderings.
+
 The PNG bytes go to ``target.value`` — an ``ipywidgets.Image`` in the lab, any object with a
 ``value`` attribute in tests and benchmarks. Nothing here imports ipywidgets.
 """
@@ -20,11 +25,17 @@ The PNG bytes go to ``target.value`` — an ``ipywidgets.Image`` in the lab, any
 from __future__ import annotations
 
 import io
+import math
 import time
 
+import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
+from PIL import Image
 
 from mtl_lab import plots
 from mtl_lab.history import History
@@ -34,6 +45,52 @@ def plain_ticks(ax: Axes) -> None:
     """Tick labels as plain numbers (``0.01``, not ``10^{-2}``): no mathtext to lay out on every frame."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def data_bounds(artists: list) -> tuple[float, float, float, float] | None:
+    """``(x0, x1, y0, y1)`` of the finite data of lines and filled areas (``None`` without data)."""
+    xs, ys = [], []
+    for artist in artists:
+        if isinstance(artist, Line2D):
+            xs.append(np.asarray(artist.get_xdata(), dtype=float))
+            ys.append(np.asarray(artist.get_ydata(), dtype=float))
+        elif isinstance(artist, Collection):
+            for path in artist.get_paths():
+                xs.append(path.vertices[:, 0])
+                ys.append(path.vertices[:, 1])
+    if not xs:
+        return None
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if not keep.any():
+        return None
+    x, y = x[keep], y[keep]
+    return float(x.min()), float(x.max()), float(y.min()), float(y.max())
+
+
+def fit_with_headroom(ax: Axes, bounds: tuple[float, ...], scale_y: bool, grow: float = 2.0) -> None:
+    """Keep ``ax``'s range while the data ``bounds`` fit in it; otherwise set a new one with headroom.
+
+    A new range gets ``grow`` × the data along x and 25 % margins along y (in log space on a log axis);
+    it is also renewed when the data fill less than a third of it. An unchanged range lets
+    :meth:`LivePlot.draw` reuse the saved background.
+    """
+    x0, x1, y0, y1 = bounds
+    old = ax.get_xlim()
+    span = max(x1 - x0, 1.0)
+    if not (old[0] <= x0 and x1 <= old[1] and span >= (old[1] - old[0]) / 3):
+        ax.set_xlim(x0 - 0.02 * span * grow, x0 + span * grow)
+    if not scale_y:
+        return
+    log = ax.get_yscale() == "log"
+    if log:
+        positive = max(y0, 1e-12)
+        y0, y1 = math.log10(positive), math.log10(max(y1, positive))
+    old = [math.log10(max(v, 1e-12)) for v in ax.get_ylim()] if log else list(ax.get_ylim())
+    if not (old[0] <= y0 and y1 <= old[1] and (y1 - y0) >= (old[1] - old[0]) / 3):
+        margin = 0.25 * ((y1 - y0) or 1.0)
+        lo, hi = y0 - margin, y1 + margin
+        ax.set_ylim((10**lo, 10**hi) if log else (lo, hi))
 
 
 class LivePlot:
@@ -57,7 +114,11 @@ class LivePlot:
         self.dpi = dpi
         self.max_rate = max_rate
         self.budget = budget
-        self.figure = Figure(figsize=figsize)
+        self.figure = Figure(figsize=figsize, dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.figure)
+        self.background = None  # the saved static part of the last full rendering
+        self.drawn_state: tuple = ()  # axis ranges, scales and title of that rendering
+        self.full_renders = 0
         self.task_names: list[str] = []
         self.lines: dict[str, list] = {}
         self.stacks: list = []
@@ -135,6 +196,11 @@ class LivePlot:
         self.notes = {ax_name: ax.text(0.5, 0.5, "", ha="center", va="center", transform=ax.transAxes, fontsize=8)
                       for ax_name, ax in (("share", self.share_ax), ("cosine", self.cosine_ax),
                                           ("norm", self.norm_ax))}
+        self.background = None
+        for artist in self.data_artists():
+            artist.set_animated(True)
+        for ax in self.figure.axes:
+            ax.set_autoscale_on(False)  # ranges are set by fit_with_headroom only
         if task_names:
             handles = self.lines["train"]
             self.figure.legend(handles, task_names, loc="upper center", ncol=min(len(task_names), 8), fontsize=8,
@@ -174,18 +240,32 @@ class LivePlot:
         reason = "" if diag else (history.meta.get("diagnostics") or "no gradient diagnostics yet")
         for note in self.notes.values():
             note.set_text(reason)
+        for collection in self.stacks:
+            collection.set_animated(True)
+        artists = self.data_artists()
         for ax in (self.loss_ax, self.weight_ax, self.share_ax, self.norm_ax, self.cosine_ax):
-            ax.relim()
-            ax.autoscale_view(scaley=ax is not self.cosine_ax)
+            bounds = data_bounds([a for a in artists if a.axes is ax])
+            if ax is self.share_ax and bounds is not None:  # always show the 0 … 1 band of the shares
+                bounds = (bounds[0], bounds[1], min(bounds[2], 0.0), max(bounds[3], 1.0))
+            if bounds is not None:
+                fit_with_headroom(ax, bounds, scale_y=ax is not self.cosine_ax)
 
     def draw(self, history: History, title: str = "") -> bytes:
         """Update from ``history`` (a snapshot), render, and publish the PNG."""
         started = time.perf_counter()
         self.update(history)
-        self.figure.suptitle(title, fontsize=10, y=0.995)
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
-        self.png = buffer.getvalue()
+        state = (title, *[(ax.get_xlim(), ax.get_ylim(), ax.get_yscale()) for ax in self.figure.axes])
+        if self.background is None or state != self.drawn_state:
+            self.figure.suptitle(title, fontsize=10, y=0.995)
+            self.canvas.draw()  # everything but the animated (data) artists
+            self.background = self.canvas.copy_from_bbox(self.figure.bbox)
+            self.drawn_state = state
+            self.full_renders += 1
+        else:
+            self.canvas.restore_region(self.background)
+        for artist in self.data_artists():
+            self.figure.draw_artist(artist)
+        self.png = self.encode()
         if self.target is not None:
             self.target.value = self.png
         finished = time.perf_counter()
@@ -195,6 +275,20 @@ class LivePlot:
         self.frames += 1
         self.last_draw = finished
         return self.png
+
+    def data_artists(self) -> list:
+        """The artists whose data change between frames (drawn over the saved background)."""
+        lines = [*self.lines["train"], *self.lines["val"], *self.lines["weights"], *self.lines["norms"]]
+        lines += [line for _, _, line in self.lines["cosines"]]
+        return [*self.stacks, *lines, *self.notes.values()]
+
+    def encode(self) -> bytes:
+        """The canvas as PNG bytes (fast compression: the image is redrawn often)."""
+        width, height = self.canvas.get_width_height()
+        image = Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="png", compress_level=1)  # opaque figure: no alpha to keep
+        return buffer.getvalue()
 
     def draw_if_due(self, history_source, title: str = "") -> bool:
         """Redraw when due; ``history_source()`` is called only then (snapshots cost time too)."""
