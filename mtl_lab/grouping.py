@@ -34,6 +34,7 @@ hard-sharing probe with the trunk's default sizes.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -133,12 +134,16 @@ def measure_affinity(
     batches = cycle_batches(data, batch_size, torch.Generator().manual_seed(seed))
     T = len(data.tasks)
     cos_sum, z_sum = torch.zeros(T, T, dtype=torch.float64), torch.zeros(T, T, dtype=torch.float64)
-    for _ in range(steps):
+    for step in range(steps):
         x, y = next(batches)
         outputs = model(x)
         losses = [t.loss(outputs[t.name], y[t.name]) for t in data.tasks]
-        G, head_grads = task_gradients(losses, shared, heads, retain_graph=False)
         detached = torch.stack([loss.detach() for loss in losses])
+        if not bool(torch.isfinite(detached).all()):
+            bad = [t.name for t, v in zip(data.tasks, detached.tolist()) if not math.isfinite(v)]
+            raise ValueError(f"the probe's loss of task(s) {bad} became non-finite at step {step}; "
+                             f"lower the probe's lr (now {lr})")
+        G, head_grads = task_gradients(losses, shared, heads, retain_graph=False)
         cos_sum += cosine_matrix(G)
         z_sum += lookahead_affinity(model, data, x, y, G, detached, lr)
         optimizer.zero_grad(set_to_none=True)
@@ -218,6 +223,8 @@ def propose_groups(
     T = len(task_names)
     if affinity.shape != (T, T):
         raise ValueError(f"affinity has shape {tuple(affinity.shape)}, expected [{T}, {T}] for tasks {task_names}")
+    if not bool(torch.isfinite(affinity).all()):
+        raise ValueError("affinity contains NaN or infinite entries (did the probe diverge? lower its lr)")
     S = symmetric(affinity)
     groups = agglomerative(S, threshold) if n_groups is None else best_partition(S, n_groups)
     return [[task_names[i] for i in g] for g in groups]

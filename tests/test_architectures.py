@@ -290,6 +290,14 @@ def test_grouping_recovers_planted_groups():
     assert fig.axes
 
 
+def test_grouping_reports_a_diverged_probe():
+    data = planted_groups()
+    with pytest.raises(ValueError, match="lower the probe's lr"):
+        measure_affinity(data, steps=30, lr=1e6, hidden=(32, 32))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        propose_groups([[1.0, float("nan")], [0.0, 1.0]], ["a", "b"])
+
+
 def test_partitions_and_agglomerative_grouping():
     assert len(list(set_partitions(list(range(5)), 2))) == 15  # Stirling number S(5, 2)
     assert len(list(set_partitions(list(range(6)), 3))) == 90
