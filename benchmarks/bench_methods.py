@@ -44,8 +44,9 @@ TORCHJD_AGGREGATORS = {
     "dualproj": ("DualProj", {}), "graddrop": ("GradDrop", {}),
 }
 TORCHJD_WEIGHTINGS = {
-    "mgda": "MGDAWeighting", "upgrad": "UPGradWeighting", "imtl_g": "IMTLGWeighting", "cagrad": "CAGradWeighting",
-    "aligned_mtl": "AlignedMTLWeighting", "dualproj": "DualProjWeighting",
+    "mgda": ("MGDAWeighting", {}), "upgrad": ("UPGradWeighting", {}), "imtl_g": ("IMTLGWeighting", {}),
+    "cagrad": ("CAGradWeighting", {"c": 0.5}), "aligned_mtl": ("AlignedMTLWeighting", {}),
+    "dualproj": ("DualProjWeighting", {}),
 }
 
 
@@ -113,7 +114,8 @@ def torchjd_seconds(data, hidden, batch, steps, method_name, engine: bool) -> fl
         from torchjd.autogram import Engine
 
         gram_engine = Engine(model.trunk, batch_dim=None)
-        weighting = getattr(jd, TORCHJD_WEIGHTINGS[method_name])()
+        name, options = TORCHJD_WEIGHTINGS[method_name]
+        weighting = getattr(jd, name)(**options)
     else:
         name, options = TORCHJD_AGGREGATORS[method_name]
         options = {k: (len(data.tasks) if v is None else v) for k, v in options.items()}

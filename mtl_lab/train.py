@@ -425,7 +425,7 @@ class Trainer:
             rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep), retain_graph=True)
         else:
             G, head_grads = task_gradients(losses, self.shared, self.heads)
-            extra = {"losses": None, "grads": G, "gramian": G @ G.T}[need]
+            extra = G @ G.T if need == "gramian" else (G if need == "grads" else None)
             combination = self.weighting.combine(detached, extra, ctx)
             direction = combination.direction
             if direction is None:
@@ -453,6 +453,8 @@ class Trainer:
         Returns the regulariser's value (detached, on the device), or ``None`` when the model has none.
         """
         reg = self.model.regularizer()
+        if reg is None and self.config.l1 == 0:
+            return None
         params = [p for p in self.model.parameters() if p.requires_grad]
         if reg is not None:
             for p, g in zip(params, torch.autograd.grad(reg, params, allow_unused=True)):

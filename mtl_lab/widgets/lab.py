@@ -367,6 +367,7 @@ class Lab:
                 return False
         self.stop_requested.clear()
         self.live.start_clock()
+        self.live.planned_steps = trainer.config.epochs * trainer.batches_per_epoch
         self.rate_origin = (time.perf_counter(), trainer.global_step)
         self.set_running(True)
         self.show_progress("starting", trainer)

@@ -15,8 +15,9 @@ line, which costs nothing, keeps counting in between).
 
 Blitting: axes, ticks, titles and legends — the text whose layout makes a full rendering slow — are
 drawn only when an axis range has to change; every other frame restores that saved background and
-draws just the data artists on it (several times cheaper). Axis ranges grow with headroom (×2
-along the steps), so a long run needs only a few dozen full renderings.
+draws just the data artists on it (several times cheaper). When the run's length is known
+(``planned_steps``) the step axes span it from the start, as a progress bar does; otherwise they grow
+with headroom (×2). Loss ranges grow with 25 % margins, so a run needs only a handful of full renderings.
 
 The PNG bytes go to ``target.value`` — an ``ipywidgets.Image`` in the lab, any object with a
 ``value`` attribute in tests and benchmarks. Nothing here imports ipywidgets.
@@ -68,17 +69,23 @@ def data_bounds(artists: list) -> tuple[float, float, float, float] | None:
     return float(x.min()), float(x.max()), float(y.min()), float(y.max())
 
 
-def fit_with_headroom(ax: Axes, bounds: tuple[float, ...], scale_y: bool, grow: float = 2.0) -> None:
+def fit_with_headroom(
+    ax: Axes, bounds: tuple[float, ...], scale_y: bool, grow: float = 2.0, planned: int | None = None
+) -> None:
     """Keep ``ax``'s range while the data ``bounds`` fit in it; otherwise set a new one with headroom.
 
-    A new range gets ``grow`` × the data along x and 25 % margins along y (in log space on a log axis);
-    it is also renewed when the data fill less than a third of it. An unchanged range lets
-    :meth:`LivePlot.draw` reuse the saved background.
+    A new range gets ``grow`` × the data along x and margins along y (25 %, or half a decade on a log
+    axis); it is also renewed when the data fill less than a third (a quarter along y) of it. With
+    ``planned`` steps (the run's length, when known) the step axis spans the whole run from the start
+    and never changes. An unchanged range lets :meth:`LivePlot.draw` reuse the saved background.
     """
     x0, x1, y0, y1 = bounds
     old = ax.get_xlim()
     span = max(x1 - x0, 1.0)
-    if not (old[0] <= x0 and x1 <= old[1] and span >= (old[1] - old[0]) / 3):
+    if planned is not None and 0 <= x0 and x1 <= planned:
+        if old != (-0.01 * planned, 1.01 * planned):
+            ax.set_xlim(-0.01 * planned, 1.01 * planned)
+    elif not (old[0] <= x0 and x1 <= old[1] and span >= (old[1] - old[0]) / 3):
         ax.set_xlim(x0 - 0.02 * span * grow, x0 + span * grow)
     if not scale_y:
         return
@@ -87,8 +94,8 @@ def fit_with_headroom(ax: Axes, bounds: tuple[float, ...], scale_y: bool, grow: 
         positive = max(y0, 1e-12)
         y0, y1 = math.log10(positive), math.log10(max(y1, positive))
     old = [math.log10(max(v, 1e-12)) for v in ax.get_ylim()] if log else list(ax.get_ylim())
-    if not (old[0] <= y0 and y1 <= old[1] and (y1 - y0) >= (old[1] - old[0]) / 3):
-        margin = 0.25 * ((y1 - y0) or 1.0)
+    if not (old[0] <= y0 and y1 <= old[1] and (y1 - y0) >= (old[1] - old[0]) / 4):
+        margin = 0.5 if log else 0.25 * ((y1 - y0) or 1.0)  # half a decade on a log axis
         lo, hi = y0 - margin, y1 + margin
         ax.set_ylim((10**lo, 10**hi) if log else (lo, hi))
 
@@ -119,6 +126,7 @@ class LivePlot:
         self.background = None  # the saved static part of the last full rendering
         self.drawn_state: tuple = ()  # axis ranges, scales and title of that rendering
         self.full_renders = 0
+        self.planned_steps: int | None = None  # the run's length: the step axis spans it from the start
         self.task_names: list[str] = []
         self.lines: dict[str, list] = {}
         self.stacks: list = []
@@ -205,6 +213,7 @@ class LivePlot:
             handles = self.lines["train"]
             self.figure.legend(handles, task_names, loc="upper center", ncol=min(len(task_names), 8), fontsize=8,
                                frameon=False, bbox_to_anchor=(0.5, 0.955))
+        self.canvas.draw()  # now, not in the first frame of a run: fonts and text layouts get cached
 
     def update(self, history: History) -> None:
         """Give every line the data of ``history`` (a snapshot)."""
@@ -248,7 +257,7 @@ class LivePlot:
             if ax is self.share_ax and bounds is not None:  # always show the 0 … 1 band of the shares
                 bounds = (bounds[0], bounds[1], min(bounds[2], 0.0), max(bounds[3], 1.0))
             if bounds is not None:
-                fit_with_headroom(ax, bounds, scale_y=ax is not self.cosine_ax)
+                fit_with_headroom(ax, bounds, scale_y=ax is not self.cosine_ax, planned=self.planned_steps)
 
     def draw(self, history: History, title: str = "") -> bytes:
         """Update from ``history`` (a snapshot), render, and publish the PNG."""
