@@ -50,7 +50,6 @@ from mtl_lab.gradients import (
     assign_head_grads,
     diagnostics_from_gradients,
     diagnostics_from_gramian,
-    gramian_cost_ratio,
     representation_gradients,
     task_gradients,
 )
@@ -81,7 +80,8 @@ class TrainConfig:
         seed: seeds the model's dropout, the batch order and the method's random numbers.
         diagnostics_every: compute gradient diagnostics every this many steps (0: never).
         record_every: copy per-step records to the History every this many steps (``None``: 10 on CPU, 25 else).
-        gradient_path: ``auto``, ``jacobian`` (materialise ``G``) or ``gramian`` (``K`` from linear layers).
+        gradient_path: ``auto`` (= ``jacobian`` for now), ``jacobian`` (materialise ``G``) or ``gramian``
+            (``K`` from linear layers, without ``G``; see :meth:`Trainer.make_gramian_engine`).
         evaluate: evaluate the validation split after every epoch.
         train_metrics: also evaluate the training split's metrics after every epoch.
         augment: apply the data set's training augmentation, when it has one.
@@ -300,19 +300,16 @@ class Trainer:
         return None
 
     def make_gramian_engine(self) -> LinearGramian | None:
-        """The Gramian path, where the method needs only ``K`` and the trunk is linear layers."""
-        c = self.config
-        if self.weighting.requires != "gramian" or c.gradient_path == "jacobian":
+        """The Gramian path (opt-in): for methods that need only ``K``, on a trunk of linear layers.
+
+        ``gradient_path="auto"`` takes the Jacobian path: on CPU the Gramian path measured slower in every
+        configuration of ``benchmarks/bench_core.py`` (0.70–0.83 × the Jacobian path's steps/s), and it
+        has not been measured on a GPU. ``gradient_path="gramian"`` turns it on.
+        """
+        if self.weighting.requires != "gramian" or self.config.gradient_path != "gramian":
             return None
         if not LinearGramian.applies_to(self.model, self.shared):
-            if c.gradient_path == "gramian":
-                raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
-            return None
-        if c.gradient_path == "auto":
-            widths = [(m.in_features, m.out_features) for m in self.model.modules()
-                      if isinstance(m, torch.nn.Linear) and any(m.weight is p for p in self.shared)]
-            if gramian_cost_ratio(c.batch_size, widths, len(self.tasks)) >= 0.9:
-                return None
+            raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
         return LinearGramian(self.model, self.shared)
 
     def describe(self) -> dict:

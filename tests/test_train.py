@@ -230,3 +230,14 @@ def test_static_weights_change_mid_run_apply_from_the_next_step(toy):
     trainer.fit(max_steps=2)
     trainer.flush()
     assert trainer.history.weights[2] == [1.0, 1.0, 1.0] and trainer.history.weights[3] == [0.0, 1.0, 3.0]
+
+
+def test_gramian_path_is_opt_in_and_needs_linear_layers(toy):
+    assert build_trainer(toy, "hard", "mgda", **FAST).gramian is None  # auto: the Jacobian path
+    assert build_trainer(toy, "hard", "mgda", gradient_path="gramian", **FAST).gramian is not None
+    assert build_trainer(toy, "hard", "pcgrad", gradient_path="gramian", **FAST).gramian is None  # needs G itself
+    from mtl_lab import data
+
+    digits = data.load("digits", tasks=["digit", "parity"])
+    with pytest.raises(ValueError, match="nn.Linear layers"):
+        build_trainer(digits, "hard", "mgda", model_options={"trunk": "cnn"}, gradient_path="gramian", epochs=1)
