@@ -21,9 +21,13 @@ Conventions and their origin:
 
 * ``d`` is the **sum** of the projected gradients, as in the paper's algorithm box, its official code,
   LibMTL and TorchJD. (A popular PyTorch port averages them by default; its direction is ``d/T``.)
-* ``d`` is always a combination of the task gradients, ``d = Gᵀw``; the coefficients are tracked along
-  the projections, so the effective weights ``w`` are exact (no least-squares fit is needed).
-* Applied to the gradients of the shared parameters (``requires="grads"``), as in the paper.
+* ``d`` is always a combination of the task gradients, ``d = Gᵀw``. Writing ``g_i^PC = Σ_k c_k g_k``,
+  every dot product the algorithm needs is ``g_i^PC · g_j = (K c)_j`` with the Gramian ``K = G Gᵀ``,
+  so the whole algorithm runs on ``T × T`` numbers (``requires="gramian"``): the coefficients ``c`` are
+  updated instead of ``P``-long vectors, and the effective weights ``w = Σ_i c^(i)`` are exact. The
+  trainer then moves the shared parameters along ``Gᵀw`` — the same direction, far fewer operations
+  when ``P`` is large.
+* Applied to the gradients of the shared parameters, as in the paper.
 """
 
 from __future__ import annotations
@@ -38,27 +42,26 @@ class PCGrad(Weighting):
 
     name = "pcgrad"
     description = "PCGrad: remove from each task gradient its component against conflicting tasks, then sum."
-    requires = "grads"
+    requires = "gramian"
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)
-        G = grads
-        T = G.shape[0]
-        squared_norms = (G * G).sum(dim=1)
-        direction = torch.zeros_like(G[0])
-        weights = torch.zeros(T, dtype=G.dtype, device=G.device)
+        K = grads  # the Gramian G Gᵀ: K[i, j] = g_i · g_j
+        if K.shape[0] != K.shape[1]:
+            raise ValueError(f"pcgrad needs the [T, T] Gramian, got shape {tuple(K.shape)}")
+        T = K.shape[0]
+        squared_norms = K.diagonal()
+        weights = torch.zeros(T, dtype=K.dtype, device=K.device)
         projections = 0
         for i in range(T):
-            g_pc, coefficients = G[i].clone(), torch.zeros_like(weights)
+            coefficients = torch.zeros_like(weights)  # g_i^PC = Σ_k coefficients[k] · g_k
             coefficients[i] = 1.0
             for j in torch.randperm(T, generator=ctx.generator, device=ctx.generator.device).tolist():
                 if j == i:
                     continue
-                dot = g_pc @ G[j]
+                dot = coefficients @ K[:, j]  # g_i^PC · g_j
                 if dot < 0:
-                    g_pc -= (dot / squared_norms[j]) * G[j]
                     coefficients[j] -= dot / squared_norms[j]
                     projections += 1
-            direction += g_pc
             weights += coefficients
-        return Combination(weights, direction, info={"projections": projections})
+        return Combination(weights, info={"projections": projections})
