@@ -74,8 +74,9 @@ def fit_with_headroom(
 ) -> None:
     """Keep ``ax``'s range while the data ``bounds`` fit in it; otherwise set a new one with headroom.
 
-    A new range gets ``grow`` × the data along x and margins along y (25 %, or half a decade on a log
-    axis); it is also renewed when the data fill less than a third (a quarter along y) of it. With
+    A new range gets ``grow`` × the data along x and margins along y (25 %; on a log axis a decade below
+    and 0.3 above, room for falling losses); it is also renewed when the data fill less than a third of
+    it along x (a quarter along y, an eighth on a log axis). With
     ``planned`` steps (the run's length, when known) the step axis spans the whole run from the start
     and never changes. An unchanged range lets :meth:`LivePlot.draw` reuse the saved background.
     """
@@ -94,9 +95,10 @@ def fit_with_headroom(
         positive = max(y0, 1e-12)
         y0, y1 = math.log10(positive), math.log10(max(y1, positive))
     old = [math.log10(max(v, 1e-12)) for v in ax.get_ylim()] if log else list(ax.get_ylim())
-    if not (old[0] <= y0 and y1 <= old[1] and (y1 - y0) >= (old[1] - old[0]) / 4):
-        margin = 0.5 if log else 0.25 * ((y1 - y0) or 1.0)  # half a decade on a log axis
-        lo, hi = y0 - margin, y1 + margin
+    fill = 1 / 8 if log else 1 / 4  # falling losses span decades: keep a log range longer
+    if not (old[0] <= y0 and y1 <= old[1] and (y1 - y0) >= (old[1] - old[0]) * fill):
+        below, above = (1.0, 0.3) if log else (0.25 * ((y1 - y0) or 1.0),) * 2  # a decade of room to fall
+        lo, hi = y0 - below, y1 + above
         ax.set_ylim((10**lo, 10**hi) if log else (lo, hi))
 
 
