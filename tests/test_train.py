@@ -235,7 +235,7 @@ def test_static_weights_change_mid_run_apply_from_the_next_step(toy):
 def test_gramian_path_is_opt_in_and_needs_linear_layers(toy):
     assert build_trainer(toy, "hard", "mgda", **FAST).gramian is None  # auto: the Jacobian path
     assert build_trainer(toy, "hard", "mgda", gradient_path="gramian", **FAST).gramian is not None
-    assert build_trainer(toy, "hard", "pcgrad", gradient_path="gramian", **FAST).gramian is None  # needs G itself
+    assert build_trainer(toy, "hard", "graddrop", gradient_path="gramian", **FAST).gramian is None  # needs G itself
     from mtl_lab import data
 
     digits = data.load("digits", tasks=["digit", "parity"])
