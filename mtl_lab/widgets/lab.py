@@ -353,18 +353,28 @@ class Lab:
             self.show_error(exc)
             return None
 
-    def train(self, max_steps: int | None = None) -> bool:
-        """Start (or continue) training in the background; ``False`` (and a status message) if it cannot."""
+    def ready_trainer(self):
+        """The trainer the next run continues (a fresh one after a completed run); ``None`` if busy or invalid."""
         if self.running:
             self.show_status("busy", "already training: press Stop first", "#b36b00")
-            return False
+            return None
         trainer = self.prepare_trainer(fresh=False)
-        if trainer is None:
-            return False
-        if trainer.history.status == "completed":
+        if trainer is not None and trainer.history.status == "completed":
             trainer = self.prepare_trainer(fresh=True)
-            if trainer is None:
-                return False
+        return trainer
+
+    def train(self, max_steps: int | None = None) -> bool:
+        """Start (or continue) training in the background; ``False`` (and a status message) if it cannot."""
+        trainer = self.ready_trainer()
+        return trainer is not None and self.start_run(trainer, max_steps)
+
+    def step(self) -> bool:
+        """Train to the end of the current epoch (one epoch from a boundary), then pause."""
+        trainer = self.ready_trainer()
+        return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.epoch_batches)
+
+    def start_run(self, trainer, max_steps: int | None) -> bool:
+        """Start ``trainer`` in its background thread, with the live figure and status reset for the run."""
         self.stop_requested.clear()
         self.live.start_clock()
         self.live.planned_steps = trainer.config.epochs * trainer.batches_per_epoch
@@ -373,20 +383,6 @@ class Lab:
         self.show_progress("starting", trainer)
         self.handle = trainer.start(max_steps)
         return True
-
-    def step(self) -> bool:
-        """Train to the end of the current epoch (one epoch from a boundary), then pause."""
-        if self.running:
-            self.show_status("busy", "already training: press Stop first", "#b36b00")
-            return False
-        trainer = self.prepare_trainer(fresh=False)
-        if trainer is None:
-            return False
-        if trainer.history.status == "completed":
-            trainer = self.prepare_trainer(fresh=True)
-            if trainer is None:
-                return False
-        return self.train(max_steps=trainer.batches_per_epoch - trainer.epoch_batches)
 
     def stop(self, wait: bool = False, timeout: float = 30.0) -> None:
         """Ask the run (and a baseline in training) to stop after its current step; ``wait`` joins it."""
