@@ -35,10 +35,11 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mtl_lab.weighting import METHODS, StepContext, aggregate, combination_for, create
+from mtl_lab.weighting.gradvac import vaccine_coefficient
 from mtl_lab.weighting.solvers import ConvergenceWarning, nash_weights
 from mtl_lab.weighting.torchjd_interop import from_torchjd
 
@@ -197,7 +198,7 @@ def test_gradvac_against_torchjd_over_several_steps(jd):
         torch.manual_seed(seed)
         for step in range(3):  # the EMA targets carry over from step to step
             G_step = G * (1 + 0.3 * step) + 0.2 * step * torch.roll(G, 1, dims=0)
-            d = ours.combine(torch.ones(T), G_step, ctx).direction
+            d = ours.combine(torch.ones(T), G_step @ G_step.T, ctx).weights @ G_step
             assert relative_error(d, theirs(G_step)) < 1e-6
 
 
@@ -374,11 +375,35 @@ def test_pcgrad_two_conflicting_tasks_leave_no_negative_inner_product(shape):
 
 @PROPERTY_SETTINGS
 @given(shape=matrix_shapes)
-def test_tracked_and_least_squares_weights_reproduce_the_direction(shape):
+def test_gradvac_on_the_gramian_equals_the_papers_vector_algorithm(shape):
+    """Our GradVac works on K = GGᵀ; the paper's loop works on the vectors. Same random orders, same d."""
     T, P, seed = shape
+    # cosines of ±1 (P = 1) make sin φ = √(1 − φ²) infinitely sensitive to rounding: no pair of algorithms agrees
+    assume(P > T)
     G = random_matrix(T, P, seed)
-    comb = combine("gradvac", G, seed=seed)
-    assert torch.allclose(comb.weights @ G, comb.direction, atol=1e-10 * float(G.abs().max()))
+    beta, targets = 0.5, torch.zeros(T, T, dtype=torch.float64)
+    method = create("gradvac", beta=beta)
+    method.reset([f"task{i}" for i in range(T)])
+    ours_generator, paper_generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    for step in range(3):  # the targets carry over: later steps make corrections
+        G_step = G * (1 + 0.3 * step) + 0.2 * step * torch.roll(G, 1, dims=0)
+        expected = torch.zeros(P, dtype=G.dtype)
+        for i in range(T):
+            g = G_step[i].clone()
+            others = [j for j in range(T) if j != i]
+            for k in torch.randperm(T - 1, generator=paper_generator).tolist():
+                j = others[k]
+                g_j = G_step[j]
+                if float(g.norm()) == 0:
+                    continue
+                phi = float(g @ g_j) / float(g.norm() * g_j.norm())
+                target = float(targets[i, j])
+                if phi < target < 1.0:
+                    g = g + vaccine_coefficient(float(g.norm()), float(g_j.norm()), phi, target) * g_j
+                targets[i, j] = (1 - beta) * target + beta * phi
+            expected += g
+        comb = method.combine(torch.ones(T), G_step @ G_step.T, StepContext(generator=ours_generator))
+        assert torch.allclose(comb.weights @ G_step, expected, atol=1e-9 * float(expected.abs().max()))
 
 
 @PROPERTY_SETTINGS
@@ -412,7 +437,7 @@ def test_aligned_mtl_makes_the_gradients_orthogonal_with_equal_norms():
     G = random_matrix(4, 9, seed=3)
     method = create("aligned_mtl")
     B, rank, _ = method.balance_matrix(G @ G.T)
-    aligned = B @ G
+    aligned = torch.from_numpy(B) @ G
     gram = aligned @ aligned.T
     assert rank == 4
     assert torch.allclose(gram, gram[0, 0] * torch.eye(4, dtype=torch.float64), atol=1e-9 * float(gram[0, 0]))
@@ -503,8 +528,8 @@ def test_registry_entries_and_configs():
         assert config["name"] == name
         json.dumps(config)
     assert METHODS["mgda_ub"].requires == "rep_grads"
-    assert {METHODS[n].requires for n in ("gradvac", "graddrop")} == {"grads"}
-    assert METHODS["pcgrad"].requires == "gramian"  # the projections need only the dot products
+    assert METHODS["graddrop"].requires == "grads"
+    assert {METHODS[n].requires for n in ("pcgrad", "gradvac")} == {"gramian"}  # they need only dot products
 
 
 def test_gradvac_reset_forgets_the_targets():
@@ -512,12 +537,12 @@ def test_gradvac_reset_forgets_the_targets():
     method = create("gradvac", beta=0.5)
     names = ["a", "b", "c"]
     method.reset(names)
-    first = method.combine(torch.ones(3), G, StepContext(generator=torch.Generator().manual_seed(1))).direction
-    assert bool(method.targets.abs().sum() > 0)
+    first = method.combine(torch.ones(3), G @ G.T, StepContext(generator=torch.Generator().manual_seed(1))).weights
+    assert abs(method.targets).sum() > 0
     method.load_state_dict(json.loads(json.dumps(method.state_dict())))
     method.reset(names)
     assert bool((method.targets == 0).all())
-    again = method.combine(torch.ones(3), G, StepContext(generator=torch.Generator().manual_seed(1))).direction
+    again = method.combine(torch.ones(3), G @ G.T, StepContext(generator=torch.Generator().manual_seed(1))).weights
     assert torch.equal(first, again)
 
 

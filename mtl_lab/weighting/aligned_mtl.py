@@ -30,6 +30,7 @@ Defaults and conventions:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
@@ -55,26 +56,26 @@ class AlignedMTL(Weighting):
         self.check_inputs(losses, grads)
         check_gramian(self.name, grads)
         B, rank, condition = self.balance_matrix(grads)
-        weights = B @ torch.ones(B.shape[0], dtype=B.dtype)
-        return Combination(weights.to(grads), info={"rank": rank, "condition_number": condition})
+        weights = B.sum(axis=1)  # B·1: the aligned gradients are summed
+        return Combination(torch.from_numpy(weights).to(grads), info={"rank": rank, "condition_number": condition})
 
-    def balance_matrix(self, K: torch.Tensor) -> tuple[torch.Tensor, int, float]:
+    def balance_matrix(self, K: torch.Tensor) -> tuple[np.ndarray, int, float]:
         """``B`` with ``BG`` the aligned gradients, the rank of K, and the condition number ``√(λ_max/λ_r)``."""
         Kn, scale = normalized_gramian(K)
         T = Kn.shape[0]
         if scale == 0:
-            return torch.zeros(T, T, dtype=Kn.dtype), 0, float("nan")
-        eigenvalues, V = torch.linalg.eigh(Kn)
+            return np.zeros((T, T)), 0, float("nan")
+        eigenvalues, V = np.linalg.eigh(Kn)
         keep = eigenvalues > eigenvalues.max() * rank_tolerance(K.dtype, T)
         eigenvalues, V = eigenvalues[keep], V[:, keep]
         if self.scale_mode == "min":
             target = eigenvalues.min()
         elif self.scale_mode == "median":
-            target = eigenvalues.median()
+            target = np.sort(eigenvalues)[(len(eigenvalues) - 1) // 2]  # the lower median, as torch.median
         else:
             target = eigenvalues.mean()
-        B = target.sqrt() * (V / eigenvalues.sqrt()) @ V.T
-        condition = float((eigenvalues.max() / eigenvalues.min()).sqrt())
+        B = np.sqrt(target) * (V / np.sqrt(eigenvalues)) @ V.T
+        condition = float(np.sqrt(eigenvalues.max() / eigenvalues.min()))
         return B, int(keep.sum()), condition
 
     def config(self) -> dict:

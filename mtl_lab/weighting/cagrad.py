@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
@@ -86,37 +87,40 @@ class CAGrad(Weighting):
         check_gramian(self.name, grads)
         weights, report = self.solve(grads)
         info = report_info(self.name, report)
-        return Combination(weights.to(grads) / RESCALE_DIVISORS[self.rescale](self.c), info=info)
+        weights = torch.from_numpy(weights / RESCALE_DIVISORS[self.rescale](self.c))
+        return Combination(weights.to(grads), info=info)
 
-    def solve(self, K: torch.Tensor) -> tuple[torch.Tensor, SolverReport]:
+    def solve(self, K: torch.Tensor) -> tuple[np.ndarray, SolverReport]:
         """The un-rescaled weights ``w_0 + λ`` of ``d*`` for the Gramian ``K``, and the solver's report."""
         Kn, scale = normalized_gramian(K)
         T = Kn.shape[0]
-        w0 = torch.full((T,), 1.0 / T, dtype=Kn.dtype)
+        w0 = np.full(T, 1.0 / T)
         Kg0 = Kn @ w0  # (g_t·g_0)_t
         radius = self.c * max(float(w0 @ Kg0), 0.0) ** 0.5  # c‖g_0‖
         if scale == 0 or radius == 0:
             return w0, ZERO_GRADIENTS if scale == 0 else SolverReport("none (c‖g_0‖ = 0)", True, 0, 0.0)
 
-        Kr = Kn + RIDGE * torch.eye(T, dtype=Kn.dtype)
+        Kr = Kn + RIDGE * np.eye(T)
+        free = None  # the previous level's positive λ: a warm start for the next QP (often exact)
 
-        def project(t: float) -> tuple[torch.Tensor, float, SolverReport]:
+        def project(t: float) -> tuple[np.ndarray, float, SolverReport]:
             """λ of the projection of g_0 onto H_t, and the squared distance ‖Gᵀλ‖² to g_0."""
-            lam, report = nonneg_qp(Kr, Kg0 - t, max_iter=10 * T)
+            lam, report = nonneg_qp(Kr, Kg0 - t, max_iter=10 * T, free=free)
             return lam, float(lam @ Kr @ lam), report
 
         low = float(Kg0.min())  # g_0 itself is in H_low: distance 0
         # in the ball, g_t·d ≤ g_t·g_0 + c‖g_0‖‖g_t‖: no higher level is reachable
-        high = float((Kg0 + radius * Kn.diagonal().sqrt()).min())
+        high = float((Kg0 + radius * np.sqrt(np.diag(Kn))).min())
         w_mgda, _ = min_norm_weights(Kn)
         if float(w_mgda @ Kn @ w_mgda) <= 1e-12:  # Pareto-stationary: H_t is empty for t > 0
             high = min(high, 0.0)
-        lam_low, excess_low = torch.zeros(T, dtype=Kn.dtype), -(radius**2)  # at `low`: inside the ball
+        lam_low, excess_low = np.zeros(T), -(radius**2)  # at `low`: inside the ball
         t, converged, steps, qp_ok = high, False, 0, True
         while steps < self.max_iter:
             steps += 1
             lam, distance2, qp_report = project(t)
             qp_ok = qp_ok and qp_report.converged
+            free = lam > 0
             excess = distance2 - radius**2  # > 0: H_t is out of reach, t is too high
             if excess <= self.tol * radius**2 and (excess >= -self.tol * radius**2 or t == high):
                 converged = True

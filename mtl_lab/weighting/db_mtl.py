@@ -27,8 +27,8 @@ device; made on the first step, when ``P`` is known) and the step counter :attr:
 Guards: losses must be finite and ``≥ 0`` (the logarithm), else ``ValueError``; a loss at 0 is
 ``ε`` inside the logarithm, as in the authors' code. A task whose EMA gradient is exactly zero
 contributes nothing (instead of 0/0). The rescaling divides by the exact norm (the authors' code adds
-``1e-8`` to it, which stops a tiny gradient from being scaled up fully), and the norms are taken so
-that a loss of 1e30 (log-gradient ~1e-30) does not underflow in float32. ``T = 1``: ``d = ĝ_1``.
+``1e-8`` to it, which stops a tiny gradient from being scaled up fully), and the norms are accumulated in
+float64 so that a loss of 1e30 (log-gradient ~1e-30) does not underflow in float32. ``T = 1``: ``d = ĝ_1``.
 
 Defaults: ``β = 0.9``, ``σ = 0`` (so ``β_k = 0.9``: a plain EMA), the defaults of LibMTL, the library
 of the paper's first author that implements DB-MTL; ``ε = 1e-8``, the constant in its logarithm.
@@ -44,10 +44,8 @@ from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_
 
 
 def row_norms(rows: torch.Tensor) -> torch.Tensor:
-    """``‖row‖`` of each row, computed on the row divided by its largest entry: no float32 under/overflow."""
-    peak = rows.abs().amax(dim=1)
-    safe_peak = torch.where(peak > 0, peak, 1.0)
-    return (rows / safe_peak[:, None]).norm(dim=1) * safe_peak
+    """``‖row‖`` of each row, accumulated in float64: the squares of float32 entries neither under- nor overflow."""
+    return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
 
 
 class DBMTL(Weighting):
@@ -77,17 +75,21 @@ class DBMTL(Weighting):
         self.grad_ema = None
         self.step_count = 0
 
-    def update_ema(self, log_grads: torch.Tensor, beta_k: float) -> torch.Tensor:
-        """``ĝ ← β_k ĝ + (1 − β_k) ∇log L``; ``ĝ`` starts at zero and follows the gradients' device."""
+    def update_ema(self, grads: torch.Tensor, inverse: torch.Tensor, beta_k: float) -> torch.Tensor:
+        """``ĝ ← β_k ĝ + (1 − β_k) ∇log L`` with ``∇log L_t = g_t·inverse_t``, in place after the first step.
+
+        ``ĝ`` starts at zero and follows the gradients' device and dtype.
+        """
+        coefficients = ((1 - beta_k) * inverse).to(grads)[:, None]
         if self.grad_ema is None:
-            ema = torch.zeros_like(log_grads)
-        elif self.grad_ema.shape != log_grads.shape:
+            self.grad_ema = grads.detach() * coefficients  # β_k · 0 + (1 − β_k) ∇log L
+        elif self.grad_ema.shape != grads.shape:
             raise ValueError(
-                f"db_mtl: grads has shape {tuple(log_grads.shape)}, earlier steps had {tuple(self.grad_ema.shape)}"
+                f"db_mtl: grads has shape {tuple(grads.shape)}, earlier steps had {tuple(self.grad_ema.shape)}"
             )
         else:
-            ema = self.grad_ema.to(log_grads)
-        self.grad_ema = beta_k * ema + (1 - beta_k) * log_grads
+            self.grad_ema = self.grad_ema.to(grads)
+            self.grad_ema.mul_(beta_k).addcmul_(grads.detach(), coefficients)
         return self.grad_ema
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
@@ -96,15 +98,14 @@ class DBMTL(Weighting):
         self.step_count += 1
         beta_k = self.beta / self.step_count**self.beta_sigma
         inverse = 1.0 / (values + self.eps)
-        ema = self.update_ema(grads.detach() * inverse.to(grads)[:, None], beta_k)
-        norms = row_norms(ema)
-        norms_cpu = norms.to("cpu", torch.float64)
+        ema = self.update_ema(grads, inverse, beta_k)
+        norms_cpu = row_norms(ema).to("cpu")
         if not bool(torch.isfinite(norms_cpu).all()):
             raise ValueError(f"db_mtl needs finite task gradients, got EMA norms {norms_cpu.tolist()}")
         largest = norms_cpu.max()
-        units = ema / torch.where(norms > 0, norms, 1.0)[:, None]  # zero rows stay zero
-        direction = largest.item() * units.sum(dim=0)
+        # max_k ‖ĝ_k‖ / ‖ĝ_t‖ for each task (zero rows stay zero), then d = Σ_t scale_t ĝ_t in one product
         scales = torch.where(norms_cpu > 0, largest / torch.where(norms_cpu > 0, norms_cpu, 1.0), 0.0)
+        direction = scales.to(ema) @ ema
         weights = (scales * (1 - beta_k) * inverse).to(device=losses.device, dtype=losses.dtype)
         if not bool(torch.isfinite(weights).all()):
             raise ValueError(f"db_mtl: the effective weights overflow {losses.dtype}; use float64 losses")

@@ -20,6 +20,7 @@ preference vector; ``reg`` and the solver options are as in :mod:`mtl_lab.weight
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
@@ -45,9 +46,9 @@ class DualProj(Weighting):
         self.check_inputs(losses, grads)
         check_gramian(self.name, grads)
         T = grads.shape[0]
-        mean = torch.full((1, T), 1.0 / T)
+        mean = np.full((1, T), 1.0 / T)
         V, report = dual_cone_weights(grads, mean, self.tol, self.max_iter, self.reg)
-        return Combination(V[0].to(grads), info=report_info(self.name, report))
+        return Combination(torch.from_numpy(V[0]).to(grads), info=report_info(self.name, report))
 
     def config(self) -> dict:
         return {"name": self.name, "reg": self.reg, "tol": self.tol, "max_iter": self.max_iter}

@@ -28,8 +28,11 @@ Defaults and conventions:
   equal random order).
 * Whole-model granularity: one set of targets for all the shared parameters. The paper also applies
   the rule per layer or per weight matrix (LibMTL's ``GradVac_group_type``); that is not offered here.
-* ``d`` is the sum of the corrected gradients and always a combination ``d = Gᵀw``; the coefficients
-  are tracked, so the effective weights are exact.
+* ``d`` is the sum of the corrected gradients and always a combination ``d = Gᵀw``. As in
+  :mod:`~mtl_lab.weighting.pcgrad`, writing ``g_i' = Σ_k c_k g_k`` turns every quantity the rule needs
+  into Gramian arithmetic: ``‖g_i'‖² = cᵀKc`` and ``g_i'·g_j = (Kc)_j`` with ``K = G Gᵀ``. So the
+  method runs on ``T × T`` numbers (``requires="gramian"``), updates the coefficients ``c`` instead of
+  ``P``-long vectors, returns the exact weights ``w = Σ_i c^(i)``, and the trainer moves along ``Gᵀw``.
 * A pair in which one gradient is zero has no angle: it is skipped (no correction, no target update).
   A target of exactly 1 cannot be reached by a finite correction: such a pair is not corrected.
 * The targets are state: :meth:`reset` sets them back to 0, and they are saved by :meth:`state_dict`.
@@ -39,9 +42,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
+from mtl_lab.weighting.solvers import as_float64, check_gramian
 
 
 class GradVac(Weighting):
@@ -49,47 +54,45 @@ class GradVac(Weighting):
 
     name = "gradvac"
     description = "GradVac: raise each pair's gradient cosine to its running-average target, then sum."
-    requires = "grads"
+    requires = "gramian"
 
     def __init__(self, beta: float = 0.01) -> None:
         super().__init__()
         if not (isinstance(beta, (int, float)) and 0.0 <= beta <= 1.0):
             raise ValueError(f"{self.name}: beta must be a number in [0, 1], got {beta!r}")
         self.beta = float(beta)
-        self.targets = torch.zeros(0, 0, dtype=torch.float64)
+        self.targets = np.zeros((0, 0))  # φ̂[i, j], float64
 
     def reset(self, task_names: list[str]) -> None:
         super().reset(task_names)
-        self.targets = torch.zeros(self.n_tasks, self.n_tasks, dtype=torch.float64)
+        self.targets = np.zeros((self.n_tasks, self.n_tasks))
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)
-        G = grads
-        T = G.shape[0]
-        norms_j = G.norm(dim=1).tolist()
-        direction = torch.zeros_like(G[0])
-        weights = torch.zeros(T, dtype=G.dtype, device=G.device)
+        check_gramian(self.name, grads)
+        K = as_float64(grads)  # K[i, j] = g_i · g_j
+        T = K.shape[0]
+        norms_j = np.sqrt(np.clip(np.diag(K), 0.0, None))
+        weights = np.zeros(T)
         corrections = 0
         for i in range(T):
-            g_vac, coefficients = G[i].clone(), torch.zeros_like(weights)
+            coefficients = np.zeros(T)  # g_i' = Σ_k coefficients[k] · g_k
             coefficients[i] = 1.0
             others = [j for j in range(T) if j != i]
             for k in torch.randperm(T - 1, generator=ctx.generator, device=ctx.generator.device).tolist():
                 j = others[k]
-                norm_i = float(g_vac.norm())
+                Kc = K @ coefficients  # (g_k · g_i')_k
+                norm_i = max(float(coefficients @ Kc), 0.0) ** 0.5
                 if norm_i == 0 or norms_j[j] == 0:
                     continue
-                phi = min(max(float(g_vac @ G[j]) / (norm_i * norms_j[j]), -1.0), 1.0)
+                phi = min(max(float(Kc[j]) / (norm_i * norms_j[j]), -1.0), 1.0)
                 target = float(self.targets[i, j])
                 if phi < target < 1.0:
-                    a = vaccine_coefficient(norm_i, norms_j[j], phi, target)
-                    g_vac += a * G[j]
-                    coefficients[j] += a
+                    coefficients[j] += vaccine_coefficient(norm_i, norms_j[j], phi, target)
                     corrections += 1
                 self.targets[i, j] = (1 - self.beta) * target + self.beta * phi
-            direction += g_vac
             weights += coefficients
-        return Combination(weights, direction, info={"corrections": corrections})
+        return Combination(torch.from_numpy(weights).to(grads), info={"corrections": corrections})
 
     def config(self) -> dict:
         return {"name": self.name, "beta": self.beta}
@@ -98,7 +101,7 @@ class GradVac(Weighting):
         return {"targets": self.targets.tolist()}
 
     def load_state_dict(self, state: dict) -> None:
-        targets = torch.tensor(state["targets"], dtype=torch.float64)
+        targets = np.array(state["targets"], dtype=np.float64)
         if targets.shape != (self.n_tasks, self.n_tasks):
             raise ValueError(
                 f"{self.name}: saved targets have shape {tuple(targets.shape)}, "

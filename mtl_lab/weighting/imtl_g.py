@@ -27,6 +27,7 @@ Conventions:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
@@ -44,9 +45,9 @@ class IMTLG(Weighting):
         self.check_inputs(losses, grads)
         check_gramian(self.name, grads)
         Kn, scale = normalized_gramian(grads)
-        norms = Kn.diagonal().clamp(min=0).sqrt()
-        v = torch.linalg.pinv(Kn, rtol=rank_tolerance(grads.dtype, Kn.shape[0]), hermitian=True) @ norms
+        norms = np.sqrt(np.clip(np.diag(Kn), 0.0, None))
+        v = np.linalg.pinv(Kn, rcond=rank_tolerance(grads.dtype, Kn.shape[0]), hermitian=True) @ norms
         total = float(v.sum())
-        degenerate = scale == 0 or abs(total) <= 1e-12 * float(v.abs().sum())
-        weights = torch.zeros_like(v) if degenerate else v / total
-        return Combination(weights.to(grads), info={"degenerate": degenerate})
+        degenerate = scale == 0 or abs(total) <= 1e-12 * float(np.abs(v).sum())
+        weights = np.zeros_like(v) if degenerate else v / total
+        return Combination(torch.from_numpy(weights).to(grads), info={"degenerate": degenerate})

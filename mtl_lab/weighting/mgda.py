@@ -68,7 +68,7 @@ class MGDA(Weighting):
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)
         w, report = min_norm_weights(self.gramian(grads), self.solver, self.tol, self.max_iter)
-        return Combination(w.to(grads), info=report_info(self.name, report))
+        return Combination(torch.from_numpy(w).to(grads), info=report_info(self.name, report))
 
     def config(self) -> dict:
         return {"name": self.name, "solver": self.solver, "tol": self.tol, "max_iter": self.max_iter}

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
-from mtl_lab.weighting.solvers import check_gramian, check_options, nash_weights, report_info
+from mtl_lab.weighting.solvers import as_float64, check_gramian, check_options, nash_weights, report_info
 
 
 class NashMTL(Weighting):
@@ -76,7 +77,7 @@ class NashMTL(Weighting):
         self.reg = float(reg)
         self.tol = tol
         self.max_iter = max_iter
-        self.alpha: torch.Tensor | None = None  # the last solution (warm start and reuse)
+        self.alpha: np.ndarray | None = None  # the last solution (warm start and reuse)
         self.calls = 0
 
     def reset(self, task_names: list[str]) -> None:
@@ -95,10 +96,10 @@ class NashMTL(Weighting):
             alpha, report = nash_weights(grads, self.alpha, self.tol, self.max_iter, self.reg)
             self.alpha = alpha
             info = {"reused": False, **report_info(self.name, report)}
-        weights = self.clip(alpha, grads.detach().to(device="cpu", dtype=torch.float64))
-        return Combination(weights.to(grads), info=info)
+        weights = self.clip(alpha, as_float64(grads))
+        return Combination(torch.from_numpy(weights).to(grads), info=info)
 
-    def clip(self, alpha: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    def clip(self, alpha: np.ndarray, K: np.ndarray) -> np.ndarray:
         """Scale α down so that ``‖Gᵀα‖ = √(αᵀKα)`` is at most ``max_norm`` (unless max_norm is 0)."""
         norm = max(float(alpha @ K @ alpha), 0.0) ** 0.5
         if self.max_norm > 0 and norm > self.max_norm:
@@ -120,5 +121,5 @@ class NashMTL(Weighting):
 
     def load_state_dict(self, state: dict) -> None:
         alpha = state.get("alpha")
-        self.alpha = None if alpha is None else torch.tensor(alpha, dtype=torch.float64)
+        self.alpha = None if alpha is None else np.array(alpha, dtype=np.float64)
         self.calls = int(state.get("calls", 0))

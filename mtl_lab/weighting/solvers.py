@@ -16,9 +16,12 @@ and the gradients enter only through the Gramian ``K = G Gᵀ`` (``K_ij = g_i·g
 
 Conventions:
 
-* The solvers work in float64 on the CPU: a T×T problem is far too small for an accelerator, and an
-  iterative loop on one would synchronise with it at every step. Results go back to the caller's
-  device and dtype in the methods.
+* The solvers work on float64 NumPy arrays on the CPU: a T×T problem is far too small for an
+  accelerator (an iterative loop on one would synchronise with it at every step), and on a handful
+  of numbers each NumPy call costs a few microseconds where a torch call costs several times more —
+  the solvers run once per training step, so that overhead is what a user waits for. They accept a
+  torch tensor or an array (:func:`as_float64`) and return arrays; the methods turn the final weights
+  back into a tensor on the caller's device and dtype.
 * Each solver first divides K by its mean diagonal ``s = tr(K)/T`` (the mean squared gradient norm),
   so that tolerances mean the same at gradient scales 1e-6 and 1e6. Each function says how its answer
   depends on ``s`` (most are scale-free). Eigenvalues of K below the precision of its dtype are set to
@@ -36,6 +39,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 # default (tol, max_iter) of each min-norm solver; Frank–Wolfe's loose tolerance is explained in min_norm_weights
@@ -101,17 +105,28 @@ def check_gramian(method: str, K: torch.Tensor) -> None:
         raise ValueError(f"{method}: the Gramian must be a square [T, T] matrix, got shape {tuple(K.shape)}")
 
 
-def rank_tolerance(dtype: torch.dtype, T: int) -> float:
+def as_float64(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A task-space matrix or vector as a float64 NumPy array on the CPU (tensors are detached first).
+
+    The result may share memory with ``values``; the solvers never write into their inputs.
+    """
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device="cpu", dtype=torch.float64).numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def rank_tolerance(dtype: torch.dtype | np.dtype, T: int) -> float:
     """Relative size below which an eigenvalue of a (normalised) Gramian counts as zero.
 
     Set from the precision the gradients came in (a float32 Gramian carries ~1e-7 relative noise), ten
     times the usual ``T·eps`` cut-off so that identical float32 gradients are recognised as such.
     """
-    return 10.0 * T * torch.finfo(dtype).eps
+    eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else float(np.finfo(dtype).eps)
+    return 10.0 * T * eps
 
 
-def normalized_gramian(K: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """``K / s`` in float64 on the CPU, with ``s = tr(K)/T``; ``(zeros, 0.0)`` when every gradient is zero.
+def normalized_gramian(K: torch.Tensor | np.ndarray) -> tuple[np.ndarray, float]:
+    """``K / s`` as a float64 array, with ``s = tr(K)/T``; ``(zeros, 0.0)`` when every gradient is zero.
 
     A Gramian computed in finite precision can have slightly negative eigenvalues, and rounding noise
     where it should have zeros (e.g. float32 gradients with fewer parameters than tasks). Eigenvalues
@@ -120,14 +135,16 @@ def normalized_gramian(K: torch.Tensor) -> tuple[torch.Tensor, float]:
     """
     T = K.shape[0]
     tolerance = rank_tolerance(K.dtype, T)
-    K = K.detach().to(device="cpu", dtype=torch.float64)
-    eigenvalues, V = torch.linalg.eigh((K + K.T) / 2)
-    eigenvalues = torch.where(eigenvalues > eigenvalues.max() * tolerance, eigenvalues, 0.0)
-    K = (V * eigenvalues) @ V.T
-    scale = float(K.diagonal().sum()) / T
+    A = as_float64(K)
+    A = (A + A.T) / 2
+    eigenvalues, V = np.linalg.eigh(A)
+    if eigenvalues[0] <= eigenvalues[-1] * tolerance:  # (eigh sorts them) some are rounding noise or negative
+        eigenvalues = np.where(eigenvalues > eigenvalues[-1] * tolerance, eigenvalues, 0.0)
+        A = (V * eigenvalues) @ V.T
+    scale = float(np.trace(A)) / T
     if not scale > 0:
-        return torch.zeros_like(K), 0.0
-    return K / scale, scale
+        return np.zeros_like(A), 0.0
+    return A / scale, scale
 
 
 ZERO_GRADIENTS = SolverReport("none (every gradient is zero)", True, 0, 0.0)
@@ -148,11 +165,11 @@ def closest_on_segment(aa: float, ab: float, bb: float) -> float:
 
 
 def min_norm_weights(
-    K: torch.Tensor,
+    K: torch.Tensor | np.ndarray,
     solver: str = "active_set",
     tol: float | None = None,
     max_iter: int | None = None,
-) -> tuple[torch.Tensor, SolverReport]:
+) -> tuple[np.ndarray, SolverReport]:
     """Weights ``w`` of the min-norm point ``Gᵀw`` of the convex hull of the rows of G.
 
     Solves ``min ½ wᵀKw`` subject to ``w ≥ 0, Σ w = 1`` on the normalised Gramian (``w`` does not
@@ -173,32 +190,31 @@ def min_norm_weights(
     Kn, scale = normalized_gramian(K)
     T = Kn.shape[0]
     if scale == 0:  # every point of the hull is 0: any weights are optimal
-        return torch.full((T,), 1.0 / T, dtype=torch.float64), ZERO_GRADIENTS
+        return np.full(T, 1.0 / T), ZERO_GRADIENTS
     if T == 1:
-        return torch.ones(1, dtype=torch.float64), SolverReport("closed form (T = 1)", True, 0, 0.0)
+        return np.ones(1), SolverReport("closed form (T = 1)", True, 0, 0.0)
     if T == 2:
-        t = closest_on_segment(float(Kn[0, 0]), float(Kn[0, 1]), float(Kn[1, 1]))
-        w = torch.tensor([1.0 - t, t], dtype=torch.float64)
+        t = closest_on_segment(Kn[0, 0], Kn[0, 1], Kn[1, 1])
+        w = np.array([1.0 - t, t])
         return w, SolverReport("closed form (T = 2)", True, 0, duality_gap(Kn, w))
     if solver == "frank_wolfe":
         return min_norm_frank_wolfe(Kn, tol, max_iter)
     return min_norm_active_set(Kn, tol, max_iter)
 
 
-def duality_gap(K: torch.Tensor, w: torch.Tensor) -> float:
+def duality_gap(K: np.ndarray, w: np.ndarray) -> float:
     """Frank–Wolfe gap ``wᵀKw − min_i (Kw)_i`` of the min-norm problem (0 exactly at the optimum)."""
     Kw = K @ w
     return float(w @ Kw - Kw.min())
 
 
-def min_norm_frank_wolfe(K: torch.Tensor, tol: float, max_iter: int) -> tuple[torch.Tensor, SolverReport]:
+def min_norm_frank_wolfe(K: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, SolverReport]:
     """MGDA paper, Algorithm 2: from the mean, step towards the vertex ``g_t`` with the smallest ``g_t·x``."""
     T = K.shape[0]
-    w = torch.full((T,), 1.0 / T, dtype=K.dtype)
-    gap = duality_gap(K, w)
+    w = np.full(T, 1.0 / T)
     for it in range(1, max_iter + 1):
         Kw = K @ w
-        t = int(torch.argmin(Kw))
+        t = int(np.argmin(Kw))
         gap = float(w @ Kw - Kw[t])
         if gap <= tol:
             return w, SolverReport("frank_wolfe", True, it - 1, gap)
@@ -209,23 +225,32 @@ def min_norm_frank_wolfe(K: torch.Tensor, tol: float, max_iter: int) -> tuple[to
     return w, SolverReport("frank_wolfe", gap <= tol, max_iter, gap)
 
 
-def affine_minimizer(K_S: torch.Tensor) -> torch.Tensor:
+def affine_minimizer(K_S: np.ndarray) -> np.ndarray:
     """Coefficients ``a`` (summing to 1) of the least-norm point of the affine hull of a few gradients.
 
-    Solves the KKT system ``[[K_S, 1], [1ᵀ, 0]] [a; −μ] = [0; 1]`` by least squares, which also copes
-    with gradients that are linearly (but not affinely) dependent.
+    When ``K_S`` is comfortably invertible, ``a = K_S⁻¹1 / (1ᵀK_S⁻¹1)`` (one small solve). Otherwise
+    the KKT system ``[[K_S, 1], [1ᵀ, 0]] [a; −μ] = [0; 1]`` is solved by least squares, which also
+    copes with gradients that are linearly (but not affinely) dependent.
     """
     n = K_S.shape[0]
-    A = torch.zeros(n + 1, n + 1, dtype=K_S.dtype)
+    try:
+        u = np.linalg.solve(K_S, np.ones(n))
+        total = float(u.sum())
+        # accept only a well-conditioned answer: K_S u = 1 to rounding, and no huge cancelling entries
+        if total > 0 and np.abs(u).sum() <= 1e6 * total and np.abs(K_S @ u - 1).max() <= 1e-10:
+            return u / total
+    except np.linalg.LinAlgError:
+        pass
+    A = np.zeros((n + 1, n + 1))
     A[:n, :n] = K_S
     A[:n, n] = 1.0
     A[n, :n] = 1.0
-    rhs = torch.zeros(n + 1, 1, dtype=K_S.dtype)
+    rhs = np.zeros(n + 1)
     rhs[n] = 1.0
-    return torch.linalg.lstsq(A, rhs, driver="gelsd").solution[:n, 0]
+    return np.linalg.lstsq(A, rhs, rcond=None)[0][:n]
 
 
-def min_norm_active_set(K: torch.Tensor, tol: float, max_iter: int) -> tuple[torch.Tensor, SolverReport]:
+def min_norm_active_set(K: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, SolverReport]:
     """Wolfe's minimum-norm-point algorithm on the Gramian (P. Wolfe, Math. Programming 11, 1976).
 
     Keep a support set S of gradients and the current point ``x = Σ_S w_s g_s``.
@@ -235,31 +260,31 @@ def min_norm_active_set(K: torch.Tensor, tol: float, max_iter: int) -> tuple[tor
     ``max_iter`` counts the linear solves.
     """
     T = K.shape[0]
-    w = torch.zeros(T, dtype=K.dtype)
-    support = [int(torch.argmin(K.diagonal()))]
+    w = np.zeros(T)
+    support = [int(np.argmin(np.diag(K)))]
     w[support[0]] = 1.0
     solves = 0
     while solves < max_iter:
         Kw = K @ w
-        j = int(torch.argmin(Kw))
+        j = int(np.argmin(Kw))
         gap = float(w @ Kw - Kw[j])
         if gap <= tol or j in support:  # j in support: the gap is rounding noise
             return w, SolverReport("active_set", gap <= tol, solves, gap)
         support.append(j)
         while solves < max_iter:  # minor cycle
             solves += 1
-            a = affine_minimizer(K[support][:, support])
-            if bool((a > 0).all()):
-                w = torch.zeros(T, dtype=K.dtype)
+            a = affine_minimizer(K[np.ix_(support, support)])
+            if (a > 0).all():
+                w = np.zeros(T)
                 w[support] = a
                 break
             w_S = w[support]
-            blocking = (a <= 0).nonzero().flatten()
+            blocking = np.flatnonzero(a <= 0)
             ratios = w_S[blocking] / (w_S[blocking] - a[blocking])
-            k = int(blocking[torch.argmin(ratios)])
+            k = int(blocking[np.argmin(ratios)])
             w_S = w_S + ratios.min() * (a - w_S)
             keep = [i for i in range(len(support)) if i != k and w_S[i] > 0]
-            w = torch.zeros(T, dtype=K.dtype)
+            w = np.zeros(T)
             w[[support[i] for i in keep]] = w_S[keep] / w_S[keep].sum()
             support = [support[i] for i in keep]
     gap = duality_gap(K, w)
@@ -269,18 +294,22 @@ def min_norm_active_set(K: torch.Tensor, tol: float, max_iter: int) -> tuple[tor
 # --------------------------------------------------------------------------- non-negative QP / dual cone
 
 
-def solve_on(K: torch.Tensor, q: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+def solve_on(K: np.ndarray, q: np.ndarray, free: np.ndarray) -> np.ndarray:
     """Minimiser of ``½ zᵀKz + qᵀz`` with the coordinates outside ``free`` held at 0 (least squares)."""
-    z = torch.zeros_like(q)
-    idx = free.nonzero().flatten()
+    z = np.zeros_like(q)
+    idx = np.flatnonzero(free)
     if len(idx):
-        z[idx] = torch.linalg.lstsq(K[idx][:, idx], -q[idx, None], driver="gelsd").solution[:, 0]
+        z[idx] = np.linalg.lstsq(K[np.ix_(idx, idx)], -q[idx], rcond=None)[0]
     return z
 
 
 def nonneg_qp(
-    K: torch.Tensor, q: torch.Tensor, tol: float = 1e-10, max_iter: int = 100
-) -> tuple[torch.Tensor, SolverReport]:
+    K: np.ndarray,
+    q: np.ndarray,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    free: np.ndarray | None = None,
+) -> tuple[np.ndarray, SolverReport]:
     """``min_z ½ zᵀKz + qᵀz`` subject to ``z ≥ 0`` (K positive semi-definite), by Lawson–Hanson's active set.
 
     Coordinates are either held at 0 or "free". Repeat: if no held coordinate has a gradient
@@ -289,49 +318,60 @@ def nonneg_qp(
     towards it up to the first coordinate that reaches 0, and hold that coordinate again.
     ``max_iter`` counts the linear solves. K and q are used as given (callers normalise K).
 
+    ``free`` (optional, a boolean mask) is a guess of the coordinates that end up positive, e.g. the
+    answer to a neighbouring problem: if the minimiser on that set is positive there, the method starts
+    from it (often the answer itself: one solve instead of one per coordinate); otherwise from z = 0.
+
     The method terminates after finitely many solves when ``q`` lies in the range of K (it is then the
     NNLS problem ``min ‖Gᵀz + c‖²`` that Lawson & Hanson solve; UPGrad's ``q = Ku`` is) or when K is
     positive definite; CAGrad, whose ``q`` has a constant term, adds a tiny ridge to K for that reason.
     """
     T = q.shape[0]
-    z = torch.zeros_like(q)
-    free = torch.zeros(T, dtype=torch.bool)
+    z = np.zeros_like(q)
     solves = 0
+    if free is not None and free.any():
+        solves += 1
+        s = solve_on(K, q, free)
+        if (s[free] > 0).all():
+            z = s
+        else:
+            free = None
+    free = np.zeros(T, dtype=bool) if free is None else free.copy()
     while solves < max_iter:
         grad = K @ z + q
         blocked = ~free & (grad < -tol)
-        if not bool(blocked.any()):
+        if not blocked.any():
             return z, SolverReport("active_set", True, solves, kkt_residual(K, q, z))
-        free[int(torch.argmin(torch.where(blocked, grad, torch.inf)))] = True
+        free[int(np.argmin(np.where(blocked, grad, np.inf)))] = True
         while solves < max_iter:
             solves += 1
             s = solve_on(K, q, free)
-            if bool((s[free] > 0).all()):
+            if (s[free] > 0).all():
                 z = s
                 break
-            blocking = (free & (s <= 0)).nonzero().flatten()
+            blocking = np.flatnonzero(free & (s <= 0))
             ratios = z[blocking] / (z[blocking] - s[blocking])
             z = z + ratios.min() * (s - z)
-            free[int(blocking[torch.argmin(ratios)])] = False
+            free[int(blocking[np.argmin(ratios)])] = False
             free &= z > 0
-            z = torch.where(free, z, torch.zeros_like(z))
+            z = np.where(free, z, 0.0)
     residual = kkt_residual(K, q, z)
     return z, SolverReport("active_set", residual <= tol, solves, residual)
 
 
-def kkt_residual(K: torch.Tensor, q: torch.Tensor, z: torch.Tensor) -> float:
+def kkt_residual(K: np.ndarray, q: np.ndarray, z: np.ndarray) -> float:
     """Largest violation of the optimality conditions ``Kz + q ≥ 0`` and ``z_j (Kz + q)_j = 0``."""
     grad = K @ z + q
-    return float(torch.maximum((-grad).clamp(min=0), (z * grad).abs()).max())
+    return float(np.maximum(np.clip(-grad, 0.0, None), np.abs(z * grad)).max())
 
 
 def dual_cone_weights(
-    K: torch.Tensor,
-    U: torch.Tensor,
+    K: torch.Tensor | np.ndarray,
+    U: torch.Tensor | np.ndarray,
     tol: float = 1e-10,
     max_iter: int = 100,
     reg: float = 0.0,
-) -> tuple[torch.Tensor, SolverReport]:
+) -> tuple[np.ndarray, SolverReport]:
     """For each row ``u`` of ``U``, the ``v`` with ``Gᵀv`` = the projection of ``Gᵀu`` onto the dual cone.
 
     The dual cone of the gradients is ``{x : g_i·x ≥ 0 for all i}``: the directions that conflict with
@@ -342,26 +382,26 @@ def dual_cone_weights(
     """
     Kn, _ = normalized_gramian(K)
     T = Kn.shape[0]
-    Kn = Kn + (reg * T) * torch.eye(T, dtype=Kn.dtype)  # Kn = K/(tr K/T): reg·I on K/tr K is reg·T·I here
-    U = U.detach().to(device="cpu", dtype=torch.float64).reshape(-1, Kn.shape[0])
+    Kn = Kn + (reg * T) * np.eye(T)  # Kn = K/(tr K/T): reg·I on K/tr K is reg·T·I here
+    U = as_float64(U).reshape(-1, T)
     rows, reports = [], []
     for u in U:
         z, report = nonneg_qp(Kn, Kn @ u, tol, max_iter)
         rows.append(u + z)
         reports.append(report)
-    return torch.stack(rows), merge_reports(reports)
+    return np.stack(rows), merge_reports(reports)
 
 
 # --------------------------------------------------------------------------- Nash bargaining (Nash-MTL)
 
 
 def nash_weights(
-    K: torch.Tensor,
-    start: torch.Tensor | None = None,
+    K: torch.Tensor | np.ndarray,
+    start: np.ndarray | None = None,
     tol: float = 1e-12,
     max_iter: int = 100,
     reg: float = 1e-8,
-) -> tuple[torch.Tensor, SolverReport]:
+) -> tuple[np.ndarray, SolverReport]:
     """The ``α > 0`` with ``α_i (Kα)_i = 1`` for every task: the Nash bargaining solution of Nash-MTL.
 
     The system is the stationarity condition ``Kα − 1/α = 0`` of the strictly convex potential
@@ -379,31 +419,31 @@ def nash_weights(
     Kn, scale = normalized_gramian(K)
     T = Kn.shape[0]
     if scale == 0:  # no gradient information at all: the system has no solution; α = 1 gives d = 0 anyway
-        return torch.ones(T, dtype=torch.float64), SolverReport("none (every gradient is zero)", True, 0, 1.0)
-    A = Kn + reg * torch.eye(T, dtype=Kn.dtype)
+        return np.ones(T), SolverReport("none (every gradient is zero)", True, 0, 1.0)
+    A = Kn + reg * np.eye(T)
     alpha = nash_start(A, start, scale)
     converged, iterations = False, 0
     while iterations < max_iter:
         iterations += 1
         grad = A @ alpha - 1 / alpha
-        hessian = A + torch.diag(1 / alpha**2)
-        step = torch.linalg.solve(hessian, grad)
+        hessian = A + np.diag(1 / alpha**2)
+        step = np.linalg.solve(hessian, grad)
         decrement = max(float(grad @ step), 0.0) ** 0.5
         alpha = alpha - step / (1 + decrement)
         if decrement**2 / 2 <= tol:  # the step just taken was (nearly) a full Newton step
             converged = True
             break
-    residual = float((alpha * (Kn @ alpha) - 1).abs().max())
+    residual = float(np.abs(alpha * (Kn @ alpha) - 1).max())
     return alpha / scale**0.5, SolverReport("damped_newton", converged, iterations, residual)
 
 
-def nash_start(A: torch.Tensor, start: torch.Tensor | None, scale: float) -> torch.Tensor:
+def nash_start(A: np.ndarray, start: np.ndarray | None, scale: float) -> np.ndarray:
     """A positive starting point whose mean Nash product ``α_i (Aα)_i`` is 1."""
     T = A.shape[0]
-    alpha = torch.ones(T, dtype=A.dtype)
+    alpha = np.ones(T)
     if start is not None:
-        candidate = start.detach().to(device="cpu", dtype=A.dtype).reshape(-1) * scale**0.5
-        if candidate.shape[0] == T and bool((candidate > 0).all()) and bool(torch.isfinite(candidate).all()):
+        candidate = as_float64(start).reshape(-1) * scale**0.5
+        if candidate.shape[0] == T and (candidate > 0).all() and np.isfinite(candidate).all():
             alpha = candidate
     product = float((alpha * (A @ alpha)).mean())
     return alpha / product**0.5 if product > 0 else alpha
@@ -418,16 +458,17 @@ def least_squares_weights(G: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tenso
     Solves the normal equations ``K w = G d`` through the Gramian (so the [P, T] matrix is never
     factorised), with eigenvalues below :func:`rank_tolerance` treated as zero: for dependent gradients
     this gives the least-norm ``w``. A residual near 0 means ``d`` lies in the span of the gradients.
+    ``G`` and ``d`` stay where they are; only the T×T system goes to the CPU.
     """
     T = G.shape[0]
-    K = (G @ G.T).to(device="cpu", dtype=torch.float64)
-    Gd = (G @ d).to(device="cpu", dtype=torch.float64)
-    scale = float(K.diagonal().sum()) / T
     d_norm = float(d.norm())
+    K = as_float64(G @ G.T)
+    Gd = as_float64(G @ d)
+    scale = float(np.trace(K)) / T
     if scale == 0 or d_norm == 0:
         return torch.zeros(T, dtype=G.dtype, device=G.device), 0.0 if d_norm == 0 else 1.0
     rcond = rank_tolerance(G.dtype, T)
-    w = torch.linalg.lstsq(K / scale, (Gd / scale)[:, None], rcond=rcond, driver="gelsd").solution[:, 0]
-    w = w.to(device=G.device, dtype=G.dtype)
+    w = np.linalg.lstsq(K / scale, Gd / scale, rcond=rcond)[0]
+    w = torch.from_numpy(w).to(device=G.device, dtype=G.dtype)
     residual = float((w @ G - d).norm()) / d_norm
     return w, residual

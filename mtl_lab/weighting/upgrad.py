@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
@@ -62,8 +63,8 @@ class UPGrad(Weighting):
         self.check_inputs(losses, grads)
         check_gramian(self.name, grads)
         T = grads.shape[0]
-        V, report = dual_cone_weights(grads, torch.eye(T), self.tol, self.max_iter, self.reg)
-        return Combination(V.mean(dim=0).to(grads), info=report_info(self.name, report))
+        V, report = dual_cone_weights(grads, np.eye(T), self.tol, self.max_iter, self.reg)
+        return Combination(torch.from_numpy(V.mean(axis=0)).to(grads), info=report_info(self.name, report))
 
     def config(self) -> dict:
         return {"name": self.name, "reg": self.reg, "tol": self.tol, "max_iter": self.max_iter}
