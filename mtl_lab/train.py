@@ -283,13 +283,18 @@ class Trainer:
             raise ValueError(f"parameters {missing} are neither shared nor owned by a task")
 
     def make_optimizer(self) -> torch.optim.Optimizer:
+        """The configured optimiser over every trainable parameter.
+
+        ``foreach=True`` everywhere: PyTorch picks it by default only on accelerators, while on the
+        CPU it updates the parameters bitwise identically to the per-tensor loop (tested) and faster.
+        """
         c = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
         if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True)
 
     def make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         c = self.config
@@ -361,7 +366,8 @@ class Trainer:
 
     def train_step(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimisation step on a batch; returns the detached per-task losses."""
-        self.model.train()
+        if not self.model.training:  # train() walks every module: only when evaluation switched it off
+            self.model.train()
         need = self.weighting.requires
         if need == "rep_grads" and not self.model.has_shared_trunk:
             need = "grads"  # no shared representation: the gradients of the task parameters stand in

@@ -433,6 +433,34 @@ def test_graddrop_keeps_one_sign_per_coordinate():
     assert not comb.info["in_span"]  # P > T: a sign-masked sum is not a combination of the rows
 
 
+def graddrop_paper_loop(G: torch.Tensor, U: torch.Tensor, leak: list[float]) -> torch.Tensor:
+    """The paper's Algorithm 1 written out: purity, one mask per task, leaky masked sum."""
+    purity = 0.5 * (1 + G.sum(dim=0) / G.abs().sum(dim=0))
+    d = torch.zeros_like(G[0])
+    for i in range(G.shape[0]):
+        mask = ((purity > U) & (G[i] > 0)) | ((purity < U) & (G[i] < 0))
+        d += (leak[i] + (1 - leak[i]) * mask.to(G.dtype)) * G[i]
+    return d
+
+
+@pytest.mark.parametrize("leak", [0.0, 0.3, [0.0, 0.5, 1.0]])
+def test_graddrop_equals_the_papers_per_task_loop(leak):
+    G = random_matrix(3, 400, seed=11)
+    U = torch.rand(400, generator=torch.Generator().manual_seed(4), dtype=G.dtype)
+    leaks = leak if isinstance(leak, list) else [leak] * 3
+    ours = direction("graddrop", G, seed=4, leak=leak)
+    assert torch.allclose(ours, graddrop_paper_loop(G, U, leaks), rtol=0, atol=1e-12)
+
+
+def test_graddrop_drops_both_signs_on_an_exact_tie():
+    """Purity exactly equal to the draw U keeps neither sign (the paper's strict inequalities)."""
+    U = torch.rand(1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    u = float(U)  # the draw of seed 0: make the purity S⁺/A equal to it
+    G = torch.tensor([[u], [u - 1.0]], dtype=torch.float64)  # S⁺ = u, A = 1
+    assert float(direction("graddrop", G, seed=0)) == 0.0
+    assert float(direction("graddrop", G * torch.tensor([[1.0], [0.5]], dtype=torch.float64), seed=0)) != 0.0
+
+
 def test_aligned_mtl_makes_the_gradients_orthogonal_with_equal_norms():
     G = random_matrix(4, 9, seed=3)
     method = create("aligned_mtl")

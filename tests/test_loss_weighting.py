@@ -159,6 +159,17 @@ def test_uncertainty_gradient_is_torchjd_uw_gradient():
     torch.testing.assert_close(method.log_vars.grad.float(), reference.log_var.grad)
 
 
+@pytest.mark.parametrize("name", ["uncertainty", "imtl_l"])
+def test_closed_form_gradient_is_the_objectives_autograd_gradient(name):
+    method = fresh(name)
+    (s,) = method.parameters()
+    with torch.no_grad():
+        s.copy_(torch.tensor([0.3, -0.2, 1.5], dtype=torch.float64))
+    losses = torch.tensor([2.0, 0.5, 1e-3], dtype=torch.float64)
+    (expected,) = torch.autograd.grad(method.objective(losses), s)
+    torch.testing.assert_close(method.gradient(losses), expected, rtol=1e-14, atol=0)
+
+
 def test_uncertainty_and_imtl_l_converge_to_their_optima():
     losses = torch.tensor([4.0, 0.25], dtype=torch.float64)
     uw, imtl = fresh("uncertainty", n_tasks=2, lr=0.1), fresh("imtl_l", n_tasks=2, lr=0.1)
@@ -393,6 +404,16 @@ def test_db_mtl_gives_every_task_the_same_length_whatever_its_loss_scale():
     comb = step(fresh("db_mtl"), torch.tensor([1e-30, 1.0, 1e30], dtype=torch.float32), G)
     torch.testing.assert_close(comb.direction, torch.full((3,), comb.direction[0].item()))
     assert comb.direction[0] > 0
+
+
+def test_db_mtl_row_norms_are_exact_for_tiny_normal_and_huge_float32_rows():
+    from mtl_lab.weighting.db_mtl import row_norms
+
+    base = torch.rand(4, 1000, generator=torch.Generator().manual_seed(0)) + 0.5
+    rows = base * torch.tensor([[1e-30], [1.0], [1e25], [0.0]])  # under- and overflow of the squares
+    expected = torch.linalg.vector_norm(rows.double(), dim=1)
+    torch.testing.assert_close(row_norms(rows), expected, rtol=1e-6, atol=0)
+    assert row_norms(rows).dtype == torch.float64
 
 
 # --- state: reset and checkpoints ------------------------------------------------------------------

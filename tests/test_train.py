@@ -241,3 +241,26 @@ def test_gramian_path_is_opt_in_and_needs_linear_layers(toy):
     digits = data.load("digits", tasks=["digit", "parity"])
     with pytest.raises(ValueError, match="nn.Linear layers"):
         build_trainer(digits, "hard", "mgda", model_options={"trunk": "cnn"}, gradient_path="gramian", epochs=1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_optimizer_updates_bitwise_like_the_per_tensor_loop(toy, optimizer):
+    """The Trainer's optimisers take the foreach path: same numbers as PyTorch's CPU default loop."""
+    import copy
+    import inspect
+
+    trainer = build_trainer(toy, **FAST, optimizer=optimizer, weight_decay=1e-3, momentum=0.9)
+    assert trainer.optimizer.defaults["foreach"] is True
+    model = copy.deepcopy(trainer.model)
+    kind = type(trainer.optimizer)
+    options = {k: v for k, v in trainer.optimizer.defaults.items() if k in inspect.signature(kind).parameters}
+    reference = kind(model.parameters(), **{**options, "foreach": False})
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        for p, q in zip(trainer.model.parameters(), model.parameters()):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        trainer.optimizer.step()
+        reference.step()
+    for p, q in zip(trainer.model.parameters(), model.parameters()):
+        assert torch.equal(p, q)

@@ -28,7 +28,8 @@ Guards: losses must be finite and ``≥ 0`` (the logarithm), else ``ValueError``
 ``ε`` inside the logarithm, as in the authors' code. A task whose EMA gradient is exactly zero
 contributes nothing (instead of 0/0). The rescaling divides by the exact norm (the authors' code adds
 ``1e-8`` to it, which stops a tiny gradient from being scaled up fully), and the norms are accumulated in
-float64 so that a loss of 1e30 (log-gradient ~1e-30) does not underflow in float32. ``T = 1``: ``d = ĝ_1``.
+float64 where float32 would lose them, so that a loss of 1e30 (log-gradient ~1e-30) does not
+underflow in float32 (:func:`row_norms`). ``T = 1``: ``d = ĝ_1``.
 
 Defaults: ``β = 0.9``, ``σ = 0`` (so ``β_k = 0.9``: a plain EMA), the defaults of LibMTL, the library
 of the paper's first author that implements DB-MTL; ``ε = 1e-8``, the constant in its logarithm.
@@ -44,8 +45,20 @@ from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_
 
 
 def row_norms(rows: torch.Tensor) -> torch.Tensor:
-    """``‖row‖`` of each row, accumulated in float64: the squares of float32 entries neither under- nor overflow."""
-    return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
+    """``‖row‖`` of each row as float64 on the CPU, exact to rounding however small or large the entries.
+
+    A norm in the rows' own dtype is one cheap pass, but squares below the dtype's smallest normal
+    number are lost and squares above its largest overflow. At most ``P`` squares of at most ``tiny``
+    can be lost, so a norm ``≥ √(P·tiny/eps)`` is accurate to rounding; rows below that, or whose
+    norm is not finite, are summed again in float64 (as slow as five passes, and only for them).
+    """
+    norms = torch.linalg.vector_norm(rows, dim=1).to("cpu", torch.float64)
+    info = torch.finfo(rows.dtype)
+    safe = torch.isfinite(norms) & (norms >= (rows.shape[1] * info.tiny / info.eps) ** 0.5)
+    if not bool(safe.all()):
+        redo = (~safe).nonzero().flatten()
+        norms[redo] = torch.linalg.vector_norm(rows[redo.to(rows.device)], dim=1, dtype=torch.float64).cpu()
+    return norms
 
 
 class DBMTL(Weighting):
@@ -99,7 +112,7 @@ class DBMTL(Weighting):
         beta_k = self.beta / self.step_count**self.beta_sigma
         inverse = 1.0 / (values + self.eps)
         ema = self.update_ema(grads, inverse, beta_k)
-        norms_cpu = row_norms(ema).to("cpu")
+        norms_cpu = row_norms(ema)
         if not bool(torch.isfinite(norms_cpu).all()):
             raise ValueError(f"db_mtl needs finite task gradients, got EMA norms {norms_cpu.tolist()}")
         largest = norms_cpu.max()
