@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= reports/demo
 
-.PHONY: install demo test lint bench lab app clean
+.PHONY: install demo test lint bench lab app notebooks clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Re-execute notebooks and store their outputs, with the CPU code paths nbval checks them with
+# (notebooks/pinned_cpu.py): `make notebooks` for all, `make notebooks NB=notebooks/02_static_weights_and_adam.ipynb`.
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/pinned_cpu.py $(or $(NB),notebooks/*.ipynb notebooks/coursework/*.ipynb)
 
 lab: $(STAMP)
 	$(BIN)/mtl-lab lab

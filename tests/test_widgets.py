@@ -14,7 +14,7 @@ import torch
 
 pytest.importorskip("ipywidgets")
 
-from conftest import make_toy  # noqa: E402
+from toy_data import make_toy  # noqa: E402
 
 from mtl_lab import arena, sweep, toy  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
