@@ -82,19 +82,25 @@ class History:
     # ------------------------------------------------------------ reading
 
     def snapshot(self) -> History:
-        """A consistent deep copy, safe to read while the run goes on."""
+        """A consistent copy, safe to read while the run goes on: its lists stop growing with the run's.
+
+        The rows and records themselves are shared, not copied: each is added whole and never changed
+        afterwards (treat them as read-only). So a snapshot costs a few list copies however long the run
+        (a deep copy took 39 ms at 1 700 steps with diagnostics every 5, and grew with the run);
+        ``meta``, which the run updates in place, is deep-copied.
+        """
         with self.lock:
             return History(
                 list(self.task_names),
                 copy.deepcopy(self.meta),
                 list(self.steps),
-                [list(r) for r in self.losses],
-                [list(r) for r in self.weights],
-                copy.deepcopy(self.diagnostics),
-                copy.deepcopy(self.epochs),
-                copy.deepcopy(self.notes),
+                list(self.losses),
+                list(self.weights),
+                list(self.diagnostics),
+                list(self.epochs),
+                list(self.notes),
                 list(self.regularizer),
-                copy.deepcopy(self.model_records),
+                list(self.model_records),
             )
 
     @property

@@ -29,9 +29,11 @@ def test_json_round_trip(history, tmp_path):
 
 def test_snapshot_is_independent(history):
     snap = history.snapshot()
-    snap.losses[0][0] = -1.0
+    snap.losses.append([0.0] * history.n_tasks)
     snap.meta["status"] = "changed"
-    assert history.losses[0][0] != -1.0 and history.status == "completed"
+    history.add_diagnostics({"step": 99})
+    assert len(history.losses) == len(snap.losses) - 1 and history.status == "completed"
+    assert snap.diagnostics == history.diagnostics[:-1]
 
 
 def test_series_accessors(history):

@@ -302,8 +302,13 @@ class LivePlot:
         return buffer.getvalue()
 
     def draw_if_due(self, history_source, title: str = "") -> bool:
-        """Redraw when due; ``history_source()`` is called only then (snapshots cost time too)."""
+        """Redraw when due; ``history_source()`` is called only then, and its time counts as drawing time."""
         if not self.due():
             return False
-        self.draw(history_source(), title)
+        started = time.perf_counter()
+        history = history_source()
+        fetched = time.perf_counter() - started
+        self.draw(history, title)
+        self.draw_seconds += fetched
+        self.clock_draw_seconds += fetched
         return True
