@@ -111,7 +111,10 @@ def as_float64(values: torch.Tensor | np.ndarray) -> np.ndarray:
     The result may share memory with ``values``; the solvers never write into their inputs.
     """
     if isinstance(values, torch.Tensor):
-        return values.detach().to(device="cpu", dtype=torch.float64).numpy()
+        values = values.detach().cpu()
+        if values.dtype not in (torch.float32, torch.float64):  # bfloat16 and others that NumPy lacks
+            values = values.to(torch.float64)
+        values = values.numpy()  # a view; NumPy's conversion below is the cheaper call
     return np.asarray(values, dtype=np.float64)
 
 
@@ -137,8 +140,9 @@ def normalized_gramian(K: torch.Tensor | np.ndarray) -> tuple[np.ndarray, float]
     tolerance = rank_tolerance(K.dtype, T)
     A = as_float64(K)
     A = (A + A.T) / 2
-    eigenvalues, V = np.linalg.eigh(A)
-    if eigenvalues[0] <= eigenvalues[-1] * tolerance:  # (eigh sorts them) some are rounding noise or negative
+    eigenvalues = np.linalg.eigvalsh(A)  # ascending; the eigenvectors only when some must be cleaned
+    if eigenvalues[0] <= eigenvalues[-1] * tolerance:  # some are rounding noise or negative
+        eigenvalues, V = np.linalg.eigh(A)
         eigenvalues = np.where(eigenvalues > eigenvalues[-1] * tolerance, eigenvalues, 0.0)
         A = (V * eigenvalues) @ V.T
     scale = float(np.trace(A)) / T
