@@ -425,9 +425,10 @@ class Trainer:
             if diagnose:
                 G, _ = task_gradients(losses, self.shared, self.heads)
                 self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, lr).as_dict())
-            rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep), retain_graph=True)
+            rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep))  # the trunk's last use of the graph
         else:
-            G, head_grads = task_gradients(losses, self.shared, self.heads)
+            # the last task's pass frees the graph: nothing after it differentiates the losses again
+            G, head_grads = task_gradients(losses, self.shared, self.heads, retain_graph=False)
             extra = G @ G.T if need == "gramian" else (G if need == "grads" else None)
             combination = self.weighting.combine(detached, extra, ctx)
             direction = combination.direction
