@@ -33,6 +33,7 @@ import os
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
@@ -40,7 +41,7 @@ from hypothesis import strategies as st
 
 from mtl_lab.weighting import METHODS, StepContext, aggregate, combination_for, create
 from mtl_lab.weighting.gradvac import vaccine_coefficient
-from mtl_lab.weighting.solvers import ConvergenceWarning, nash_weights
+from mtl_lab.weighting.solvers import ConvergenceWarning, nash_weights, nonneg_qp
 from mtl_lab.weighting.torchjd_interop import from_torchjd
 
 J = torch.tensor([[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]], dtype=torch.float64)
@@ -629,3 +630,19 @@ def test_all_pairs_of_check_matrix_rows_are_handled_by_every_method():
             warnings.simplefilter("ignore", ConvergenceWarning)
             d = direction(method, rows[[i, j]])
         assert bool(torch.isfinite(d).all()), (method, i, j)
+
+
+@PROPERTY_SETTINGS
+@given(shape=matrix_shapes)
+def test_nonneg_qp_warm_start_gives_the_cold_answer(shape):
+    """A guess of the positive coordinates (CAGrad's previous level) changes the path, never the answer."""
+    T, P, seed = shape
+    G = random_matrix(T, P, seed).numpy()
+    K = G @ G.T + 1e-8 * np.eye(T)
+    q = K @ np.random.default_rng(seed).standard_normal(T)
+    cold, report = nonneg_qp(K, q)
+    assert report.converged
+    for guess in (cold > 0, ~(cold > 0), np.ones(T, dtype=bool)):
+        warm, warm_report = nonneg_qp(K, q, free=guess)
+        assert warm_report.converged
+        assert np.allclose(warm, cold, atol=1e-8 * max(1.0, np.abs(cold).max()))

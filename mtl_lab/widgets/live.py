@@ -136,7 +136,6 @@ class LivePlot:
         self.png = b""
         self.frames = 0
         self.draw_seconds = 0.0
-        self.last_cost = 0.0
         self.last_draw = -float("inf")
         self.clock_started = time.perf_counter()
         self.clock_draw_seconds = 0.0
@@ -280,9 +279,7 @@ class LivePlot:
         if self.target is not None:
             self.target.value = self.png
         finished = time.perf_counter()
-        self.last_cost = finished - started
-        self.draw_seconds += self.last_cost
-        self.clock_draw_seconds += self.last_cost
+        self.charge(finished - started)
         self.frames += 1
         self.last_draw = finished
         return self.png
@@ -307,8 +304,11 @@ class LivePlot:
             return False
         started = time.perf_counter()
         history = history_source()
-        fetched = time.perf_counter() - started
+        self.charge(time.perf_counter() - started)
         self.draw(history, title)
-        self.draw_seconds += fetched
-        self.clock_draw_seconds += fetched
         return True
+
+    def charge(self, seconds: float) -> None:
+        """Count ``seconds`` of drawing work: in total, and against this run's budget."""
+        self.draw_seconds += seconds
+        self.clock_draw_seconds += seconds
