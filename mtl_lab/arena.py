@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mtl_lab.gradients import diagnostics_from_gradients
+from mtl_lab.palette import method_color, task_color
 from mtl_lab.weighting import StepContext, aggregate, combination_for, create
 
 # Preset gradients: (angle in degrees, length) per task, for two or three tasks.
@@ -34,8 +35,6 @@ PRESETS: dict[str, list[tuple[float, float]]] = {
     "conflicting": [(0.0, 1.0), (135.0, 1.0), (250.0, 0.9)],
     "one dominates": [(0.0, 4.0), (120.0, 0.5), (220.0, 0.4)],
 }
-TASK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c"]
-METHOD_COLORS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#000000"]
 
 
 def gradients_from_polar(angles: list[float], lengths: list[float]) -> torch.Tensor:
@@ -139,15 +138,15 @@ def draw_arena(ax: Axes, G: torch.Tensor, results: list[ArenaResult], task_names
             far = 4 * lim
             corner = [(-u[1] * far, u[0] * far), (-u[1] * far - u[0] * far, u[0] * far - u[1] * far),
                       (u[1] * far - u[0] * far, -u[0] * far - u[1] * far), (u[1] * far, -u[0] * far)]
-            ax.fill([p[0] for p in corner], [p[1] for p in corner], color=TASK_COLORS[t % 3], alpha=0.07, lw=0)
+            ax.fill([p[0] for p in corner], [p[1] for p in corner], color=task_color(t), alpha=0.07, lw=0)
         ax.annotate("", xy=(float(g[0]), float(g[1])), xytext=(0, 0),
-                    arrowprops={"arrowstyle": "->", "color": TASK_COLORS[t % 3], "lw": 1.5})
-        ax.text(float(g[0]) * 1.05, float(g[1]) * 1.05, f"g{t + 1} ({task_names[t]})", color=TASK_COLORS[t % 3],
+                    arrowprops={"arrowstyle": "->", "color": task_color(t), "lw": 1.5})
+        ax.text(float(g[0]) * 1.05, float(g[1]) * 1.05, f"g{t + 1} ({task_names[t]})", color=task_color(t),
                 fontsize=8)
-    for k, r in enumerate(results):
+    for r in results:
         if r.error:
             continue
-        color = METHOD_COLORS[k % len(METHOD_COLORS)]
+        color = method_color(r.method)
         ax.annotate("", xy=(r.direction[0], r.direction[1]), xytext=(0, 0),
                     arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2.6, "alpha": 0.85})
         ax.plot([], [], color=color, lw=2.6, label=f"{r.method}: ‖d‖={r.norm:.2f}")

@@ -26,12 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mtl_lab.history import History
-
-TASK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-
-
-def task_color(index: int) -> str:
-    return TASK_COLORS[index % len(TASK_COLORS)]
+from mtl_lab.palette import CONFLICT, task_color
 
 
 def smooth(values: list[float], factor: float) -> list[float]:
@@ -121,10 +116,13 @@ def draw_cosines(ax: Axes, history: History) -> None:
         return
     steps = [d["step"] for d in history.diagnostics]
     names = history.task_names
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            ax.plot(steps, [d["cosines"][i][j] for d in history.diagnostics], lw=1.2, label=f"{names[i]}·{names[j]}")
-    ax.axhspan(-1.0, 0.0, color="#d62728", alpha=0.07)
+    styles = ["-", "--", ":", "-."]  # task pairs are neutral lines told apart by dash and label, not task colours
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    for k, (i, j) in enumerate(pairs):
+        shade = 0.15 + 0.45 * (k // len(styles)) / max(1, (len(pairs) - 1) // len(styles))
+        ax.plot(steps, [d["cosines"][i][j] for d in history.diagnostics], lw=1.2, ls=styles[k % len(styles)],
+                color=str(round(shade, 2)), label=f"{names[i]}·{names[j]}")
+    ax.axhspan(-1.0, 0.0, color=CONFLICT, alpha=0.07)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("step")

@@ -39,6 +39,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from mtl_lab.palette import method_color
 from mtl_lab.weighting import StepContext, combination_for, create
 
 LOWER = 5e-6  # the floor under the logarithms' arguments in the paper's code
@@ -261,8 +262,6 @@ def pareto_set(n: int = 41, grid: int = 201, iterations: int = 50) -> torch.Tens
 
 # ---------------------------------------------------------------- drawing
 
-METHOD_COLORS = ["#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2", "#17becf"]
-
 
 def draw_contours(ax: Axes, X: torch.Tensor, Y: torch.Tensor, Z: torch.Tensor, title: str) -> None:
     ax.contour(X.numpy(), Y.numpy(), Z.numpy(), levels=14, cmap="viridis", linewidths=1.0)
@@ -274,8 +273,8 @@ def draw_contours(ax: Axes, X: torch.Tensor, Y: torch.Tensor, Z: torch.Tensor, t
 
 def draw_trajectories(ax: Axes, runs: dict[str, list[Trajectory]], upto: int | None = None) -> None:
     """Each method's paths (up to step ``upto``) with a dot at the current point; starts in black."""
-    for k, (method, paths) in enumerate(runs.items()):
-        color = METHOD_COLORS[k % len(METHOD_COLORS)]
+    for method, paths in runs.items():
+        color = method_color(method)
         for i, path in enumerate(paths):
             pts = path.points if upto is None else path.points[: upto + 1]
             ax.plot(pts[:, 0].numpy(), pts[:, 1].numpy(), "-", color=color, lw=1.4,
