@@ -17,9 +17,12 @@ pytest.importorskip("ipywidgets")
 from toy_data import make_toy  # noqa: E402
 
 from mtl_lab import arena, sweep, toy  # noqa: E402
+from mtl_lab.history import History  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
-from mtl_lab.widgets import GradientArena, Lab, LabConfig, LivePlot, ParetoSweep, RunComparison  # noqa: E402
+from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
+from mtl_lab.widgets.pace import Pace  # noqa: E402
+from mtl_lab.widgets.transport import ChartFeed, unpack  # noqa: E402
 
 SMALL = {"epochs": 2, "model_options": {"hidden": [16]}, "baselines": False, "batch_size": 32, "lr": 1e-2}
 
@@ -71,7 +74,7 @@ def test_config_round_trip_through_dict_json_and_the_panel():
     other.load_config(lab.export_json())
     assert other.export_config() == exported
     assert [t for t, box in other.task_checks.items() if box.value] == ["cls", "reg"]
-    assert other.weight_sliders["reg"].value == 3.0
+    assert other.weight_inputs["reg"].value == 3.0
     lab.close()
     other.close()
 
@@ -82,9 +85,9 @@ def test_method_options_come_from_the_signature_and_survive_a_round_trip():
     assert type(lab.option_widgets["c"]).__name__ == "FloatText"
     assert type(lab.option_widgets["rescale"]).__name__ == "IntText"
     assert lab.export_config()["method_options"]["c"] == 0.25
-    assert all(s.disabled for s in lab.weight_sliders.values())  # cagrad sets its own weights
-    lab.method_w.value = "static"
-    assert set(lab.option_widgets) == {"normalize"} and not any(s.disabled for s in lab.weight_sliders.values())
+    assert all(s.box.disabled for s in lab.weight_inputs.values())  # cagrad sets its own weights
+    lab.ui.method_w.value = "static"
+    assert set(lab.option_widgets) == {"normalize"} and not any(s.box.disabled for s in lab.weight_inputs.values())
     lab.close()
 
 
@@ -99,10 +102,10 @@ def test_bad_configs_are_refused_with_a_clear_message_in_the_status_line(bad, me
     with pytest.raises(ValueError, match=message):
         LabConfig.from_dict(bad)
     lab = Lab(LabConfig(**SMALL), name="test-bad")
-    lab.config_text.value = json.dumps(bad)
+    lab.ui.config_text.value = json.dumps(bad)
     lab.on_load()
     assert "error" in lab.status_text() and message.split("'")[0] in lab.status_text()
-    lab.config_text.value = "{not json"
+    lab.ui.config_text.value = "{not json"
     lab.on_load()
     assert "not valid JSON" in lab.status_text()
     lab.close()
@@ -110,13 +113,13 @@ def test_bad_configs_are_refused_with_a_clear_message_in_the_status_line(bad, me
 
 def test_all_zero_weights_and_bad_option_text_give_status_messages_not_exceptions():
     lab = Lab(LabConfig(**SMALL), name="test-zero")
-    for slider in lab.weight_sliders.values():
-        slider.value = 0.0
+    for entry in lab.weight_inputs.values():
+        entry.set(0.0)
     assert lab.train() is False
     assert "at least one weight must be > 0" in lab.status_text()
-    lab.method_w.value = "mgda"
-    lab.option_widgets["tol"].value = "[0.1,"  # tol defaults to None: a JSON input
-    assert lab.train() is False and "must be JSON" in lab.status_text()
+    lab.ui.method_w.value = "mgda"
+    lab.model_widgets["hidden"].value = "32, many"  # a tuple option typed as numbers
+    assert lab.train() is False and "'32, many'" in lab.status_text() and "hidden" in lab.status_text()
     lab.close()
 
 
@@ -134,8 +137,8 @@ def test_sync_run_and_background_train_give_the_same_history():
     background = b.trainer.history
     assert sync.status == background.status == "completed"
     assert comparable(sync) == comparable(background)
-    assert a.live.frames >= 1 and len(a.live.png) > 1000
-    assert "Test metrics" in a.table.value
+    assert a.feed.messages >= 2 and len(a.feed.rows["step"]) == len(sync.steps)
+    assert "Test metrics" in a.ui.table.value
     a.close()
     b.close()
 
@@ -167,18 +170,18 @@ def test_twenty_train_presses_leak_no_threads_or_figures():
     threads_before = set(threading.enumerate())
     figures_before = len(plt.get_fignums())
     lab = Lab(LabConfig(**{**SMALL, "epochs": 10_000}), name="test-leak")
-    figure = lab.live.figure
+    chart = lab.chart
     for _ in range(20):
-        lab.train_b.click()
-        lab.train_b.click()  # a second press while it runs is refused, not a second thread
+        lab.ui.train_b.click()
+        lab.ui.train_b.click()  # a second press while it runs is refused, not a second thread
         assert wait_for(lambda: lab.trainer is not None and lab.trainer.global_step > 0)
-        lab.stop_b.click()
+        lab.ui.stop_b.click()
         assert wait_for(lambda: not lab.running, timeout=10)
-        lab.reset_b.click()
+        lab.ui.reset_b.click()
     lab.close()
     assert wait_for(lambda: set(threading.enumerate()) <= threads_before, timeout=10)
     assert len(plt.get_fignums()) == figures_before
-    assert lab.live.figure is figure
+    assert lab.chart is chart and lab.feed.thread is None
 
 
 def test_a_new_lab_with_the_same_name_stops_the_old_one():
@@ -193,13 +196,13 @@ def test_slider_changes_during_a_run_are_applied_and_recorded():
     lab = Lab(LabConfig(method="static", **{**SMALL, "epochs": 10_000}), name="test-sliders")
     assert lab.train()
     assert wait_for(lambda: lab.trainer.global_step > 10)
-    lab.weight_sliders["reg"].value = 4.0
+    lab.weight_inputs["reg"].set(4.0)
     step = lab.trainer.global_step
     assert wait_for(lambda: lab.trainer.global_step > step + 20)
-    lab.weight_sliders["cls"].value = 0.0
-    lab.weight_sliders["yes"].value = 0.0
+    lab.weight_inputs["cls"].set(0.0)
+    lab.weight_inputs["yes"].set(0.0)
     step = lab.trainer.global_step
-    lab.weight_sliders["reg"].value = 0.0  # all zero: refused, the run goes on with the previous weights
+    lab.weight_inputs["reg"].set(0.0)  # all zero: refused, the run goes on with the previous weights
     assert "at least one weight must be > 0" in lab.status_text()
     assert wait_for(lambda: lab.trainer.global_step > step + 20)
     lab.stop(wait=True)
@@ -212,24 +215,171 @@ def test_slider_changes_during_a_run_are_applied_and_recorded():
     lab.close()
 
 
-def test_live_plot_throttles_and_keeps_one_figure(toy):
-    from mtl_lab.train import build_trainer
+class FakeChart:
+    """Stands in for the browser chart: records what the feed sends."""
 
-    history = build_trainer(toy, epochs=1, model_options={"hidden": (8,)}).fit()
+    def __init__(self):
+        self.sent, self.handlers = [], []
+        self.tasks, self.markers, self.note, self.planned_steps = [], [], "", 0
 
-    class Target:
-        value = b""
+    def send(self, content, buffers):
+        self.sent.append((content, buffers))
 
-    target = Target()
-    live = LivePlot(target, max_rate=4.0, budget=0.05, credit=0.0)
-    live.start_clock()
-    assert live.due()
-    live.draw(history)
-    assert target.value.startswith(b"\x89PNG")
-    assert not live.due()  # the rate cap and the budget hold the next frame back
-    figure = live.figure
-    live.draw(history)
-    assert live.figure is figure and live.frames == 2
+    def on_msg(self, handler):
+        self.handlers.append(handler)
+
+    def set_tasks(self, names):
+        self.tasks = list(names)
+
+    def browser_rows(self, stream):
+        """The rows a browser view holds after replaying every message (checks contiguity as the view does)."""
+        rows = []
+        for content, buffers in self.sent:
+            if content["kind"] == "reset":
+                index = list(content["streams"]).index(stream)
+                rows = unpack(buffers[index], content["streams"][stream])
+            elif content["stream"] == stream:
+                assert content["start"] == len(rows), "an append must start where the view's rows end"
+                rows += unpack(buffers[0], content["cols"])
+        return rows
+
+
+def fake_history(n_steps: int, tasks=("a", "b", "c")) -> History:
+    history = History(list(tasks))
+    T = len(tasks)
+    history.add_steps(list(range(n_steps)), [[1.0 + s + t for t in range(T)] for s in range(n_steps)],
+                      [[1.0] * T for _ in range(n_steps)])
+    for s in range(0, n_steps, 5):
+        history.add_diagnostics({"step": s, "shares": [1 / T] * T, "norms": [1.0] * T,
+                                 "cosines": [[1.0 if i == j else -0.5 for j in range(T)] for i in range(T)]})
+    return history
+
+
+def test_chart_feed_sends_every_row_once_in_order_and_thins_long_runs():
+    chart = FakeChart()
+    feed = ChartFeed(chart, max_points=64, smoothing=0.0)
+    history = fake_history(0)
+    feed.begin(lambda: history, history.task_names, planned_steps=1000)
+    for chunk in range(10):  # the run goes on between flushes
+        more = fake_history(100)
+        history.add_steps([s + 100 * chunk for s in more.steps], more.losses, more.weights)
+        feed.flush()
+    rows = chart.browser_rows("step")
+    assert len(rows) <= 64 and rows[0][0] == 0.0  # thinned, the early history kept
+    steps = [int(r[0]) for r in rows]
+    stride = steps[1] - steps[0]
+    assert steps == list(range(0, 1000, stride)) and stride == feed.stride["step"] and stride & (stride - 1) == 0
+    assert all(r[1:4] == [1.0 + int(r[0]) % 100 + t for t in range(3)] for r in rows)  # each step's own losses
+    resets = sum(1 for c, _ in chart.sent if c["kind"] == "reset")
+    assert 2 <= resets <= 1 + 5  # the first, then one per doubling of the stride (1000 / 64 → 4 doublings)
+
+
+def test_chart_feed_answers_a_late_view_with_everything_and_reports_markers():
+    chart = FakeChart()
+    feed = ChartFeed(chart, smoothing=0.0)
+    history = fake_history(40)
+    feed.begin(lambda: history, history.task_names, planned_steps=40)
+    feed.flush()
+    history.add_note({"step": 12, "weights_set": {"a": 2.0, "b": 1.0, "c": 0.0}})
+    feed.flush()
+    assert chart.markers == [{"step": 12, "label": "w: a=2, b=1, c=0"}]
+    chart.sent.clear()
+    chart.handlers[0](chart, {"kind": "hello"}, [])
+    assert [c["kind"] for c, _ in chart.sent] == ["reset"]
+    diag = chart.browser_rows("diag")
+    assert len(diag) == 8 and diag[0][1 + 3:1 + 3 + 3] == [-0.5, -0.5, -0.5]  # the three pair cosines
+    assert len(chart.browser_rows("step")) == 40
+
+
+def test_chart_feed_rejects_bad_settings():
+    with pytest.raises(ValueError, match="rate must be"):
+        ChartFeed(FakeChart(), rate=0)
+    with pytest.raises(ValueError, match="max_points must be"):
+        ChartFeed(FakeChart(), max_points=3)
+
+
+def test_pace_caps_steps_per_second_and_full_speed_never_waits():
+    pace = Pace(20.0)
+    pace.origin = (100.0, 0)
+    assert pace.delay(10, now=100.0) == pytest.approx(0.5)
+    assert pace.delay(10, now=101.0) == 0.0  # behind schedule: no waiting
+    pace.set(None, step=10)
+    assert pace.delay(10_000) == 0.0
+    for bad in (0, -1, float("nan"), "fast", True):
+        with pytest.raises(ValueError, match="pace must be"):
+            Pace(bad)
+
+
+def test_a_paced_run_keeps_its_pace_and_stops_at_once():
+    lab = Lab(LabConfig(**{**SMALL, "epochs": 10_000}), name="test-pace", pace=40.0)
+    assert lab.train()
+    assert wait_for(lambda: lab.trainer.global_step >= 5)
+    started, first = time.perf_counter(), lab.trainer.global_step
+    time.sleep(1.0)
+    rate = (lab.trainer.global_step - first) / (time.perf_counter() - started)
+    lab.stop()
+    assert wait_for(lambda: not lab.running, timeout=5)
+    print(f"\npaced at 40 steps/s: measured {rate:.1f}")
+    assert rate < 60  # a cap, not a wall-clock assertion of speed: it never runs far above it
+    lab.close()
+
+
+def test_the_panel_keeps_every_value_exactly_as_the_api_would_and_never_clamps():
+    config = LabConfig(method="static", weights={"cls": 50.0, "reg": 0.0005}, lr=10.0, epochs=200_000,
+                       device="cuda:1", **{k: v for k, v in SMALL.items() if k not in ("epochs", "lr")})
+    lab = Lab(config, name="test-exact")
+    assert lab.ui.lr_w.value == 10.0 and lab.ui.epochs_w.value == 200_000 and lab.ui.device_w.value == "cuda:1"
+    assert lab.weight_inputs["cls"].value == 50.0 and lab.weight_inputs["reg"].value == 0.0005
+    exported = lab.export_config()
+    assert exported["lr"] == 10.0 and exported["epochs"] == 200_000 and exported["weights"]["cls"] == 50.0
+    assert lab.train() is False  # cuda:1 is absent here: an error naming it, never a run on another device
+    assert "cuda:1" in lab.status_text() and lab.trainer is None
+    lab.ui.device_w.value = "gpu"
+    assert lab.train() is False and "'gpu'" in lab.status_text()
+    lab.close()
+
+
+def test_pin_run_keeps_the_validation_curves_and_changes_mark_the_chart():
+    lab = Lab(LabConfig(method="static", **SMALL), name="test-pin")
+    assert lab.pin() is False and "nothing to pin" in lab.status_text()
+    history = lab.run()
+    assert lab.pin()
+    pin = lab.chart.pinned[0]
+    assert pin["x"] == [e["step"] for e in history.epochs] and len(pin["val"]) == 3
+    assert pin["label"].startswith("static (cls=1")
+    lab.weight_inputs["reg"].set(3.0)
+    assert "reg=3" in lab.chart.title
+    lab.clear_pins()
+    assert lab.chart.pinned == []
+    lab.close()
+
+
+def test_architectures_that_do_not_fit_the_data_are_not_offered_and_say_why():
+    lab = Lab(LabConfig(data="mmoe_synthetic", epochs=1), name="test-fit")
+    assert "mtan_lite" not in lab.ui.arch_w.options and "hard" in lab.ui.arch_w.options
+    assert "mtan_lite" in lab.ui.arch_note.value and "image inputs" in lab.ui.arch_note.value
+    lab.ui.arch_w.value = "mmoe"
+    assert {"num_experts", "tower_hidden"} <= set(lab.model_widgets)
+    lab.model_widgets["num_experts"].value = 3
+    assert lab.export_config()["model_options"] == {"num_experts": 3}
+    lab.ui.model_reset_b.click()
+    assert lab.export_config()["model_options"] == {}
+    lab.close()
+
+
+def test_fifty_labs_created_and_closed_leave_no_widgets_behind():
+
+    Lab(LabConfig(**SMALL), name="test-widgets-warm").close()
+    gc.collect()
+    from ipywidgets.widgets.widget import _instances  # the live widget models (Widget.widgets is deprecated)
+
+    before = len(_instances)
+    for k in range(50):
+        lab = Lab(LabConfig(**SMALL), name=f"test-widgets-{k}")
+        lab.ui.method_w.value = "cagrad"  # rebuilt option inputs must be closed too
+        lab.close()
+    gc.collect()
+    assert len(_instances) - before <= 0
 
 
 # ---------------------------------------------------------------- arena, toy, sweep, comparison
@@ -314,7 +464,7 @@ def test_pareto_sweep_widget_and_run_comparison():
     lab.run()
     compare = RunComparison()
     compare.add_lab(lab)
-    lab.method_w.value = "mgda"
+    lab.ui.method_w.value = "mgda"
     lab.run()
     compare.add_lab(lab)
     assert len(compare.runs) == 2 and compare.image.value and "test metrics" in compare.table.value

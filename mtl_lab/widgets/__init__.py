@@ -5,11 +5,11 @@ sweep and run comparison. The core never imports this package; everything here i
 """
 
 from mtl_lab.widgets.arena import GradientArena
+from mtl_lab.widgets.chart import LiveChart
 from mtl_lab.widgets.compare import RunComparison
 from mtl_lab.widgets.config import LabConfig
 from mtl_lab.widgets.lab import Lab
 from mtl_lab.widgets.landscape import ToyLandscape
-from mtl_lab.widgets.live import LivePlot
 from mtl_lab.widgets.sweep import ParetoSweep
 
-__all__ = ["GradientArena", "Lab", "LabConfig", "LivePlot", "ParetoSweep", "RunComparison", "ToyLandscape"]
+__all__ = ["GradientArena", "Lab", "LabConfig", "LiveChart", "ParetoSweep", "RunComparison", "ToyLandscape"]

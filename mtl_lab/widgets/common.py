@@ -1,8 +1,5 @@
-"""Small pieces the widget views share: option inputs built from a signature, HTML tables, one registry.
+"""Small pieces the widget views share: HTML tables, closing widget trees, one registry of live views.
 
-* :func:`option_widget` / :func:`read_option` — an input for one hyper-parameter, chosen from its
-  default: ``float`` → FloatText, ``int`` → IntText, ``bool`` → Checkbox, ``str`` → Text (as typed),
-  anything else (``None``, tuples, lists) → Text holding JSON.
 * :func:`html_table` — rows of strings as a small HTML table.
 * :func:`replace_previous` — a view registered under a name replaces (stops and closes) the previous
   one of that name, so re-running a notebook cell leaves no old run behind.
@@ -11,43 +8,11 @@
 from __future__ import annotations
 
 import html
-import inspect
-import json
 import weakref
 
 import ipywidgets as W
 
 LIVE_VIEWS: dict[str, weakref.ref] = {}
-
-
-def option_widget(param: inspect.Parameter, value=inspect.Parameter.empty) -> W.Widget:
-    """An input for a hyper-parameter, set to ``value`` (or the parameter's default)."""
-    default = param.default
-    value = default if value is inspect.Parameter.empty else value
-    layout = W.Layout(width="190px")
-    style = {"description_width": "initial"}
-    if isinstance(default, bool):
-        return W.Checkbox(value=bool(value), description=param.name, indent=False, layout=layout)
-    if isinstance(default, int):
-        return W.IntText(value=int(value), description=param.name, layout=layout, style=style)
-    if isinstance(default, float):
-        return W.FloatText(value=float(value), description=param.name, layout=layout, style=style)
-    if isinstance(default, str):
-        return W.Text(value=str(value), description=param.name, layout=layout, style=style)
-    return W.Text(value=json.dumps(None if value is inspect.Parameter.empty else value), description=param.name,
-                  layout=W.Layout(width="230px"), style=style, placeholder="JSON, e.g. null or [0.1, 0.2]")
-
-
-def read_option(param: inspect.Parameter, widget: W.Widget):
-    """The value of an option input; JSON inputs are parsed (a clear ``ValueError`` when they are not JSON)."""
-    default = param.default
-    if isinstance(default, bool | int | float | str):
-        return widget.value
-    try:
-        return json.loads(widget.value)
-    except json.JSONDecodeError:
-        message = f"option {param.name!r} must be JSON (e.g. null, 0.5 or [1, 2]), got {widget.value!r}"
-        raise ValueError(message) from None
 
 
 def html_table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
@@ -67,9 +32,13 @@ def status_html(state: str, text: str, color: str = "#333") -> str:
 
 
 def close_tree(widget: W.Widget) -> None:
-    """Close a widget and every widget inside it (ipywidgets' ``close`` leaves the children open)."""
+    """Close a widget, every widget inside it, and their layout and style models (ipywidgets' ``close``
+    leaves all of those open: each is a model of its own in the kernel and the browser)."""
     for child in getattr(widget, "children", ()):
         close_tree(child)
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if isinstance(part, W.Widget):
+            part.close()
     widget.close()
 
 

@@ -1,56 +1,49 @@
-"""The weight-tuning lab: a control panel over a Trainer, with live side-by-side plots.
+"""The weight-tuning lab's controller: its state and what each control does.
 
-Controls: data set and its tasks (on/off), architecture, method (with its one-line description) and
-its hyper-parameters (read from the method class's ``__init__``), per-task weight sliders, optimizer,
-learning rate (log scale), epochs, batch size, device, seed; Train / Stop / Step / Reset; a status line
-with progress and steps per second. While a run trains, the live figure (:class:`LivePlot`) shows the
-per-task losses and the effective weights on the left and the gradient contributions on the right; at
-the end a per-task metrics table with Δm % against single-task baselines.
+The panel is three files, so a reader finds each part in one place:
+
+* :mod:`mtl_lab.widgets.lab_layout` — every control and where it sits (no behaviour);
+* this module — the state (trainer, run, pinned runs) and the events (Train, Stop, sliders …);
+* :mod:`mtl_lab.widgets.chart` — where the live chart is drawn (in the browser, from data), fed by
+  :mod:`mtl_lab.widgets.transport`; :mod:`mtl_lab.widgets.pace` caps steps per second for lectures.
 
 How it runs:
 
 * **Train** starts :meth:`mtl_lab.train.Trainer.start` — the loop runs in a background thread and the
-  kernel stays free for clicks. The trainer's callback (in that thread) redraws the figure when
-  :meth:`LivePlot.due` and updates the status line; it never writes into an Output widget.
+  kernel stays free for clicks. The chart feed's own thread sends new rows to the browser ≤ 10×/s; the
+  training thread only updates the status line (≤ 4×/s) and keeps the pace.
   Train after Stop continues the same run when the settings are unchanged; otherwise it starts anew.
 * **Stop** asks the loop to stop after the current step (and any baseline being trained).
-* **Step** trains up to the end of the current epoch, then pauses.
-* **Reset** stops and forgets the run.
-* The **weight sliders** of a method with per-task weights (``static``) act live: a change is handed
-  to ``trainer.weighting.set_weights`` and applies from the next step; the History's weight rows show
-  it and a note records it. For other methods the sliders are read-only and show the effective weights.
+* **Step** trains up to the end of the current epoch, then pauses. **Reset** stops and forgets the run.
+* **Pin run** keeps the run's validation curves as a faint overlay (labelled with method and weights)
+  for the next runs; **Clear pins** removes them.
+* The **weights** of a method with per-task weights (``static``) act live: a change is handed to
+  ``trainer.weighting.set_weights``, applies from the next step, is recorded in the History and shows as
+  a marker on the curves. For other methods the weights are read-only and show the effective weights.
+* The **pace** may change during a run (full speed finishes it quickly).
 * :meth:`Lab.run` is the synchronous path (scripts, tests, nbval): the same trainer, ``fit()`` in the
   calling thread, the same final History.
-* :meth:`Lab.export_config` / :meth:`Lab.load_config` hand a set-up around as a dict or JSON string.
 
-Bad input (an unknown option, weights that are all zero, a learning rate that is not a number …)
-ends up as a message in the status line, never as an exception in the training thread.
+Every setting goes through :class:`~mtl_lab.widgets.config.LabConfig` — the API's own checks. The panel
+never clamps or replaces a value: a bad one is reported in the status line with the API's message.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 import threading
 import time
 
 import ipywidgets as W
 
-from mtl_lab import data as datasets
 from mtl_lab.history import History
-from mtl_lab.metrics import delta_m, directions
-from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import OPTIMIZERS, Event, Trainer, build_trainer
-from mtl_lab.weighting import METHODS, available
-from mtl_lab.widgets.common import (
-    close_all,
-    close_tree,
-    html_table,
-    option_widget,
-    read_option,
-    replace_previous,
-    status_html,
-)
+from mtl_lab.metrics import delta_m, directions, relative_change
+from mtl_lab.palette import task_color
+from mtl_lab.train import Event, Trainer, build_trainer
+from mtl_lab.weighting import METHODS
+from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html
 from mtl_lab.widgets.config import (
     LabConfig,
     load_data,
@@ -59,22 +52,38 @@ from mtl_lab.widgets.config import (
     selected_data,
     takes_task_weights,
 )
-from mtl_lab.widgets.live import LivePlot
+from mtl_lab.widgets.fit import architecture_fit
+from mtl_lab.widgets.inputs import (
+    WeightInput,
+    model_option_widget,
+    model_parameters,
+    option_widget,
+    read_model_option,
+    read_option,
+    same_value,
+    set_disabled,
+)
+from mtl_lab.widgets.lab_layout import LabLayout
+from mtl_lab.widgets.pace import Pace, check_pace
+from mtl_lab.widgets.transport import ChartFeed
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 RESUMABLE = ("paused", "stopped", "interrupted")
-STATUS_EVERY = 0.25  # seconds between status-line updates
+STATUS_EVERY = 0.25  # seconds between status-line updates: at most 4 a second
+LECTURE_PACE = 25.0
 
 
 class Lab:
     """The weight-tuning panel. ``Lab(config)`` with a :class:`LabConfig`, a dict or a JSON string.
 
-    ``name``: a new Lab with the same name closes the previous one (re-running a cell leaves no run
+    ``pace``: steps per second during a run (``None``: full speed); the panel's *pace* control changes
+    it. ``name``: a new Lab with the same name closes the previous one (re-running a cell leaves no run
     behind). Display it by leaving it as the last expression of a cell; ``lab.widget`` is the box.
     """
 
-    def __init__(self, config: LabConfig | dict | str | None = None, name: str = "lab") -> None:
+    def __init__(self, config: LabConfig | dict | str | None = None, name: str = "lab",
+                 pace: float | None = None) -> None:
         config = coerce_config(config)
+        self.pace = Pace(pace)
         self.name = name
         self.trainer: Trainer | None = None
         self.handle = None
@@ -86,126 +95,113 @@ class Lab:
         self.last_status = 0.0
         self.weights: dict[str, float] = dict(config.weights)
         self.data_options: dict = dict(config.data_options)
-        self.model_options: dict = dict(config.model_options)
         self.diagnostics_every = config.diagnostics_every
         self.run_config: LabConfig | None = None
+        self.pins: list[dict] = []
         self.building = False
-        self.build_widgets()
-        self.live = LivePlot(self.image)
+        self.ui = LabLayout()
+        self.widget = self.ui.widget
+        self.chart = self.ui.chart
+        self.feed = ChartFeed(self.chart)
+        self.task_checks: dict[str, W.Checkbox] = {}
+        self.weight_inputs: dict[str, WeightInput] = {}
+        self.option_widgets: dict[str, W.Widget] = {}
+        self.model_widgets: dict[str, W.Widget] = {}
+        self.connect()
         self.apply_config(config)
+        self.set_pace(self.pace.steps_per_second)
         self.show_status("ready", "press Train (or Step) to start", "#555")
         replace_previous(name, self)
 
-    # ------------------------------------------------------------ widgets
+    # ------------------------------------------------------------ wiring
 
-    def build_widgets(self) -> None:
-        wide = {"description_width": "initial"}
-        self.data_w = W.Dropdown(options=list(datasets.DATASETS), description="data", style=wide)
-        self.arch_w = W.Dropdown(options=list(ARCHITECTURES), description="architecture", style=wide)
-        self.method_w = W.Dropdown(options=[name for name, _ in available()], description="method", style=wide)
-        self.method_help = W.HTML()
-        self.task_box = W.HBox()
-        self.task_checks: dict[str, W.Checkbox] = {}
-        self.option_box = W.HBox(layout=W.Layout(flex_flow="row wrap"))
-        self.option_widgets: dict[str, W.Widget] = {}
-        self.weight_box = W.HBox(layout=W.Layout(flex_flow="row wrap"))
-        self.weight_sliders: dict[str, W.FloatSlider] = {}
-        self.weight_note = W.HTML()
-        self.optimizer_w = W.Dropdown(options=list(OPTIMIZERS), description="optimizer", style=wide,
-                                      layout=W.Layout(width="170px"))
-        self.lr_w = W.FloatLogSlider(value=1e-3, base=10, min=-5, max=0, step=0.1, description="lr",
-                                     readout_format=".1e", continuous_update=False, layout=W.Layout(width="290px"))
-        self.epochs_w = W.BoundedIntText(value=20, min=1, max=100_000, description="epochs", style=wide,
-                                         layout=W.Layout(width="130px"))
-        self.batch_w = W.BoundedIntText(value=64, min=1, max=1_000_000, description="batch", style=wide,
-                                        layout=W.Layout(width="130px"))
-        self.device_w = W.Dropdown(options=list(DEVICE_CHOICES), description="device", style=wide,
-                                   layout=W.Layout(width="140px"))
-        self.seed_w = W.IntText(value=0, description="seed", style=wide, layout=W.Layout(width="110px"))
-        self.baselines_w = W.Checkbox(value=True, description="Δm vs single-task baselines", indent=False)
-        self.train_b = W.Button(description="Train", button_style="success", icon="play", tooltip="train (continue)")
-        self.stop_b = W.Button(description="Stop", button_style="danger", icon="stop", tooltip="stop after this step")
-        self.step_b = W.Button(description="Step", icon="step-forward", tooltip="train to the end of this epoch")
-        self.reset_b = W.Button(description="Reset", icon="refresh", tooltip="forget the run")
-        for b in (self.train_b, self.stop_b, self.step_b, self.reset_b):
-            b.layout = W.Layout(width="90px")
-        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="160px"))
-        self.status = W.HTML()
-        self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="980px"))
-        self.table = W.HTML()
-        self.config_text = W.Textarea(layout=W.Layout(width="100%", height="150px"),
-                                      placeholder="paste a config (JSON) here and press Load")
-        self.export_b = W.Button(description="Export", icon="download", tooltip="write the set-up as JSON")
-        self.load_b = W.Button(description="Load", icon="upload", tooltip="apply the JSON set-up")
-        share = W.VBox([W.HBox([self.export_b, self.load_b]), self.config_text])
-        self.share = W.Accordion(children=[share], titles=("Share this set-up (JSON)",), selected_index=None)
-
-        self.data_w.observe(self.on_data, names="value")
-        self.method_w.observe(self.on_method, names="value")
-        self.train_b.on_click(lambda _: self.train())
-        self.stop_b.on_click(lambda _: self.stop())
-        self.step_b.on_click(lambda _: self.step())
-        self.reset_b.on_click(lambda _: self.reset())
-        self.export_b.on_click(lambda _: self.on_export())
-        self.load_b.on_click(lambda _: self.on_load())
-
-        controls = W.VBox([
-            W.HBox([self.data_w, self.arch_w, self.method_w]),
-            self.method_help,
-            W.HBox([W.HTML("<b>tasks</b>&nbsp;"), self.task_box]),
-            W.HBox([W.HTML("<b>method options</b>&nbsp;"), self.option_box]),
-            W.HBox([W.HTML("<b>weights</b>&nbsp;"), self.weight_box]),
-            self.weight_note,
-            W.HBox([self.optimizer_w, self.lr_w, self.epochs_w, self.batch_w, self.device_w, self.seed_w],
-                   layout=W.Layout(flex_flow="row wrap")),
-            self.baselines_w,
-            W.HBox([self.train_b, self.stop_b, self.step_b, self.reset_b, self.progress]),
-            self.status,
-        ])
-        self.widget = W.VBox([controls, self.image, self.table, self.share])
-        self.widget.add_class("mtl-lab")
+    def connect(self) -> None:
+        ui = self.ui
+        ui.data_w.observe(self.on_data, names="value")
+        ui.arch_w.observe(self.on_architecture, names="value")
+        ui.method_w.observe(self.on_method, names="value")
+        ui.pace_w.observe(lambda change: self.set_pace(change["new"]), names="value")
+        ui.model_reset_b.on_click(lambda _: self.set_model_options(ui.arch_w.value, {}))
+        ui.train_b.on_click(lambda _: self.train())
+        ui.stop_b.on_click(lambda _: self.stop())
+        ui.step_b.on_click(lambda _: self.step())
+        ui.reset_b.on_click(lambda _: self.reset())
+        ui.pin_b.on_click(lambda _: self.pin())
+        ui.unpin_b.on_click(lambda _: self.clear_pins())
+        ui.export_b.on_click(lambda _: self.on_export())
+        ui.load_b.on_click(lambda _: self.on_load())
 
     def set_tasks(self, task_names: list[str], selected: list[str] | None) -> None:
-        """One checkbox per task of the data set; one weight slider per task."""
+        """One switch and one weight input per task of the data set."""
         selected = task_names if selected is None else selected
-        close_all([*self.task_checks.values(), *self.weight_sliders.values()])
+        close_all([*self.task_checks.values(), *self.weight_inputs.values()])
         self.task_checks = {t: W.Checkbox(value=t in selected, description=t, indent=False,
-                                          layout=W.Layout(width="auto")) for t in task_names}
+                                          layout=W.Layout(width="auto", margin="0 10px 0 0")) for t in task_names}
         for box in self.task_checks.values():
             box.observe(lambda _: self.refresh_weight_box(), names="value")
-        self.task_box.children = list(self.task_checks.values())
-        self.weight_sliders = {}
-        for t in task_names:
-            slider = W.FloatSlider(value=float(self.weights.get(t, 1.0)), min=0.0, max=20.0, step=0.05,
-                                   description=t, continuous_update=False, readout_format=".2f",
-                                   style={"description_width": "initial"}, layout=W.Layout(width="260px"))
-            slider.observe(lambda change, task=t: self.on_weight(task, change["new"]), names="value")
-            self.weight_sliders[t] = slider
+        self.ui.task_box.children = list(self.task_checks.values())
+        self.weight_inputs = {}
+        for i, t in enumerate(task_names):
+            entry = WeightInput(t, float(self.weights.get(t, 1.0)), task_color(i))
+            entry.observe_value(lambda value, task=t: self.on_weight(task, value))
+            self.weight_inputs[t] = entry
         self.refresh_weight_box()
+        self.refresh_architectures()
 
     def refresh_weight_box(self) -> None:
         chosen = [t for t, box in self.task_checks.items() if box.value]
-        self.weight_box.children = [self.weight_sliders[t] for t in chosen]
+        self.ui.weight_box.children = [self.weight_inputs[t] for t in chosen]
         self.refresh_weight_mode()
 
     def refresh_weight_mode(self) -> None:
-        live = takes_task_weights(self.method_w.value)
-        for slider in self.weight_sliders.values():
-            slider.disabled = not live
-        self.weight_note.value = (
-            "<small>The weights act live: a change applies from the next step.</small>" if live else
-            f"<small>{html.escape(self.method_w.value)} sets the weights itself; the sliders show its "
+        live = takes_task_weights(self.ui.method_w.value)
+        for entry in self.weight_inputs.values():
+            entry.set_disabled(not live)
+        self.ui.weight_note.value = (
+            "<small>The weights act live: a change applies from the next step (slider: 0.001 … 100 on a log "
+            "scale; type any other value in the box).</small>" if live else
+            f"<small>{html.escape(self.ui.method_w.value)} sets the weights itself; the boxes show its "
             "effective weights.</small>"
         )
+
+    def refresh_architectures(self) -> None:
+        """Offer the architectures that fit the data (with the chosen tasks); say why the others do not."""
+        try:
+            data = selected_data(self.partial_config())
+        except ValueError:
+            return
+        verdicts = architecture_fit(data)
+        fitting = [a for a, why in verdicts.items() if why is None]
+        current = self.ui.arch_w.value
+        self.building, was = True, self.building
+        try:
+            self.ui.arch_w.options = fitting if current in fitting or current is None else [*fitting, current]
+            if current is not None:
+                self.ui.arch_w.value = current
+        finally:
+            self.building = was
+        misfits = [f"<b>{html.escape(a)}</b>: {html.escape(why)}" for a, why in verdicts.items() if why]
+        self.ui.arch_note.value = ("<small>Not offered for this data: " + "; ".join(misfits) + "</small>"
+                                   if misfits else "")
 
     def set_method_options(self, method: str, values: dict) -> None:
         params = [p for p in method_parameters(method) if not (p.name == "weights" and takes_task_weights(method))]
         close_all(self.option_widgets.values())
         self.option_widgets = {p.name: option_widget(p, values.get(p.name, p.default)) for p in params}
-        self.option_box.children = list(self.option_widgets.values()) or [W.HTML("<i>none</i>")]
+        self.ui.option_box.children = list(self.option_widgets.values()) or [W.HTML("<i>none</i>")]
         description = METHODS[method].description
-        self.method_help.value = f"<small><b>{html.escape(method)}</b>: {html.escape(description)}</small>"
+        self.ui.method_help.value = f"<small><b>{html.escape(method)}</b>: {html.escape(description)}</small>"
         self.refresh_weight_mode()
+
+    def set_model_options(self, architecture: str, values: dict) -> None:
+        """One input per option of the architecture (and its trunk); values not given show the default."""
+        params = model_parameters(architecture, values.get("trunk"))
+        close_all(self.model_widgets.values())
+        self.model_widgets = {p.name: model_option_widget(p, values) for p in params}
+        if "trunk" in self.model_widgets:  # another trunk has other options
+            self.model_widgets["trunk"].observe(lambda _: self.on_architecture({"new": self.ui.arch_w.value}),
+                                                names="value")
+        self.ui.model_box.children = list(self.model_widgets.values()) or [W.HTML("<i>none</i>")]
 
     # ------------------------------------------------------------ observers
 
@@ -219,89 +215,130 @@ class Lab:
             return
         self.set_tasks(data.task_names, None)
 
+    def on_architecture(self, change) -> None:
+        if not self.building and change["new"] is not None:
+            kept = self.read_model_options(strict=False)
+            self.set_model_options(change["new"], kept)
+
     def on_method(self, change) -> None:
         if not self.building:
             self.set_method_options(change["new"], {})
 
+    def set_pace(self, steps_per_second: float | None) -> None:
+        """Change the pace (also during a run: the new cap counts from now)."""
+        step = self.trainer.global_step if self.trainer is not None else 0
+        self.pace.set(check_pace(steps_per_second), step)
+        value = self.pace.steps_per_second
+        if self.ui.pace_w.value != value:
+            if value not in [v for _, v in self.ui.pace_w.options]:  # a pace given in code is shown as it is
+                self.ui.pace_w.options = [*self.ui.pace_w.options, (f"{value:g} steps/s", value)]
+            self.ui.pace_w.value = value
+
     def on_weight(self, task: str, value: float) -> None:
-        """A slider moved: remember it, and hand it to a running method that takes weights."""
-        if self.building or not takes_task_weights(self.method_w.value) or self.weight_sliders[task].disabled:
+        """A weight changed: remember it, and hand it to a running method that takes weights."""
+        if self.building or not takes_task_weights(self.ui.method_w.value) or self.weight_inputs[task].box.disabled:
             return
-        self.weights[task] = float(value)
+        self.weights[task] = value
         trainer = self.trainer
         if trainer is None or not callable(getattr(trainer.weighting, "set_weights", None)):
             return
-        new = {t: float(self.weights.get(t, 1.0)) for t in trainer.task_names}
+        new = {t: self.weights.get(t, 1.0) for t in trainer.task_names}
         try:
             trainer.weighting.set_weights(new)
         except ValueError as exc:
             self.show_error(exc, "weights not applied:")
             return
         trainer.history.add_note({"step": trainer.global_step, "weights_set": new})
+        self.chart.title = self.title()
         if not self.running:
             self.show_status("weights", f"set to {fmt_weights(new)}; they apply from the next step", "#555")
 
     # ------------------------------------------------------------ config
 
+    def read_model_options(self, strict: bool = True) -> dict:
+        """The model options that differ from the architecture's defaults."""
+        params = {p.name: p for p in model_parameters(self.ui.arch_w.value)} if self.ui.arch_w.value else {}
+        out = {}
+        for name, widget in self.model_widgets.items():
+            try:
+                value = read_model_option(params.get(name), widget) if name in params else None
+            except ValueError:
+                if strict:
+                    raise
+                continue
+            if name in params and not same_value(value, params[name].default):
+                out[name] = value
+        return out
+
+    def partial_config(self) -> LabConfig:
+        """The data and tasks as the panel shows them (for choices that depend on them)."""
+        tasks = [t for t, box in self.task_checks.items() if box.value] or None
+        return LabConfig(data=self.ui.data_w.value, tasks=None if tasks == list(self.task_checks) else tasks,
+                         data_options=dict(self.data_options))
+
     def read_config(self) -> LabConfig:
-        """The panel's settings (``ValueError`` with a clear message when one is bad)."""
-        method = self.method_w.value
+        """The panel's settings, exactly as shown (``ValueError`` with the API's message when one is bad)."""
+        ui = self.ui
+        method = ui.method_w.value
         params = {p.name: p for p in method_parameters(method)}
         options = {name: read_option(params[name], w) for name, w in self.option_widgets.items()}
-        options = {name: v for name, v in options.items() if v != params[name].default}  # defaults stay implicit
+        options = {name: v for name, v in options.items() if not same_value(v, params[name].default)}
         tasks = [t for t, box in self.task_checks.items() if box.value]
         if not tasks:
             raise ValueError("switch on at least one task")
         all_tasks = list(self.task_checks)
         config = LabConfig(
-            data=self.data_w.value,
+            data=ui.data_w.value,
             tasks=None if tasks == all_tasks else tasks,
             data_options=dict(self.data_options),
-            architecture=self.arch_w.value,
-            model_options=dict(self.model_options),
+            architecture=ui.arch_w.value,
+            model_options=self.read_model_options(),
             method=method,
             method_options=options,
-            weights={t: float(s.value) for t, s in self.weight_sliders.items()} if takes_task_weights(method)
+            weights={t: entry.value for t, entry in self.weight_inputs.items()} if takes_task_weights(method)
             else dict(self.weights),
-            optimizer=self.optimizer_w.value,
-            lr=float(self.lr_w.value),
-            epochs=int(self.epochs_w.value),
-            batch_size=int(self.batch_w.value),
-            device=self.device_w.value,
-            seed=int(self.seed_w.value),
+            optimizer=ui.optimizer_w.value,
+            lr=ui.lr_w.value,
+            epochs=ui.epochs_w.value,
+            batch_size=ui.batch_w.value,
+            device=ui.device_w.value,
+            seed=ui.seed_w.value,
             diagnostics_every=self.diagnostics_every,
-            baselines=bool(self.baselines_w.value),
+            baselines=ui.baselines_w.value,
         )
         config.check()
         return config
 
     def apply_config(self, config: LabConfig) -> None:
-        """Set every control from ``config`` (checked first)."""
+        """Set every control from ``config`` (checked first), exactly: nothing is clamped or replaced."""
         config.check()
         data = load_data(config.data, config.data_options)
         unknown = [t for t in (config.tasks or []) if t not in data.task_names]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown} for data set {config.data!r}; choose from {data.task_names}")
+        ui = self.ui
         self.building = True
         try:
             self.data_options = dict(config.data_options)
-            self.model_options = dict(config.model_options)
             self.diagnostics_every = config.diagnostics_every
             self.weights.update(config.weights)
-            self.data_w.value = config.data
-            self.arch_w.value = config.architecture
-            self.method_w.value = config.method
-            self.optimizer_w.value = config.optimizer
-            self.lr_w.value = config.lr
-            self.epochs_w.value = config.epochs
-            self.batch_w.value = config.batch_size
-            self.device_w.value = config.device if config.device in DEVICE_CHOICES else "auto"
-            self.seed_w.value = config.seed
-            self.baselines_w.value = config.baselines
+            ui.data_w.value = config.data
+            ui.arch_w.options = [config.architecture]
+            ui.arch_w.value = config.architecture
+            ui.method_w.value = config.method
+            ui.optimizer_w.value = config.optimizer
+            ui.lr_w.value = config.lr
+            ui.epochs_w.value = config.epochs
+            ui.batch_w.value = config.batch_size
+            ui.device_w.value = config.device
+            ui.seed_w.value = config.seed
+            ui.baselines_w.value = config.baselines
             self.set_tasks(data.task_names, config.tasks)
         finally:
             self.building = False
+        self.set_model_options(config.architecture, config.model_options)
         self.set_method_options(config.method, config.method_options)
+        self.refresh_architectures()
 
     def export_config(self) -> dict:
         """The panel's set-up as a dict (``LabConfig.to_dict``)."""
@@ -319,14 +356,14 @@ class Lab:
 
     def on_export(self) -> None:
         try:
-            self.config_text.value = self.export_json()
-            self.show_status("exported", "the set-up is in the box below the plots", "#555")
+            self.ui.config_text.value = self.export_json()
+            self.show_status("exported", "the set-up is in the box below the chart", "#555")
         except ValueError as exc:
             self.show_error(exc)
 
     def on_load(self) -> None:
         try:
-            self.load_config(self.config_text.value)
+            self.load_config(self.ui.config_text.value)
         except ValueError as exc:
             self.show_error(exc, "set-up not loaded:")
 
@@ -336,6 +373,12 @@ class Lab:
     def running(self) -> bool:
         return self.handle is not None and self.handle.running
 
+    def build(self, config: LabConfig, callback) -> Trainer:
+        """The trainer of ``config``, recording every step (so the chart moves step by step)."""
+        trainer = make_trainer(config, callback=callback)
+        trainer.record_every = 1
+        return trainer
+
     def prepare_trainer(self, fresh: bool) -> Trainer | None:
         """The trainer to run: the current one when it can go on with these settings, else a new one."""
         try:
@@ -343,15 +386,21 @@ class Lab:
             key = config.run_key()
             resumable = self.trainer is not None and self.trainer.history.status in RESUMABLE
             if fresh or not resumable or key != self.trainer_key:
-                self.trainer = make_trainer(config, callback=self.on_event)
-                self.trainer_key = key
-                self.run_config = config
-                self.live.prepare(self.trainer.task_names)
-                self.table.value = ""
+                self.adopt(self.build(config, self.on_event), config)
             return self.trainer
-        except (ValueError, KeyError, RuntimeError) as exc:
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             self.show_error(exc)
             return None
+
+    def adopt(self, trainer: Trainer, config: LabConfig) -> None:
+        """A new run: the chart starts empty (pinned overlays stay), its step axis spans the run."""
+        self.trainer = trainer
+        self.trainer_key = config.run_key()
+        self.run_config = config
+        self.ui.table.value = ""
+        self.feed.begin(lambda: trainer.history, trainer.task_names,
+                        trainer.config.epochs * trainer.batches_per_epoch)
+        self.chart.title = self.title()
 
     def ready_trainer(self):
         """The trainer the next run continues (a fresh one after a completed run); ``None`` if busy or invalid."""
@@ -374,13 +423,13 @@ class Lab:
         return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.epoch_batches)
 
     def start_run(self, trainer, max_steps: int | None) -> bool:
-        """Start ``trainer`` in its background thread, with the live figure and status reset for the run."""
+        """Start ``trainer`` in its background thread, with the chart feed, pace and status set for the run."""
         self.stop_requested.clear()
-        self.live.start_clock()
-        self.live.planned_steps = trainer.config.epochs * trainer.batches_per_epoch
         self.rate_origin = (time.perf_counter(), trainer.global_step)
+        self.pace.restart(trainer.global_step)
         self.set_running(True)
         self.show_progress("starting", trainer)
+        self.feed.start()
         self.handle = trainer.start(max_steps)
         return True
 
@@ -394,16 +443,37 @@ class Lab:
             self.handle.join(timeout, raise_error=False)
 
     def reset(self) -> None:
-        """Stop, forget the run, clear the figure and the table."""
+        """Stop, forget the run, clear the chart (pinned overlays stay) and the table."""
         self.stop(wait=True)
+        self.feed.stop()
         self.trainer = None
         self.handle = None
         self.trainer_key = ""
-        self.live.prepare([])
-        self.image.value = b""
-        self.table.value = ""
-        self.progress.value = 0
+        self.feed.source = None
+        self.feed.clear(self.chart.tasks)
+        self.feed.send_reset()
+        self.chart.markers = []
+        self.ui.table.value = ""
+        self.ui.progress.value = 0
         self.show_status("ready", "reset; press Train (or Step) to start", "#555")
+
+    def pin(self) -> bool:
+        """Keep the current run's validation curves as a faint overlay (method and weights in the legend)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.history.epochs:
+            self.show_status("pin", "nothing to pin yet: train at least one epoch first", "#b36b00")
+            return False
+        history = trainer.history.snapshot()
+        x = [e["step"] for e in history.epochs]
+        val = [[e.get("val_loss", {}).get(t) for e in history.epochs] for t in self.chart.tasks]
+        self.pins.append({"label": run_label(history, trainer), "x": x, "val": val})
+        self.chart.pinned = list(self.pins)
+        self.show_status("pinned", f"run {len(self.pins)} kept as an overlay: {self.pins[-1]['label']}", "#555")
+        return True
+
+    def clear_pins(self) -> None:
+        self.pins = []
+        self.chart.pinned = []
 
     def run(self) -> History:
         """Train synchronously with the panel's settings (no thread): the path for scripts and nbval.
@@ -414,10 +484,7 @@ class Lab:
         if self.running:
             raise RuntimeError("the lab is training in the background; stop it first")
         config = self.read_config()
-        self.trainer = make_trainer(config, callback=None)
-        self.trainer_key = config.run_key()
-        self.run_config = config
-        self.live.prepare(self.trainer.task_names)
+        self.adopt(self.build(config, None), config)
         self.stop_requested.clear()
         self.rate_origin = (time.perf_counter(), 0)
         history = self.trainer.fit()
@@ -426,45 +493,48 @@ class Lab:
         return self.trainer.history
 
     def close(self) -> None:
-        """Stop the run and close the widgets (their views disappear)."""
+        """Stop the run and close every widget the panel made (their views disappear)."""
         self.stop(wait=True, timeout=10.0)
-        close_all([*self.task_checks.values(), *self.weight_sliders.values(), *self.option_widgets.values()])
+        self.feed.stop()
+        self.feed.source = None
+        close_all([*self.task_checks.values(), *self.weight_inputs.values(), *self.option_widgets.values(),
+                   *self.model_widgets.values()])
         close_tree(self.widget)
 
     # ------------------------------------------------------------ the training thread's side
 
     def on_event(self, event: Event) -> None:
-        """Called by the trainer in its thread: redraw when due, update the status, finish at the end."""
+        """Called by the trainer in its thread: keep the pace, update the status, finish at the end."""
         trainer = self.trainer
         if trainer is None:
             return
         if self.stop_requested.is_set():
             trainer.stop()
         if event.kind in ("step", "epoch"):
-            if not self.stop_requested.is_set():  # a Stop is not kept waiting by a frame
-                self.live.draw_if_due(trainer.history.snapshot, self.title())
             now = time.perf_counter()
-            if now - self.last_status >= STATUS_EVERY or event.kind == "epoch":
+            if now - self.last_status >= STATUS_EVERY:
                 self.last_status = now
                 self.show_progress("training", trainer)
                 self.show_effective_weights(event)
+            if event.kind == "step":
+                self.pace.wait(trainer.global_step, self.stop_requested)
         elif event.kind == "end":
             self.finish(event.data.get("status", ""))
         elif event.kind == "error":
-            self.live.draw(trainer.history.snapshot(), self.title())
+            self.feed.stop()
             self.show_status("error", event.data.get("error", ""), "#c00")
             self.set_running(False)
 
     def finish(self, status: str) -> None:
-        """The run ended: final frame, metrics table (with baselines when wanted), status, buttons."""
+        """The run ended: last rows to the chart, metrics table (with baselines when wanted), status, buttons."""
         trainer = self.trainer
         try:
+            self.feed.stop()
             history = trainer.history.snapshot()
-            self.live.draw(history, self.title())
             self.show_progress(status, trainer)
             if status == "completed":
                 baseline = self.baselines() if self.run_config.baselines else None
-                self.table.value = metrics_html(history, trainer, baseline)
+                self.ui.table.value = metrics_html(history, trainer, baseline)
                 self.show_progress(status, trainer)
         except Exception as exc:  # the view must never take the run down
             self.show_error(exc)
@@ -501,7 +571,10 @@ class Lab:
         trainer = self.trainer
         if trainer is None:
             return ""
-        return f"{trainer.weighting.name} · {trainer.model.architecture} · {trainer.data.name}"
+        text = f"{trainer.weighting.name} · {trainer.model.architecture} · {trainer.data.name}"
+        if takes_task_weights(trainer.weighting.name):
+            text += " · weights " + fmt_weights({t: self.weights.get(t, 1.0) for t in trainer.task_names})
+        return text
 
     def show_progress(self, state: str, trainer: Trainer) -> None:
         total = trainer.config.epochs * trainer.batches_per_epoch
@@ -512,54 +585,58 @@ class Lab:
         history = trainer.history
         last = history.losses[-1] if history.losses else []
         loss = f" · loss Σ {sum(last):.4f}" if last else ""
-        self.progress.max = max(total, 1)
-        self.progress.value = min(step, total)
+        self.ui.progress.max = max(total, 1)
+        self.ui.progress.value = min(step, total)
         color = {"training": "#0a5", "completed": "#06c", "stopped": "#b36b00", "paused": "#b36b00"}.get(state, "#333")
         self.show_status(state, f"epoch {trainer.epoch}/{trainer.config.epochs} · step {step}/{total} · "
                                 f"{rate:.0f} steps/s{loss}", color)
 
     def show_effective_weights(self, event: Event) -> None:
-        """For methods that set their own weights, move the (read-only) sliders to the latest ones."""
-        if takes_task_weights(self.method_w.value) or "weights" not in event.data or self.trainer is None:
+        """For methods that set their own weights, show the latest effective weights in the (read-only) boxes."""
+        if takes_task_weights(self.ui.method_w.value) or "weights" not in event.data or self.trainer is None:
             return
         self.building = True
         try:
             for task, w in zip(self.trainer.task_names, event.data["weights"]):
-                if task in self.weight_sliders and math.isfinite(w):
-                    self.weight_sliders[task].value = min(max(w, 0.0), self.weight_sliders[task].max)
+                if task in self.weight_inputs and math.isfinite(w):
+                    self.weight_inputs[task].set(round(w, 4))
         finally:
             self.building = False
 
     def show_status(self, state: str, text: str, color: str = "#333") -> None:
-        self.status.value = status_html(state, text, color)
+        self.ui.status.value = status_html(state, text, color)
 
     def show_error(self, exc: BaseException, prefix: str = "") -> None:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         self.show_status("error", f"{prefix} {message}".strip(), "#c00")
 
     def set_running(self, running: bool) -> None:
-        """Lock the controls that define a run while it trains (the weights stay live)."""
-        for w in (self.data_w, self.arch_w, self.method_w, self.optimizer_w, self.lr_w, self.epochs_w,
-                  self.batch_w, self.device_w, self.seed_w, self.train_b, self.step_b, self.load_b,
-                  *self.task_checks.values(), *self.option_widgets.values()):
-            w.disabled = running
+        """Lock the controls that define a run while it trains (the weights and the pace stay live)."""
+        for w in (*self.ui.run_controls(), *self.task_checks.values(), *self.option_widgets.values(),
+                  *self.model_widgets.values()):
+            set_disabled(w, running)
 
     def status_text(self) -> str:
         """The status line without markup (for tests and scripts)."""
-        import re
-
-        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value))
+        return html.unescape(re.sub(r"<[^>]+>", "", self.ui.status.value))
 
     # ------------------------------------------------------------ display
 
     def __repr__(self) -> str:
-        return f"Lab(name={self.name!r}, data={self.data_w.value!r}, method={self.method_w.value!r})"
+        return f"Lab(name={self.name!r}, data={self.ui.data_w.value!r}, method={self.ui.method_w.value!r})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """Shown as the panel; the plain-text form is the short, stable ``repr`` (for stored outputs)."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = repr(self)
         return bundle
+
+
+def run_label(history: History, trainer: Trainer) -> str:
+    method = history.meta.get("method", {}).get("name", trainer.weighting.name)
+    weights = history.weights[-1] if history.weights else []
+    text = ", ".join(f"{t}={w:.3g}" for t, w in zip(trainer.task_names, weights))
+    return f"{method} ({text})" if text else method
 
 
 def coerce_config(config: LabConfig | dict | str | None) -> LabConfig:
@@ -587,8 +664,12 @@ def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] 
     rows = [[history.meta.get("method", {}).get("name", "run"), *[f"{metrics.get(t, math.nan):.4f}" for t in names]]]
     caption = "Test metrics"
     if baseline:
+        up = directions(data)
         header.append("Δm %")
-        rows[0].append(f"{delta_m(metrics, baseline, directions(data)):+.2f}")
+        rows[0].append(f"{delta_m(metrics, baseline, up):+.2f}")
         rows.append(["single-task", *[f"{baseline[t]:.4f}" for t in names], "0.00"])
-        caption += " · Δm %: mean relative gain over single-task models (positive: multi-task helps)"
+        rows.append(["relative change %", *[f"{relative_change(metrics.get(t, math.nan), baseline[t], up[t]):+.2f}"
+                                            for t in names], "(mean →)"])
+        caption += (" · Δm %: the mean of the per-task relative changes in the last row (positive: multi-task "
+                    "helps); one task with a near-zero baseline can dominate it — read the row, not only the mean")
     return html_table(header, rows, caption)

@@ -1,0 +1,252 @@
+"""Typed inputs of the panels: one widget per option, chosen from its type, never clamping a value.
+
+* :func:`option_widget` / :func:`read_option` — an input for one keyword parameter, chosen from its
+  annotation and default: ``bool`` → checkbox; ``Literal[...]`` → a choice; ``int`` / ``float`` → a
+  number box (no bounds: the value is checked where the API checks it, and a bad one is reported, not
+  clamped); ``X | None`` → an *auto* checkbox next to the number (checked = ``None``); a tuple of
+  numbers → a box of comma-separated numbers; ``str`` → text as typed.
+* :func:`model_parameters` / :func:`model_option_widget` / :func:`read_model_option` — the same for an
+  architecture's options (and its trunk's), read from their signatures.
+* :class:`WeightInput` — a task weight: a log-scale slider (0.001 … 100, 1 in the middle of the track)
+  and a box holding the exact value typed. The box is the value; the slider only shows it (a value off
+  the slider's range, 0 or 500, stays exactly as typed).
+
+Widget ranges are display ranges, never a second validator: whatever the API accepts, the panel
+accepts; whatever it refuses, the panel reports with the API's message.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import math
+
+import ipywidgets as W
+
+from mtl_lab.models import ARCHITECTURES, architecture_options
+from mtl_lab.models.trunks import TRUNKS
+
+STYLE = {"description_width": "initial"}
+
+
+def annotation_text(param: inspect.Parameter) -> str:
+    ann = param.annotation
+    if ann is inspect.Parameter.empty:
+        return ""
+    return ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+
+
+def literal_choices(param: inspect.Parameter) -> tuple | None:
+    """The choices of a ``Literal[...]`` annotation (``None`` for any other)."""
+    text = annotation_text(param).strip()
+    for prefix in ("Literal[", "typing.Literal["):
+        if text.startswith(prefix) and text.endswith("]"):
+            try:
+                values = ast.literal_eval(f"({text[len(prefix):-1]},)")
+            except (ValueError, SyntaxError):
+                return None
+            return tuple(values)
+    return None
+
+
+def number_kind(param: inspect.Parameter) -> str | None:
+    """``"int"`` or ``"float"`` for a number parameter (from its default, else its annotation)."""
+    default = param.default
+    if isinstance(default, bool):
+        return None
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    text = annotation_text(param).replace(" ", "")
+    if text.startswith("int|") or text.endswith("|int") or text == "int":
+        return "int"
+    if text.startswith("float|") or text.endswith("|float") or text == "float":
+        return "float"
+    return None
+
+
+def optional(param: inspect.Parameter) -> bool:
+    return param.default is None or "None" in annotation_text(param)
+
+
+class OptionalNumber(W.HBox):
+    """A number, or ``None`` (*auto*: the method's own choice)."""
+
+    def __init__(self, name: str, kind: str, value) -> None:
+        self.auto = W.Checkbox(value=value is None, description=f"{name}: auto", indent=False,
+                               layout=W.Layout(width="auto"))
+        box = W.IntText if kind == "int" else W.FloatText
+        self.number = box(value=0 if value is None else value, layout=W.Layout(width="90px"),
+                          disabled=value is None)
+        self.auto.observe(lambda change: setattr(self.number, "disabled", change["new"]), names="value")
+        super().__init__([self.auto, self.number], layout=W.Layout(width="auto", margin="0 8px 0 0"))
+
+    @property
+    def value(self):
+        return None if self.auto.value else self.number.value
+
+    def close(self) -> None:
+        self.auto.close()
+        self.number.close()
+        super().close()
+
+
+class NumberList(W.Text):
+    """A tuple of numbers typed as ``64, 64``."""
+
+    def __init__(self, name: str, value) -> None:
+        text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in (value or ()))
+        super().__init__(value=text, description=name, style=STYLE, layout=W.Layout(width="190px"),
+                         placeholder="e.g. 64, 64")
+
+
+def parse_numbers(name: str, text: str) -> list:
+    """``"64, 64"`` → ``[64, 64]``; ``ValueError`` naming the option and the text otherwise."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    out = []
+    for part in parts:
+        try:
+            value = ast.literal_eval(part)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"option {name!r} takes numbers separated by commas (e.g. 64, 64), got {text!r}")
+        out.append(value)
+    return out
+
+
+def option_widget(param: inspect.Parameter, value=inspect.Parameter.empty) -> W.Widget:
+    """An input for a keyword parameter, set to ``value`` (or the parameter's default)."""
+    default = param.default
+    value = default if value is inspect.Parameter.empty else value
+    choices = literal_choices(param)
+    if choices is not None:
+        options = list(choices) if value in choices else [*choices, value]  # an unknown value is shown, not replaced
+        return W.Dropdown(options=options, value=value, description=param.name, style=STYLE,
+                          layout=W.Layout(width="auto"))
+    if isinstance(default, bool):
+        return W.Checkbox(value=bool(value), description=param.name, indent=False, layout=W.Layout(width="auto"))
+    kind = number_kind(param)
+    if kind is not None and optional(param):
+        return OptionalNumber(param.name, kind, value)
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return W.IntText(value=value, description=param.name, style=STYLE, layout=W.Layout(width="170px"))
+    if kind is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        return W.FloatText(value=float(value), description=param.name, style=STYLE, layout=W.Layout(width="170px"))
+    if isinstance(default, tuple | list) or isinstance(value, tuple | list):
+        return NumberList(param.name, value)
+    return W.Text(value="" if value is None else str(value), description=param.name, style=STYLE,
+                  layout=W.Layout(width="190px"))
+
+
+def read_option(param: inspect.Parameter, widget: W.Widget):
+    """The value an option input holds (number lists parsed; ``ValueError`` naming a bad one)."""
+    if isinstance(widget, NumberList):
+        return parse_numbers(param.name, widget.value)
+    return widget.value
+
+
+class WeightInput(W.HBox):
+    """A task weight: a log slider for moving it, a box for the exact value (the box is the value)."""
+
+    LOW, HIGH = -3.0, 2.0  # the slider shows 0.001 … 100; the box takes any value the method accepts
+
+    def __init__(self, task: str, value: float, color: str) -> None:
+        self.task = task
+        self.moving = False
+        self.label = W.HTML(f"<span style='color:{color};font-weight:600'>■</span>&nbsp;{task}",
+                            layout=W.Layout(width="auto", min_width="70px"))
+        self.slider = W.FloatLogSlider(value=1.0, base=10, min=self.LOW, max=self.HIGH, step=0.05,
+                                       readout=False, continuous_update=False, layout=W.Layout(width="150px"))
+        self.box = W.FloatText(value=float(value), layout=W.Layout(width="80px"))
+        self.show(self.box.value)
+        self.slider.observe(self.on_slider, names="value")
+        self.box.observe(lambda change: self.show(change["new"]), names="value")
+        super().__init__([self.label, self.slider, self.box], layout=W.Layout(width="auto", margin="0 10px 0 0"))
+
+    @property
+    def value(self) -> float:
+        return self.box.value
+
+    def set(self, value: float) -> None:
+        self.box.value = value
+
+    def show(self, value: float) -> None:
+        """Move the slider to ``value`` (to an end of its track when off the range), without feedback."""
+        self.moving = True
+        try:
+            exponent = math.log10(value) if isinstance(value, int | float) and value > 0 else self.LOW
+            self.slider.value = 10 ** min(max(exponent, self.LOW), self.HIGH)
+        finally:
+            self.moving = False
+
+    def on_slider(self, change) -> None:
+        if not self.moving:
+            self.box.value = float(f"{change['new']:.3g}")
+
+    def observe_value(self, handler) -> None:
+        """``handler(value)`` when the weight changes (typed or dragged)."""
+        self.box.observe(lambda change: handler(change["new"]), names="value")
+
+    def set_disabled(self, disabled: bool) -> None:
+        self.slider.disabled = disabled
+        self.box.disabled = disabled
+
+    def close(self) -> None:
+        for w in (self.label, self.slider, self.box):
+            w.close()
+        super().close()
+
+
+# ---------------------------------------------------------------- model options
+
+def model_parameters(architecture: str, trunk: str | None = None) -> list[inspect.Parameter]:
+    """The options of an architecture (and of its trunk, for those that pass options on), with defaults."""
+    allowed = architecture_options(architecture, trunk)
+    params = dict(inspect.signature(ARCHITECTURES[architecture].__init__).parameters)
+    kind = trunk or (params["trunk"].default if "trunk" in params else None)
+    if kind in TRUNKS:
+        params.update({k: v for k, v in inspect.signature(TRUNKS[kind].__init__).parameters.items() if k not in params})
+    return [params[name] for name in allowed if name in params]
+
+
+def set_disabled(widget: W.Widget, disabled: bool) -> None:
+    for child in getattr(widget, "children", ()):
+        set_disabled(child, disabled)
+    if hasattr(widget, "disabled"):
+        widget.disabled = disabled
+
+
+def same_value(a, b) -> bool:
+    """Equal as settings (a list typed for a tuple default counts as the same)."""
+    return (list(a) if isinstance(a, tuple) else a) == (list(b) if isinstance(b, tuple) else b)
+
+
+def model_option_widget(param: inspect.Parameter, values: dict) -> W.Widget:
+    """A typed input for a model option; options without a simple type take JSON (empty = default)."""
+    value = values.get(param.name, param.default)
+    if param.name == "trunk" and isinstance(param.default, str):
+        options = list(TRUNKS) if value in TRUNKS else [*TRUNKS, value]
+        return W.Dropdown(options=options, value=value, description="trunk", style=STYLE,
+                          layout=W.Layout(width="auto"))
+    simple = isinstance(param.default, bool | int | float | str | tuple) or isinstance(value, int | float | list)
+    if simple and value is not None:
+        return option_widget(param, tuple(value) if isinstance(value, list) else value)
+    text = "" if value is None else json.dumps(value)
+    return W.Text(value=text, description=param.name, style={"description_width": "initial"},
+                  layout=W.Layout(width="230px"), placeholder="default (JSON to set)")
+
+
+def read_model_option(param: inspect.Parameter, widget: W.Widget):
+    if isinstance(widget, W.Text) and not isinstance(param.default, str) and type(widget) is W.Text:
+        text = widget.value.strip()
+        if not text:
+            return param.default
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"model option {param.name!r} must be JSON (e.g. [[0, 1], [2]]), got {text!r}") from None
+    value = read_option(param, widget)
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,315 @@
+// The live chart of the weight-tuning lab, drawn in the browser with uPlot (vendored beside this file).
+//
+// Python (mtl_lab/widgets/transport.py) sends data, never images:
+//   {kind: "reset", streams: {step: cols, diag: cols, val: cols}, log: {...}}  + one buffer per stream
+//   {kind: "append", stream, start, cols}                                  + one Float64 buffer of rows
+// A row of "step" is [step, smoothed loss per task, weight per task]; of "diag" [step, share per task,
+// cosine per task pair, norm per task]; of "val" [step, validation loss per task].
+// Appends only extend what this view has: one that does not start where the view's rows end (a view
+// created late, a lost message) asks Python for a reset with {kind: "hello"} and waits for it.
+// Redraws are coalesced to one per animation frame. Left: losses (train solid, validation dots, pinned
+// runs faint) and effective weights. Right: each task's share of the update (stacked), the pairwise
+// cosines as a heat strip (red = conflict; never task colours) and the gradient norms.
+
+const FONT = "12px system-ui, -apple-system, 'Segoe UI', sans-serif";
+const AXIS = { font: FONT, size: 44, gap: 3, grid: { stroke: "#eee", width: 1 }, ticks: { stroke: "#ccc", width: 1 } };
+const GUTTER = 104; // the right column's y-axis width: room for the heat strip's pair labels
+const DASHES = [[], [6, 3], [2, 3], [8, 3, 2, 3]];
+
+function hexToRgb(hex) {
+  const v = parseInt(hex.slice(1), 16);
+  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
+}
+
+function alpha(hex, a) {
+  const [r, g, b] = hexToRgb(hex);
+  return `rgba(${r},${g},${b},${a})`;
+}
+
+function cosineColor(c, palette) {
+  if (c === null || Number.isNaN(c)) return "#ffffff";
+  const t = Math.min(1, Math.abs(c));
+  const mid = hexToRgb(palette.zero), end = hexToRgb(c < 0 ? palette.negative : palette.positive);
+  const rgb = mid.map((m, i) => Math.round(m + (end[i] - m) * t));
+  return `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+}
+
+function div(cls, parent, text) {
+  const d = document.createElement("div");
+  d.className = cls;
+  if (text !== undefined) d.textContent = text;
+  if (parent) parent.appendChild(d);
+  return d;
+}
+
+function emptyStreams(T, P) {
+  return {
+    step: { x: [], loss: [...Array(T)].map(() => []), w: [...Array(T)].map(() => []) },
+    diag: { x: [], share: [...Array(T)].map(() => []), cos: [...Array(P)].map(() => []), norm: [...Array(T)].map(() => []) },
+    val: { x: [], loss: [...Array(T)].map(() => []) },
+  };
+}
+
+function appendRows(state, stream, rows, cols) {
+  const T = state.tasks.length, P = state.pairs.length, s = state.data[stream];
+  for (let r = 0; r < rows.length / cols; r++) {
+    const o = r * cols;
+    s.x.push(rows[o]);
+    if (stream === "step") {
+      for (let t = 0; t < T; t++) { s.loss[t].push(rows[o + 1 + t]); s.w[t].push(rows[o + 1 + T + t]); }
+    } else if (stream === "diag") {
+      for (let t = 0; t < T; t++) { s.share[t].push(rows[o + 1 + t]); s.norm[t].push(rows[o + 1 + T + P + t]); }
+      for (let p = 0; p < P; p++) s.cos[p].push(rows[o + 1 + T + p]);
+    } else {
+      for (let t = 0; t < T; t++) s.loss[t].push(rows[o + 1 + t]);
+    }
+  }
+}
+
+function finite(v) { return v === null || Number.isFinite(v) ? v : null; }
+
+function render({ model, el }) {
+  el.classList.add("mtl-live-chart");
+  const root = div("mlc-root", el);
+  const head = div("mlc-head", root);
+  const title = div("mlc-title", head);
+  const legend = div("mlc-legend", head);
+  const note = div("mlc-note", root);
+  const grid = div("mlc-grid", root);
+  const left = div("mlc-col", grid), right = div("mlc-col", grid);
+  const panel = (parent, text) => { const box = div("mlc-panel", parent); div("mlc-ptitle", box, text); return box; };
+  const lossBox = panel(left, "Per-task loss (solid: train, smoothed · dots: validation · faint: pinned runs)");
+  const weightBox = panel(left, "Effective task weights w_t");
+  const shareBox = panel(right, "Share of the update per task (stacked, sums to 1)");
+  const cosBox = panel(right, "Gradient cosine per task pair (heat strip: red < 0 = conflict)");
+  const normBox = panel(right, "Gradient norm ‖g_t‖ per task");
+  const cosCanvas = document.createElement("canvas");
+  cosCanvas.className = "mlc-strip";
+  cosBox.appendChild(cosCanvas);
+  const cosScale = div("mlc-scale", cosBox);
+
+  const state = { tasks: [], pairs: [], data: emptyStreams(0, 0), ready: false, frames: 0, plots: [], log: {} };
+  let pending = false;
+
+  function markersHook(u) {
+    const ctx = u.ctx, marks = model.get("markers") || [];
+    if (!marks.length) return;
+    ctx.save();
+    ctx.strokeStyle = "#555";
+    ctx.fillStyle = "#333";
+    ctx.setLineDash([4, 3]);
+    ctx.lineWidth = Math.max(1, devicePixelRatio);
+    ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+    for (const m of marks) {
+      const x = u.valToPos(m.step, "x", true);
+      if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) continue;
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      if (u === state.plots[0]) ctx.fillText(m.label, x + 3 * devicePixelRatio, u.bbox.top + 12 * devicePixelRatio);
+    }
+    ctx.restore();
+  }
+
+  function xRange() {
+    const planned = model.get("planned_steps");
+    const xs = state.data.step.x;
+    const last = xs.length ? xs[xs.length - 1] : 1;
+    return [0, Math.max(planned || 0, last, 1)];
+  }
+
+  function makePlot(box, series, yScale, height, axisSize = 52) {
+    const opts = {
+      width: Math.max(200, box.clientWidth || 400), height,
+      legend: { show: false }, cursor: { drag: { x: false, y: false }, points: { show: false } },
+      scales: { x: { time: false, range: () => xRange() }, y: yScale },
+      axes: [{ ...AXIS, size: 30 }, { ...AXIS, size: axisSize }],
+      series: [{}, ...series],
+      hooks: { draw: [markersHook] },
+    };
+    const u = new uPlot(opts, [[], ...series.map(() => [])], box);
+    state.plots.push(u);
+    return u;
+  }
+
+  function build() {
+    for (const u of state.plots) u.destroy();
+    state.plots = [];
+    const tasks = model.get("tasks"), colors = model.get("colors"), pins = model.get("pinned") || [];
+    state.tasks = tasks;
+    state.pairs = [];
+    for (let i = 0; i < tasks.length; i++) for (let j = i + 1; j < tasks.length; j++) state.pairs.push(`${tasks[i]}·${tasks[j]}`);
+    const T = tasks.length;
+    const logY = (on) => (on ? { distr: 3 } : { auto: true });
+    const loss = [];
+    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: 1.6 });
+    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: 0, spanGaps: true, points: { show: true, size: 6, fill: colors[t], stroke: colors[t] }, paths: () => null });
+    pins.forEach((pin, k) => {
+      for (let t = 0; t < T; t++) loss.push({ stroke: alpha(colors[t], 0.4), width: 1.3, dash: DASHES[(k + 1) % DASHES.length], spanGaps: true });
+    });
+    state.lossPlot = makePlot(lossBox, loss, logY(state.log.loss !== false), 250);
+    state.weightPlot = makePlot(weightBox, tasks.map((_, t) => ({ stroke: colors[t], width: 1.4 })), { auto: true }, 130);
+    const share = [];
+    for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.85) });
+    for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.45) });
+    state.sharePlot = makePlot(shareBox, share, { auto: true, range: (u, lo, hi) => [Math.min(0, lo), Math.max(1, hi)] }, 130, GUTTER);
+    state.normPlot = makePlot(normBox, tasks.map((_, t) => ({ stroke: colors[t], width: 1.4 })), logY(state.log.norm !== false), 130, GUTTER);
+    drawLegend();
+    sizeStrip();
+    schedule();
+  }
+
+  function drawLegend() {
+    const tasks = model.get("tasks"), colors = model.get("colors"), pins = model.get("pinned") || [];
+    legend.innerHTML = "";
+    tasks.forEach((t, k) => {
+      const item = div("mlc-item", legend);
+      const sw = div("mlc-swatch", item);
+      sw.style.background = colors[k];
+      item.appendChild(document.createTextNode(t));
+    });
+    pins.forEach((pin, k) => {
+      const item = div("mlc-item mlc-pin", legend);
+      const sw = div("mlc-swatch mlc-dash", item);
+      sw.style.borderTopStyle = ["solid", "dashed", "dotted", "dashed"][(k + 1) % 4];
+      item.appendChild(document.createTextNode(`pinned ${k + 1}: ${pin.label}`));
+    });
+    const marks = model.get("markers") || [];
+    if (marks.length) div("mlc-item mlc-pin", legend, `┆ ${marks.length} change${marks.length > 1 ? "s" : ""} during the run`);
+    el.dataset.overlays = String(pins.length);
+    el.dataset.markers = String(marks.length);
+  }
+
+  function sizeStrip() {
+    const P = state.pairs.length;
+    const rowH = P ? Math.max(8, Math.min(18, Math.floor(110 / P))) : 18;
+    const width = Math.max(200, cosBox.clientWidth || 400);
+    const height = Math.max(P, 1) * rowH + 4;
+    cosCanvas.style.width = `${width}px`;
+    cosCanvas.style.height = `${height}px`;
+    cosCanvas.width = Math.round(width * devicePixelRatio);
+    cosCanvas.height = Math.round(height * devicePixelRatio);
+    state.strip = { width, height, rowH };
+    const pal = model.get("palette");
+    cosScale.innerHTML = "";
+    const bar = div("mlc-bar", cosScale);
+    bar.style.background = `linear-gradient(to right, ${pal.negative}, ${pal.zero}, ${pal.positive})`;
+    div("mlc-barlabel", cosScale, "−1 conflict · 0 · +1 aligned");
+  }
+
+  function drawStrip() {
+    const ctx = cosCanvas.getContext("2d"), s = state.strip, dpr = devicePixelRatio, d = state.data.diag;
+    const pal = model.get("palette");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, s.width, s.height);
+    const u = state.normPlot;
+    const plotLeft = u ? u.bbox.left / dpr : 48, plotWidth = u ? u.bbox.width / dpr : s.width - 50;
+    const [x0, x1] = xRange();
+    const xpos = (v) => plotLeft + ((v - x0) / (x1 - x0)) * plotWidth;
+    ctx.font = FONT;
+    ctx.textBaseline = "middle";
+    state.pairs.forEach((name, p) => {
+      const y = 2 + p * s.rowH;
+      ctx.fillStyle = "#f7f7f7";
+      ctx.fillRect(plotLeft, y, plotWidth, s.rowH - 1);
+      const row = d.cos[p] || [];
+      for (let i = 0; i < d.x.length; i++) {
+        const a = xpos(d.x[i]);
+        const b = i + 1 < d.x.length ? xpos(d.x[i + 1]) : a + Math.max(2, (a - xpos(d.x[Math.max(0, i - 1)])) || 2);
+        ctx.fillStyle = cosineColor(row[i], pal);
+        ctx.fillRect(a, y, Math.max(1, b - a + 0.5), s.rowH - 1);
+      }
+      ctx.fillStyle = "#222";
+      ctx.textAlign = "right";
+      if (s.rowH >= 11) ctx.fillText(name, plotLeft - 4, y + s.rowH / 2);
+    });
+  }
+
+  function stacked(share, T, sign) {
+    const out = [];
+    const n = share[0] ? share[0].length : 0;
+    const cum = new Array(n).fill(0);
+    const layers = [];
+    for (let t = 0; t < T; t++) {
+      const layer = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = share[t][i];
+        cum[i] += sign > 0 ? Math.max(v, 0) : Math.min(v, 0);
+        layer[i] = cum[i];
+      }
+      layers.push(layer);
+    }
+    for (let t = T - 1; t >= 0; t--) out.push(layers[t]);
+    return out;
+  }
+
+  function redraw() {
+    pending = false;
+    if (!state.plots.length) return;
+    const T = state.tasks.length, d = state.data, pins = model.get("pinned") || [];
+    const tables = [[d.step.x, ...d.step.loss.map((r) => r.map(finite))],
+                    [d.val.x, ...d.val.loss.map((r) => r.map(finite))]];
+    for (const pin of pins) tables.push([pin.x, ...pin.val]);
+    const joined = uPlot.join(tables);
+    state.lossPlot.setData(joined);
+    state.weightPlot.setData([d.step.x, ...d.step.w.map((r) => r.map(finite))]);
+    const pos = stacked(d.diag.share, T, 1), neg = stacked(d.diag.share, T, -1);
+    state.sharePlot.setData([d.diag.x, ...pos, ...neg]);
+    state.normPlot.setData([d.diag.x, ...d.diag.norm.map((r) => r.map((v) => (v > 0 ? v : null)))]);
+    drawStrip();
+    state.frames += 1;
+    el.dataset.frames = String(state.frames);
+    el.dataset.rows = String(d.step.x.length);
+    el.dataset.lastStep = String(d.step.x.length ? d.step.x[d.step.x.length - 1] : -1);
+  }
+
+  function schedule() {
+    if (!pending) { pending = true; requestAnimationFrame(redraw); }
+  }
+
+  function resize() {
+    const w = Math.max(200, lossBox.clientWidth);
+    for (const u of state.plots) u.setSize({ width: w, height: u.height });
+    sizeStrip();
+    schedule();
+  }
+
+  model.on("msg:custom", (msg, buffers) => {
+    if (msg.kind === "reset") {
+      state.data = emptyStreams(model.get("tasks").length, (model.get("tasks").length * (model.get("tasks").length - 1)) / 2);
+      state.log = msg.log || {};
+      build();
+      for (const [stream, cols] of Object.entries(msg.streams)) {
+        const k = Object.keys(msg.streams).indexOf(stream);
+        appendRows(state, stream, new Float64Array(buffers[k].buffer, buffers[k].byteOffset, buffers[k].byteLength / 8), cols);
+      }
+      state.ready = true;
+      schedule();
+    } else if (msg.kind === "append") {
+      if (!state.ready) return;
+      if (msg.start !== state.data[msg.stream].x.length) {
+        state.ready = false;
+        model.send({ kind: "hello" });
+        return;
+      }
+      const b = buffers[0];
+      appendRows(state, msg.stream, new Float64Array(b.buffer, b.byteOffset, b.byteLength / 8), msg.cols);
+      schedule();
+    }
+  });
+  const refresh = () => { title.textContent = model.get("title") || ""; note.textContent = model.get("note") || ""; };
+  model.on("change:title", refresh);
+  model.on("change:note", refresh);
+  model.on("change:markers", () => { drawLegend(); schedule(); });
+  model.on("change:pinned", () => build());
+  model.on("change:planned_steps", schedule);
+  refresh();
+  build();
+  const observer = new ResizeObserver(() => resize());
+  observer.observe(root);
+  model.send({ kind: "hello" });
+  return () => { observer.disconnect(); for (const u of state.plots) u.destroy(); };
+}
+
+export default { render };
