@@ -35,8 +35,6 @@ from mtl_lab.models import ARCHITECTURES
 from mtl_lab.train import Event, TrainConfig, build_trainer
 from mtl_lab.weighting import METHODS, available
 
-APP_NOTEBOOK = "07_weight_tuning_lab.ipynb"
-
 
 class UsageError(ValueError):
     """A bad command-line value (reported in one line, exit status 2)."""
@@ -170,9 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--notebooks", default="notebooks")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser window")
 
-    app = sub.add_parser("app", help="the weight-tuning lab as a standalone page (Voila, sources hidden)")
+    app = sub.add_parser("app", help="the classroom page: the instruments without code or prose (Voila)")
     app.add_argument("--port", type=int, default=8866)
-    app.add_argument("--notebook", default=str(Path("notebooks") / APP_NOTEBOOK), help="the notebook to serve")
+    app.add_argument("--notebook", default=None, help="the notebook to serve (default: the classroom page)")
+    app.add_argument("--cull-idle", type=int, default=120,
+                     help="seconds after which the kernel of a closed page is shut down (default 120)")
     app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
 
     exercises = sub.add_parser("exercises", help="coursework: list the exercises, make the student notebook")
@@ -338,7 +338,9 @@ def lab_command(args: argparse.Namespace) -> int:
 
 def app_command(args: argparse.Namespace) -> int:
     """Voila on the weight-tuning notebook: its widgets as a page, its code hidden; 127.0.0.1, with a token."""
-    notebook = Path(args.notebook)
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+
+    notebook = Path(args.notebook) if args.notebook else APP_NOTEBOOK
     if not notebook.is_file():
         raise UsageError(f"notebook {str(notebook)!r} does not exist")
     check_port(args.port)
@@ -347,8 +349,10 @@ def app_command(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("Voila is not installed: pip install 'mtl-lab[app]' (make install does it)") from None
     notebook = notebook.resolve()
-    command = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", "--Voila.ip=127.0.0.1",
-               "--token", "--strip_sources=True"]
+    try:
+        command = voila_command(notebook, args.port, args.cull_idle)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.no_browser:
         command.append("--no-browser")
     return subprocess.call(command, cwd=str(notebook.parent))

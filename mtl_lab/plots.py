@@ -26,7 +26,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mtl_lab.history import History
-from mtl_lab.palette import CONFLICT, task_color
+from mtl_lab.palette import CONFLICT, method_color, task_color
+
+RUN_DASHES = ["-", "--", ":", "-."]
 
 
 def smooth(values: list[float], factor: float) -> list[float]:
@@ -158,7 +160,11 @@ def signature_figure(history: History, title: str | None = None, figsize: tuple[
 
 
 def comparison_figure(histories: dict[str, History], figsize: tuple[float, float] | None = None) -> Figure:
-    """Validation loss (top row) and metric (bottom row) per task, one line per run."""
+    """Validation loss (top row) and metric (bottom row) per task, one line per run.
+
+    A run is drawn in its method's colour (:mod:`mtl_lab.palette`); runs of the same method are told apart
+    by the line's dash.
+    """
     if not histories:
         raise ValueError("comparison_figure needs at least one History")
     tasks = list(next(iter(histories.values())).task_names)
@@ -168,11 +174,14 @@ def comparison_figure(histories: dict[str, History], figsize: tuple[float, float
             raise ValueError(f"run {label!r} lacks task(s) {missing}")
     fig = Figure(figsize=figsize or (3.6 * len(tasks) + 1, 6), layout="constrained")
     axes = fig.subplots(2, len(tasks), squeeze=False)
+    methods = [h.meta.get("method", {}).get("name", "") for h in histories.values()]
+    dashes = [methods[:k].count(m) for k, m in enumerate(methods)]
     for col, task in enumerate(tasks):
         for k, (label, h) in enumerate(histories.items()):
             for row, key in enumerate(("val_loss", "val_metric")):
                 epochs, values = h.epoch_series(key, task)
-                axes[row][col].plot(epochs, values, "-o", ms=2.5, lw=1.3, color=task_color(k), label=label)
+                axes[row][col].plot(epochs, values, marker="o", ms=2.5, lw=1.3, color=method_color(methods[k]),
+                                    ls=RUN_DASHES[dashes[k] % len(RUN_DASHES)], label=label)
         spec = next(iter(histories.values())).meta.get("data", {}).get("tasks", [])
         metric = next((s["metric"] for s in spec if s["name"] == task), "metric")
         axes[0][col].set_title(f"{task}: validation loss")

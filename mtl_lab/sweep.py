@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from matplotlib.figure import Figure
 
 from mtl_lab.data.base import MultiTaskData
+from mtl_lab.palette import method_color
 from mtl_lab.train import build_trainer
 
 METHOD_MARKERS = ["*", "P", "X", "D", "s", "^", "v", "p"]
@@ -186,7 +187,7 @@ def front_figure(result: SweepResult, figsize: tuple[float, float] | None = None
         ys = [p.metrics[b] for p in result.static]
         share = [p.weights[ia] / max(p.weights[ia] + p.weights[ib], 1e-12) for p in result.static]
         if xs:
-            dots = ax.scatter(xs, ys, c=share, cmap="coolwarm", vmin=0, vmax=1, s=30, zorder=3,
+            dots = ax.scatter(xs, ys, c=share, cmap="Greys", vmin=0, vmax=1, s=30, zorder=3,
                               edgecolors="black", linewidths=0.4, label="static weights")
             fig.colorbar(dots, ax=ax, fraction=0.05, pad=0.02).set_label(f"w_{a} / (w_{a} + w_{b})", fontsize=8)
         best = sorted((p.metrics[a], p.metrics[b]) for k, p in enumerate(result.static) if k in on_front)
@@ -195,7 +196,7 @@ def front_figure(result: SweepResult, figsize: tuple[float, float] | None = None
                     label="front")
         for k, p in enumerate(result.adaptive):
             ax.plot(p.metrics[a], p.metrics[b], METHOD_MARKERS[k % len(METHOD_MARKERS)], ms=11, zorder=4,
-                    markeredgecolor="black", label=p.method)
+                    color=method_color(p.method), markeredgecolor="black", label=p.method)
         arrow = {True: "↑", False: "↓"}
         ax.set_xlabel(f"{a}: {result.split} {result.metric_names[a]} {arrow[result.higher_is_better[a]]}")
         ax.set_ylabel(f"{b}: {result.split} {result.metric_names[b]} {arrow[result.higher_is_better[b]]}")

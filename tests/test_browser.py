@@ -1,11 +1,12 @@
 """The weight-tuning lab in a real browser: JupyterLab and the Voila page, driven by headless Chromium.
 
-Each test serves a copy of ``notebooks/07_weight_tuning_lab.ipynb`` from a temporary folder on
-127.0.0.1 (a random free port; no token for the test only; Jupyter's config, runtime and workspace
-folders are temporary too, so the user's set-up is never touched), opens it in Debian's Chromium through
-Playwright, runs it, presses **Train**, checks that the live figure changes and the status line's step
-counter advances, presses **Stop**, checks that the counter halts, and saves a screenshot (to a
-temporary folder, and to ``$MTL_LAB_SCREENSHOTS`` when that is set).
+JupyterLab: a copy of ``notebooks/07_weight_tuning_lab.ipynb`` is served from a temporary folder (see
+``browser_harness``), run, and **Train** pressed: the browser-drawn chart must take new data many times
+during the run, **Pin run** must add an overlay, **Stop** must halt the counter and the chart; then the
+tip of a gradient in the arena is dragged and the methods' arrows must follow. Voila: the classroom
+page shows only the instruments, its lab works the same way, and the kernels of closed pages are culled.
+Screenshots go to a temporary folder, and to ``$MTL_LAB_SCREENSHOTS`` when that is set. Timings are
+printed (the benchmark ``benchmarks/bench_browser.py`` reports them), never asserted.
 
 Without Chromium or the playwright package the tests are skipped with the reason — unless ``CI`` is set,
 where they fail instead: in CI the browser tests must run.
@@ -16,24 +17,25 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from browser_harness import (
+    CHROMIUM,
+    ROOT,
+    attribute,
+    chromium,
+    free_port,
+    kernels_of,
+    lab_command,
+    run_all,
+    serve,
+    step_of,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "07_weight_tuning_lab.ipynb"
-CHROMIUM = Path(os.environ.get("MTL_LAB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-STEP = re.compile(r"step (\d+)/(\d+)")
 
 
 def require_browser():
@@ -54,55 +56,6 @@ def require_browser():
     return sync_api
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(command: list[str], url: str, workdir: Path, timeout: float = 90.0):
-    """Start a server in its own process group, wait until ``url`` answers, stop it afterwards."""
-    env = dict(os.environ)
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "workspaces"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "MPLBACKEND": "Agg",
-    })
-    log = open(workdir / "server.log", "wb")
-    process = subprocess.Popen(command, cwd=workdir / "nb", env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    try:
-        deadline = time.perf_counter() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.perf_counter() > deadline:
-                    log.flush()
-                    log_text = (workdir / "server.log").read_text()[-2000:]
-                    raise RuntimeError(f"server did not start: {log_text}") from None
-                time.sleep(0.3)
-        yield process
-    finally:
-        stop_group(process)
-        log.close()
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """Stop the server and the kernels it started (its process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
 @pytest.fixture
 def workdir(tmp_path):
     (tmp_path / "nb").mkdir()
@@ -110,14 +63,27 @@ def workdir(tmp_path):
     return tmp_path
 
 
-def step_of(text: str) -> int:
-    match = STEP.search(text)
-    return int(match.group(1)) if match else -1
-
-
-def attribute(locator, name: str) -> int:
-    value = locator.get_attribute(name)
-    return int(value) if value not in (None, "") else -1
+def exercise_arena(page) -> dict:
+    """Drag the tip of the second task's gradient across the arena: the methods' arrows must follow."""
+    view = page.locator(".mtl-arena-view").first
+    view.scroll_into_view_if_needed()
+    tip = view.locator("circle.mtl-arena-tip[data-task='1']")
+    before = view.get_attribute("data-arrows")
+    box = tip.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    seen, started = {before}, time.perf_counter()
+    for k in range(40):
+        page.mouse.move(x + 3 * k, y + 2 * k)
+        time.sleep(0.025)
+        seen.add(view.get_attribute("data-arrows"))
+    page.mouse.up()
+    dragged_s = time.perf_counter() - started
+    page.wait_for_function("([el, before]) => el.dataset.arrows !== before", arg=[view.element_handle(), before],
+                           timeout=10_000)
+    assert len(seen) >= 5, f"the method arrows followed the drag only {len(seen) - 1} times"
+    return {"arena_arrow_updates": len(seen) - 1, "arena_drag_s": round(dragged_s, 2)}
 
 
 def exercise_lab(page, shots: Path, name: str) -> dict:
@@ -171,53 +137,47 @@ def exercise_lab(page, shots: Path, name: str) -> dict:
             "frames_in_3s": frames, "distinct_data_in_3s": len(seen)}
 
 
-@contextmanager
-def chromium(sync_api):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1700})
-            yield page
-        finally:
-            browser.close()
-
-
 def test_lab_in_jupyterlab(workdir):
     sync_api = require_browser()
     started = time.perf_counter()
     port = free_port()
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-               "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={workdir / 'nb'}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"]
-    if os.geteuid() == 0:  # CI machines run as root
-        command.append("--allow-root")
-    with serve(command, f"http://127.0.0.1:{port}/api/status", workdir), chromium(sync_api) as page:
-        page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?reset")
-        page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
-                               timeout=60_000)
-        page.locator(".jp-Notebook .jp-Cell").first.click()
-        page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget;"
-                               " return w && w.sessionContext && w.sessionContext.session &&"
-                               " w.sessionContext.session.kernel; }", timeout=60_000)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        page.locator(".jp-OutputArea").get_by_text("on the front:").first.wait_for(timeout=120_000)
-        page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                               ".status === 'idle'", timeout=60_000)
+    with serve(lab_command(port, workdir / "nb"), f"http://127.0.0.1:{port}/api/status", workdir), \
+            chromium(sync_api) as page:
+        run_all(page, port, NOTEBOOK.name, done_text="on the front:")
         timings = exercise_lab(page, workdir / "shots", "jupyterlab")
+        timings.update(exercise_arena(page))
     print(f"\nJupyterLab browser test: {timings}, total {time.perf_counter() - started:.1f} s")
 
 
-def test_lab_as_a_voila_page(workdir):
+def test_classroom_page_in_voila(workdir):
+    """The classroom page: only the instruments (no prose, no code, no prints), the lab works, and the
+    kernels of closed pages are culled."""
     sync_api = require_browser()
     pytest.importorskip("voila", reason="Voila is not installed (pip install -e '.[app]')")
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+
+    shutil.copy(APP_NOTEBOOK, workdir / "nb" / APP_NOTEBOOK.name)
     started = time.perf_counter()
     port = free_port()
-    command = [sys.executable, "-m", "voila", NOTEBOOK.name, "--no-browser", f"--port={port}",
-               "--Voila.ip=127.0.0.1"]
-    with serve(command, f"http://127.0.0.1:{port}/", workdir), chromium(sync_api) as page:
-        page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-        page.get_by_text("on the front:").first.wait_for(timeout=120_000)
-        assert page.locator("text=torch.set_num_threads").count() == 0  # sources are hidden
+    command = [*voila_command(workdir / "nb" / APP_NOTEBOOK.name, port, cull_idle=2, token=False), "--no-browser"]
+    url = f"http://127.0.0.1:{port}/"
+    with serve(command, url, workdir) as server, chromium(sync_api) as page:
+        for _ in range(3):  # pages opened and closed: their kernels must not stay
+            other = page.context.browser.new_page()
+            other.goto(url, timeout=120_000)
+            other.locator(".mtl-classroom").first.wait_for(timeout=120_000)
+            other.close()
+        loaded = time.perf_counter()
+        page.goto(url, timeout=120_000)
+        page.locator(".mtl-classroom .mtl-lab").first.wait_for(timeout=120_000)
+        usable_s = time.perf_counter() - loaded
+        assert page.locator(".jp-RenderedMarkdown").count() == 0, "no notebook prose on the classroom page"
+        assert page.locator(".jp-OutputArea-output pre").count() == 0, "no printed leftovers"
+        assert page.locator("text=set_num_threads").count() == 0, "sources are hidden"
         timings = exercise_lab(page, workdir / "shots", "voila")
-    print(f"\nVoila browser test: {timings}, total {time.perf_counter() - started:.1f} s")
+        deadline = time.perf_counter() + 30
+        while kernels_of(server) > 1 and time.perf_counter() < deadline:
+            time.sleep(0.5)
+        assert kernels_of(server) == 1, f"{kernels_of(server)} kernels for one open page"
+    print(f"\nVoila browser test: page usable in {usable_s:.1f} s; {timings}, "
+          f"total {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,129 @@
+"""A real browser against a real server, for the browser tests and the browser benchmark.
+
+Servers (JupyterLab, Voila) run on 127.0.0.1 in their own process group with Jupyter's config, runtime
+and workspace folders inside a throwaway ``workdir``, so the user's set-up is never touched; the tests
+and the benchmark drive Debian's Chromium through Playwright (``/usr/bin/chromium``; Playwright's own
+browser download does not work offline).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("MTL_LAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+STEP = re.compile(r"step (\d+)/(\d+)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(command: list[str], url: str, workdir: Path, timeout: float = 90.0):
+    """Start a server in its own process group, wait until ``url`` answers, stop it afterwards."""
+    env = dict(os.environ)
+    env.update({
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "workspaces"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "MPLBACKEND": "Agg",
+    })
+    log = open(workdir / "server.log", "wb")
+    process = subprocess.Popen(command, cwd=workdir / "nb", env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = time.perf_counter() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.perf_counter() > deadline:
+                    log.flush()
+                    log_text = (workdir / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"server did not start: {log_text}") from None
+                time.sleep(0.3)
+        yield process
+    finally:
+        stop_group(process)
+        log.close()
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop the server and the kernels it started (its process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def step_of(text: str) -> int:
+    match = STEP.search(text)
+    return int(match.group(1)) if match else -1
+
+
+def attribute(locator, name: str) -> int:
+    value = locator.get_attribute(name)
+    return int(value) if value not in (None, "") else -1
+
+
+@contextmanager
+def chromium(sync_api, width: int = 1400, height: int = 1700):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
+
+
+def kernels_of(process: subprocess.Popen) -> int:
+    """How many kernels the server is running now (its child processes: kernels get sessions of their own)."""
+    out = subprocess.run(["ps", "-o", "args=", "--ppid", str(process.pid)], capture_output=True, text=True).stdout
+    return sum("ipykernel_launcher" in line for line in out.splitlines())
+
+
+def lab_command(port: int, root: Path) -> list[str]:
+    """JupyterLab for a harness: no token (loopback only, throwaway folders), no news, no update checks."""
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+               "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"]
+    if os.geteuid() == 0:  # CI machines run as root
+        command.append("--allow-root")
+    return command
+
+
+def run_all(page, port: int, notebook: str, done_text: str | None = None, timeout_ms: int = 180_000) -> None:
+    """Open ``notebook`` in JupyterLab, run all its cells, wait until ``done_text`` shows and the kernel idles."""
+    page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?reset")
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
+                           timeout=60_000)
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget;"
+                           " return w && w.sessionContext && w.sessionContext.session &&"
+                           " w.sessionContext.session.kernel; }", timeout=60_000)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    if done_text:
+        page.locator(".jp-OutputArea").get_by_text(done_text).first.wait_for(timeout=timeout_ms)
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                           ".status === 'idle'", timeout=timeout_ms)
