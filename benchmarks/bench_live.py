@@ -3,15 +3,16 @@
 Two ways to train one configuration (digits, 4 tasks, hard sharing, static weights, 1 torch thread):
 
 * ``headless`` — ``make_trainer(config).fit()``: no callback, no drawing;
-* ``live``     — ``Lab(config).train()``: the panel's own path, ``Trainer.start()`` in a background thread,
-                 the callback updating the status line and redrawing the live figure into its
-                 ``ipywidgets.Image`` (no browser attached) whenever :meth:`LivePlot.due` allows.
+* ``live``     — ``Lab(config, pace=None).train()``: the panel's own path at full speed, ``Trainer.start()``
+                 in a background thread recording every step, the callback updating the status line,
+                 and the chart feed's thread sending new rows ≤ 10×/s (to no browser: the kernel's side
+                 of the cost; ``bench_browser.py`` measures it with a real browser attached).
 
 Throughput is steps / training-loop seconds (``History.meta["train_seconds"]``, which excludes the final
 test evaluation but includes the per-epoch evaluations, the same in both). Runs alternate
 (headless, live, headless, live …) so a busy machine slows both alike; the medians are compared.
 Reported: steps/s of each, the live/headless ratio (the cost = 1 − ratio), frames drawn, seconds spent
-drawing. Run: ``python benchmarks/bench_live.py [--quick] [--epochs N] [--repeats R]``.
+sent to the chart (messages, bytes). Run: ``python benchmarks/bench_live.py [--quick] [--epochs N] [--repeats R]``.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ def headless(cfg: LabConfig) -> dict:
 
 
 def live(cfg: LabConfig) -> dict:
-    lab = Lab(cfg, name="bench")
+    lab = Lab(cfg, name="bench", pace=None)
     assert lab.train(), lab.status_text()
     lab.handle.join()
     while lab.running:
         time.sleep(0.01)
     history = lab.trainer.history
-    out = {"steps_per_s": history.meta["steps"] / history.meta["train_seconds"], "frames": lab.live.frames,
-           "draw_s": lab.live.draw_seconds, "seconds": history.meta["train_seconds"]}
+    out = {"steps_per_s": history.meta["steps"] / history.meta["train_seconds"], "messages": lab.feed.messages,
+           "bytes": lab.feed.bytes_sent, "seconds": history.meta["train_seconds"]}
     lab.close()
     return out
 
@@ -71,18 +72,18 @@ def main() -> int:
         rows["live"].append(live(cfg))
     h = statistics.median(r["steps_per_s"] for r in rows["headless"])
     v = statistics.median(r["steps_per_s"] for r in rows["live"])
-    frames = statistics.median(r["frames"] for r in rows["live"])
-    draw = statistics.median(r["draw_s"] for r in rows["live"])
+    messages = statistics.median(r["messages"] for r in rows["live"])
+    sent = statistics.median(r["bytes"] for r in rows["live"])
     seconds = statistics.median(r["seconds"] for r in rows["live"])
     print(f"config: digits, 4 tasks, hard 256-256, static, {epochs} epochs, batch 64, 1 torch thread; "
           f"{repeats} interleaved repeat(s)")
     print("| run | steps/s (median) |")
     print("|---|---|")
     print(f"| headless fit() | {h:.1f} |")
-    print(f"| Lab.train() with the live figure | {v:.1f} |")
+    print(f"| Lab.train() with the live chart feed | {v:.1f} |")
     print(f"\nlive / headless = {v / h:.3f}  (cost of the live view: {100 * (1 - v / h):.1f} %)")
-    print(f"live run: {seconds:.1f} s, {frames:.0f} frames, {draw:.2f} s drawing "
-          f"({100 * draw / seconds:.1f} % of the run), {draw / max(frames, 1) * 1000:.0f} ms per frame")
+    print(f"live run: {seconds:.1f} s, {messages:.0f} chart messages, {sent / 1024:.0f} KiB "
+          f"({sent / max(messages, 1):.0f} B per message)")
     return 0
 
 

@@ -227,7 +227,11 @@ class Lab:
     def set_pace(self, steps_per_second: float | None) -> None:
         """Change the pace (also during a run: the new cap counts from now)."""
         step = self.trainer.global_step if self.trainer is not None else 0
+        changed = check_pace(steps_per_second) != self.pace.steps_per_second
         self.pace.set(check_pace(steps_per_second), step)
+        if changed and self.running:  # marked on the curves: the run's speed changed here
+            label = "full speed" if steps_per_second is None else f"{steps_per_second:g} steps/s"
+            self.trainer.history.add_note({"step": step, "option_set": f"pace: {label}"})
         value = self.pace.steps_per_second
         if self.ui.pace_w.value != value:
             if value not in [v for _, v in self.ui.pace_w.options]:  # a pace given in code is shown as it is
@@ -517,6 +521,8 @@ class Lab:
                 self.show_progress("training", trainer)
                 self.show_effective_weights(event)
             if event.kind == "step":
+                if not self.feed.rows["step"]:  # the run's first rows: to the browser now, not at the next tick
+                    self.feed.flush()
                 self.pace.wait(trainer.global_step, self.stop_requested)
         elif event.kind == "end":
             self.finish(event.data.get("status", ""))

@@ -1,0 +1,218 @@
+"""The live lab in a real browser: frame rate, first-frame latency, Stop latency, training cost, culling.
+
+Measured side by side in one run, on this machine (headless Chromium and the kernel share its cores):
+
+* **Training cost** — steps/s of the same lab configuration at full speed, headless (a Lab trained in a
+  plain Python process, its chart feed sending to no browser) before and after, and with the page open
+  in JupyterLab; the ratio page / mean(headless).
+* **Frames** — distinct chart frames per second during training (the chart counts its redraws in
+  ``data-frames``; a redraw happens only when new data arrived), in JupyterLab at full speed and in the
+  Voila classroom page at lecture pace; the first frame after Train; Stop until the status says stopped.
+* **Arena** — how often the methods' arrows were redrawn per second while a gradient tip was dragged.
+* **Classroom page** — time until the page is usable; kernels left after 10 page loads (9 closed) once
+  idle culling has run.
+
+Screenshots of the lab, the arena and the landscape in JupyterLab, and of the classroom page, at
+1000×800 and 1400×900, go to ``--shots`` (default ``benchmarks/screenshots``).
+
+    .venv/bin/python benchmarks/bench_browser.py            # ~4 minutes
+    .venv/bin/python benchmarks/bench_browser.py --seconds 10 --no-shots
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser_harness import (  # noqa: E402
+    attribute,
+    chromium,
+    free_port,
+    kernels_of,
+    lab_command,
+    run_all,
+    serve,
+    step_of,
+)
+
+CONFIG = dict(data="digits", tasks=["digit", "parity", "ge5", "recon"], model_options={"hidden": [64, 64]},
+              method="static", weights={"recon": 5.0}, lr=2e-3, epochs=5000, baselines=False)
+SETUP = ("import torch\ntorch.set_num_threads(1)\nfrom mtl_lab.widgets import Lab, LabConfig\n"
+         f"lab = Lab(LabConfig(**{CONFIG!r}), name='bench', pace=None)\n")
+
+HEADLESS = SETUP + """
+import time
+time.sleep(1.0)
+lab.train()
+while lab.trainer.global_step < 20:
+    time.sleep(0.01)
+t0, s0 = time.perf_counter(), lab.trainer.global_step
+time.sleep({seconds})
+t1, s1 = time.perf_counter(), lab.trainer.global_step
+lab.stop(wait=True)
+print((s1 - s0) / (t1 - t0))
+"""
+
+
+def headless_rate(seconds: float) -> float:
+    script = HEADLESS.replace("{seconds}", str(seconds))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def notebook(source: str) -> dict:
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": "bench", "metadata": {}, "outputs": [],
+                       "source": source.splitlines(True)}],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def button(scope, text: str):
+    import re
+
+    return scope.locator("button", has_text=re.compile(rf"^\s*{text}\s*$")).first
+
+
+def watch_training(page, seconds: float) -> dict:
+    """Press Train; sample the chart and the status line for ``seconds``; press Stop."""
+    lab = page.locator(".mtl-lab").first
+    chart = lab.locator(".mtl-live-chart").first
+    status = lab.locator(".widget-html-content").filter(has_text="step").first
+    pressed = time.perf_counter()
+    button(lab, "Train").click()
+    page.wait_for_function("el => +el.dataset.lastStep >= 0", arg=chart.element_handle(), timeout=30_000)
+    first_frame = time.perf_counter() - pressed
+    time.sleep(1.0)
+    f0, s0, t0 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
+    time.sleep(seconds)
+    f1, s1, t1 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
+    button(lab, "Stop").click()
+    stopped = time.perf_counter()
+    lab.locator(".widget-html-content").filter(has_text="stopped").first.wait_for(timeout=15_000)
+    return {"frames_per_s": (f1 - f0) / (t1 - t0), "steps_per_s": (s1 - s0) / (t1 - t0),
+            "first_frame_s": first_frame, "stop_s": time.perf_counter() - stopped}
+
+
+def drag_arena(page) -> float:
+    view = page.locator(".mtl-arena-view").first
+    view.scroll_into_view_if_needed()
+    box = view.locator("circle.mtl-arena-tip[data-task='1']").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    seen, last, started = 0, view.get_attribute("data-arrows"), time.perf_counter()
+    while time.perf_counter() - started < 3.0:
+        k = (time.perf_counter() - started) * 30
+        page.mouse.move(x + k, y + 0.6 * k)
+        now = view.get_attribute("data-arrows")
+        seen, last = seen + (now != last), now
+    page.mouse.up()
+    return seen / (time.perf_counter() - started)
+
+
+def shoot(page, locator: str, path: Path) -> None:
+    element = page.locator(locator).first
+    element.scroll_into_view_if_needed()
+    element.screenshot(path=str(path))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per measurement")
+    parser.add_argument("--shots", default=str(ROOT / "benchmarks" / "screenshots"))
+    parser.add_argument("--no-shots", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="5-second windows, no screenshots (a smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.no_shots = 5.0, True
+    from playwright import sync_api
+
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+
+    shots = Path(args.shots)
+    if not args.no_shots:
+        shots.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    work = Path(tempfile.mkdtemp(prefix="mtl-bench-browser-"))
+    (work / "nb").mkdir()
+    (work / "nb" / "bench.ipynb").write_text(json.dumps(notebook(SETUP + "lab")))
+    shutil.copy(ROOT / "notebooks" / "07_weight_tuning_lab.ipynb", work / "nb")
+    shutil.copy(APP_NOTEBOOK, work / "nb")
+    try:
+        before = headless_rate(args.seconds)
+        port = free_port()
+        with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work), \
+                chromium(sync_api, 1400, 900) as page:
+            run_all(page, port, "bench.ipynb")
+            results["jupyterlab"] = watch_training(page, args.seconds)
+        after = headless_rate(args.seconds)
+        results["headless_steps_per_s"] = [before, after]
+        results["training_kept"] = results["jupyterlab"]["steps_per_s"] / statistics.mean([before, after])
+        port = free_port()
+        with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work):
+            for width, height in ((1000, 800), (1400, 900)):
+                with chromium(sync_api, width, height) as page:
+                    run_all(page, port, "07_weight_tuning_lab.ipynb", done_text="on the front:")
+                    if width == 1400:
+                        results["arena_updates_per_s"] = drag_arena(page)
+                    if not args.no_shots:
+                        lab = page.locator(".mtl-lab").first
+                        button(lab, "Train").click()
+                        time.sleep(6)
+                        button(lab, "Stop").click()
+                        shoot(page, ".mtl-lab", shots / f"lab-{width}x{height}.png")
+                        shoot(page, ".mtl-arena", shots / f"arena-{width}x{height}.png")
+                        shoot(page, ".mtl-landscape", shots / f"landscape-{width}x{height}.png")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        command = [*voila_command(work / "nb" / APP_NOTEBOOK.name, port, cull_idle=5, token=False), "--no-browser"]
+        with serve(command, url, work) as server, chromium(sync_api, 1400, 900) as page:
+            for _ in range(9):
+                other = page.context.browser.new_page()
+                other.goto(url, timeout=120_000)
+                other.locator(".mtl-classroom .mtl-lab").first.wait_for(timeout=120_000)
+                other.close()
+            loaded = time.perf_counter()
+            page.goto(url, timeout=120_000)
+            page.locator(".mtl-classroom .mtl-lab").first.wait_for(timeout=120_000)
+            results["voila_usable_s"] = time.perf_counter() - loaded
+            results["voila_kernels_after_10_loads"] = kernels_of(server)
+            results["voila"] = watch_training(page, args.seconds)
+            time.sleep(12)
+            results["voila_kernels_after_culling"] = kernels_of(server)
+            if not args.no_shots:
+                page.set_viewport_size({"width": 1000, "height": 800})
+                shoot(page, ".mtl-classroom", shots / "classroom-1000x800.png")
+                page.set_viewport_size({"width": 1400, "height": 900})
+                shoot(page, ".mtl-classroom", shots / "classroom-1400x900.png")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lab, voila = results["jupyterlab"], results["voila"]
+    print("| measurement | JupyterLab (full speed) | Voila classroom (lecture pace) |")
+    print("|---|---|---|")
+    print(f"| chart frames per second | {lab['frames_per_s']:.1f} | {voila['frames_per_s']:.1f} |")
+    print(f"| first frame after Train | {lab['first_frame_s']:.2f} s | {voila['first_frame_s']:.2f} s |")
+    print(f"| Stop until 'stopped' | {lab['stop_s']:.2f} s | {voila['stop_s']:.2f} s |")
+    print(f"| steps/s while the page is open | {lab['steps_per_s']:.0f} | {voila['steps_per_s']:.0f} |")
+    h = results["headless_steps_per_s"]
+    print(f"\nheadless steps/s before / after: {h[0]:.0f} / {h[1]:.0f}; with the page open: "
+          f"{lab['steps_per_s']:.0f} → kept {100 * results['training_kept']:.0f} % of headless")
+    print(f"arena: method arrows redrawn {results['arena_updates_per_s']:.1f} times/s while dragging")
+    print(f"classroom page usable after {results['voila_usable_s']:.1f} s; kernels after 10 loads (9 closed): "
+          f"{results['voila_kernels_after_10_loads']}, after culling: {results['voila_kernels_after_culling']}")
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
