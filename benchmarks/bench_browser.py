@@ -36,7 +36,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from browser_harness import (  # noqa: E402
     attribute,
+    button,
     chromium,
+    drag_arena_tip,
     free_port,
     kernels_of,
     lab_command,
@@ -77,12 +79,6 @@ def notebook(source: str) -> dict:
             "nbformat": 4, "nbformat_minor": 5}
 
 
-def button(scope, text: str):
-    import re
-
-    return scope.locator("button", has_text=re.compile(rf"^\s*{text}\s*$")).first
-
-
 def watch_training(page, seconds: float) -> dict:
     """Press Train; sample the chart and the status line for ``seconds``; press Stop."""
     lab = page.locator(".mtl-lab").first
@@ -101,23 +97,6 @@ def watch_training(page, seconds: float) -> dict:
     lab.locator(".widget-html-content").filter(has_text="stopped").first.wait_for(timeout=15_000)
     return {"frames_per_s": (f1 - f0) / (t1 - t0), "steps_per_s": (s1 - s0) / (t1 - t0),
             "first_frame_s": first_frame, "stop_s": time.perf_counter() - stopped}
-
-
-def drag_arena(page) -> float:
-    view = page.locator(".mtl-arena-view").first
-    view.scroll_into_view_if_needed()
-    box = view.locator("circle.mtl-arena-tip[data-task='1']").bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    seen, last, started = 0, view.get_attribute("data-arrows"), time.perf_counter()
-    while time.perf_counter() - started < 3.0:
-        k = (time.perf_counter() - started) * 30
-        page.mouse.move(x + k, y + 0.6 * k)
-        now = view.get_attribute("data-arrows")
-        seen, last = seen + (now != last), now
-    page.mouse.up()
-    return seen / (time.perf_counter() - started)
 
 
 def shoot(page, locator: str, path: Path) -> None:
@@ -164,7 +143,8 @@ def main() -> int:
                 with chromium(sync_api, width, height) as page:
                     run_all(page, port, "07_weight_tuning_lab.ipynb", done_text="on the front:")
                     if width == 1400:
-                        results["arena_updates_per_s"] = drag_arena(page)
+                        changes, seconds, _, _ = drag_arena_tip(page, seconds=3.0)
+                        results["arena_updates_per_s"] = changes / seconds
                     if not args.no_shots:
                         lab = page.locator(".mtl-lab").first
                         button(lab, "Train").click()

@@ -127,3 +127,32 @@ def run_all(page, port: int, notebook: str, done_text: str | None = None, timeou
         page.locator(".jp-OutputArea").get_by_text(done_text).first.wait_for(timeout=timeout_ms)
     page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
                            ".status === 'idle'", timeout=timeout_ms)
+
+
+def button(scope, text: str):
+    """The button whose label is exactly ``text`` inside ``scope`` (toolbar buttons elsewhere are ignored)."""
+    return scope.locator("button", has_text=re.compile(rf"^\s*{re.escape(text)}\s*$")).first
+
+
+def drag_arena_tip(page, seconds: float = 2.0, task: int = 1) -> tuple[int, float, str, str]:
+    """Drag the tip of a task's gradient in the first arena for ``seconds``; returns how many times the
+    methods' arrows changed while dragging, the seconds it took, and the arrows before and after."""
+    view = page.locator(".mtl-arena-view").first
+    view.scroll_into_view_if_needed()
+    box = view.locator(f"circle.mtl-arena-tip[data-task='{task}']").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = last = view.get_attribute("data-arrows")
+    changes, started = 0, time.perf_counter()
+    page.mouse.move(x, y)
+    page.mouse.down()
+    while time.perf_counter() - started < seconds:
+        k = 40 * (time.perf_counter() - started) / seconds
+        page.mouse.move(x + 3 * k, y + 2 * k)
+        time.sleep(0.02)
+        now = view.get_attribute("data-arrows")
+        changes, last = changes + (now != last), now
+    page.mouse.up()
+    elapsed = time.perf_counter() - started
+    page.wait_for_function("([el, before]) => el.dataset.arrows !== before", arg=[view.element_handle(), before],
+                           timeout=10_000)
+    return changes, elapsed, before, view.get_attribute("data-arrows")

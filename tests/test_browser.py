@@ -25,7 +25,9 @@ from browser_harness import (
     CHROMIUM,
     ROOT,
     attribute,
+    button,
     chromium,
+    drag_arena_tip,
     free_port,
     kernels_of,
     lab_command,
@@ -65,32 +67,15 @@ def workdir(tmp_path):
 
 def exercise_arena(page) -> dict:
     """Drag the tip of the second task's gradient across the arena: the methods' arrows must follow."""
-    view = page.locator(".mtl-arena-view").first
-    view.scroll_into_view_if_needed()
-    tip = view.locator("circle.mtl-arena-tip[data-task='1']")
-    before = view.get_attribute("data-arrows")
-    box = tip.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    seen, started = {before}, time.perf_counter()
-    for k in range(40):
-        page.mouse.move(x + 3 * k, y + 2 * k)
-        time.sleep(0.025)
-        seen.add(view.get_attribute("data-arrows"))
-    page.mouse.up()
-    dragged_s = time.perf_counter() - started
-    page.wait_for_function("([el, before]) => el.dataset.arrows !== before", arg=[view.element_handle(), before],
-                           timeout=10_000)
-    assert len(seen) >= 5, f"the method arrows followed the drag only {len(seen) - 1} times"
-    return {"arena_arrow_updates": len(seen) - 1, "arena_drag_s": round(dragged_s, 2)}
+    changes, seconds, before, after = drag_arena_tip(page, seconds=2.0)
+    assert after != before and changes >= 5, f"the method arrows followed the drag only {changes} times"
+    return {"arena_arrow_updates": changes, "arena_drag_s": round(seconds, 2)}
 
 
 def exercise_lab(page, shots: Path, name: str) -> dict:
     """Press Train, watch the browser-drawn chart take new data many times, pin the run, press Stop,
     check that the counter and the chart halt; returns timings (reported, never asserted)."""
     lab = page.locator(".mtl-lab").first
-    button = lambda text: lab.locator("button", has_text=re.compile(rf"^\s*{text}\s*$")).first  # noqa: E731
     chart = lab.locator(".mtl-live-chart").first
     status = lab.locator(".widget-html-content").filter(has_text=re.compile(r"ready|loaded")).first
     status.wait_for(timeout=30_000)
@@ -98,7 +83,7 @@ def exercise_lab(page, shots: Path, name: str) -> dict:
     assert chart.locator("canvas").count() >= 5, "the empty axes are drawn before the first run"
     assert lab.locator("img").count() == 0, "no images: the chart is drawn from data"
     pressed = time.perf_counter()
-    button("Train").click()
+    button(lab, "Train").click()
     page.wait_for_function("el => +el.dataset.lastStep >= 0", arg=chart.element_handle(), timeout=30_000)
     first_frame = time.perf_counter() - pressed
     seen, frames0 = set(), attribute(chart, "data-frames")
@@ -113,9 +98,9 @@ def exercise_lab(page, shots: Path, name: str) -> dict:
     page.wait_for_function(
         "([el, first]) => { const m = /step (\\d+)\\//.exec(el.innerText); return m && +m[1] > first; }",
         arg=[running.element_handle(), first], timeout=30_000)
-    button("Pin run").click()
+    button(lab, "Pin run").click()
     page.wait_for_function("el => el.dataset.overlays === '1'", arg=chart.element_handle(), timeout=15_000)
-    button("Stop").click()
+    button(lab, "Stop").click()
     stopped_at = time.perf_counter()
     halted = lab.locator(".widget-html-content").filter(has_text="stopped").first
     halted.wait_for(timeout=15_000)

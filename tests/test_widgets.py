@@ -470,3 +470,36 @@ def test_pareto_sweep_widget_and_run_comparison():
     assert len(compare.runs) == 2 and compare.image.value and "test metrics" in compare.table.value
     lab.close()
     compare.close()
+
+
+# ---------------------------------------------------------------- the panel's bad inputs (one validation layer)
+
+
+def set_lr(lab, v):
+    lab.ui.lr_w.value = v
+
+
+PANEL_BAD_INPUTS = [
+    ("lr -1", lambda lab: set_lr(lab, -1.0), "-1"),
+    ("lr 0", lambda lab: set_lr(lab, 0.0), "0"),
+    ("lr nan", lambda lab: set_lr(lab, float("nan")), "nan"),
+    ("epochs 0", lambda lab: setattr(lab.ui.epochs_w, "value", 0), "0"),
+    ("batch -5", lambda lab: setattr(lab.ui.batch_w, "value", -5), "-5"),
+    ("seed -1", lambda lab: setattr(lab.ui.seed_w, "value", -1), "-1"),
+    ("device gpu", lambda lab: setattr(lab.ui.device_w, "value", "gpu"), "gpu"),
+    ("device cuda:7", lambda lab: setattr(lab.ui.device_w, "value", "cuda:7"), "cuda:7"),
+    ("weight -2", lambda lab: lab.weight_inputs["cls"].set(-2.0), "-2"),
+    ("weight inf", lambda lab: lab.weight_inputs["cls"].set(float("inf")), "inf"),
+    ("hidden text", lambda lab: setattr(lab.model_widgets["hidden"], "value", "64, x"), "64, x"),
+    ("no task", lambda lab: [setattr(box, "value", False) for box in lab.task_checks.values()], "at least one task"),
+]
+
+
+@pytest.mark.parametrize("name,spoil,shown", PANEL_BAD_INPUTS, ids=[b[0] for b in PANEL_BAD_INPUTS])
+def test_the_panel_reports_a_bad_value_by_name_and_never_trains_on_another(name, spoil, shown):
+    lab = Lab(LabConfig(method="static", **SMALL), name=f"test-bad-{name}")
+    spoil(lab)
+    assert lab.train() is False and lab.trainer is None
+    text = lab.status_text()
+    assert text.startswith("error") and shown in text, text
+    lab.close()
