@@ -22,11 +22,24 @@ non-negative QP ``min ½ λᵀKλ + λᵀ(Kw_0 − t·1)`` (``w_0 = 1/T``; solve
 the convex, increasing ``h(t) = ‖Gᵀλ(t)‖² − c²‖g_0‖²``, found by Newton's method (``h′ = 2 Σ λ``)
 safeguarded by bisection. Then ``d* = Gᵀ(w_0 + λ)`` — the paper's ``λ = c‖g_0‖ w*/‖g_w*‖``. Only the
 Gramian is needed, normalised by its mean diagonal (the weights do not depend on the gradients' scale).
-When the gradients are Pareto-stationary (a convex combination of them vanishes, found with MGDA's
-min-norm solver) no ``d`` has all ``g_i·d > 0``, so the search stops at ``t = 0``. The QPs are solved
-with ``1e-10·I`` added to the normalised Gramian: when K is singular (more tasks than independent
-gradients) the linear term ``−t·1`` leaves the range of K and the active-set steps would be ill-defined;
-the ridge makes each QP strictly convex and moves the answer by about 1e-10 relative.
+
+Gradients of very different lengths (norms from 1e-3 to 1e3 in one step) need care, because the QPs'
+numbers then span twelve orders of magnitude. Three steps keep the answer exact:
+
+* the QPs are solved on the cosines ``C = D⁻¹KD⁻¹`` (``D = diag(‖g_i‖)``, ``λ = D⁻¹μ``), whose diagonal is
+  1. A ridge ``1e-10·I`` is added there: when K is singular (more tasks than independent gradients) the
+  linear term ``−t·1`` leaves the range of K and the active-set steps would be ill-defined; the ridge
+  makes each QP strictly convex. (Added to K itself, a ridge of that size is larger than a short
+  gradient's squared norm and left the answer 10 % inside the ball.)
+* Pareto stationarity (a convex combination of the gradients vanishes, found with MGDA's min-norm
+  solver) is decided on the unit gradients, where it does not depend on their lengths. Then no ``d``
+  has all ``g_i·d > 0``, and the search stops at ``t = 0``.
+* **Polish**: on the active set ``A`` the search ends with (``λ_A > 0``), the exact answer solves
+  ``K_AA λ_A = t·1 − (Kg_0)_A`` with ``λ_AᵀK_AAλ_A = r²`` — a quadratic equation in ``t``, solved without the
+  ridge. The result is checked against the problem's optimality (KKT) conditions: every task gains at
+  least ``t``, exactly ``t`` where ``λ_i > 0``, and ``d`` lies on the ball's boundary (unless ``t`` is capped).
+  ``info["residual"]`` is the largest relative violation; ``info["converged"]`` is true only when it is
+  below ``1e-8`` (and the search itself converged).
 
 Defaults and conventions:
 
@@ -60,7 +73,8 @@ from mtl_lab.weighting.solvers import (
 )
 
 RESCALE_DIVISORS = {0: lambda c: 1.0, 1: lambda c: 1.0 + c**2, 2: lambda c: 1.0 + c}
-RIDGE = 1e-10  # makes the QPs strictly convex when the Gramian is singular (see the module docstring)
+RIDGE = 1e-10  # makes the search's QPs strictly convex when the Gramian is singular (see the module docstring)
+KKT_TOL = 1e-8  # the answer must meet the optimality conditions to this (relative) accuracy to count as converged
 
 
 class CAGrad(Weighting):
@@ -100,21 +114,23 @@ class CAGrad(Weighting):
         if scale == 0 or radius == 0:
             return w0, ZERO_GRADIENTS if scale == 0 else SolverReport("none (c‖g_0‖ = 0)", True, 0, 0.0)
 
-        Kr = Kn + RIDGE * np.eye(T)
+        norms = np.sqrt(np.diag(Kn))
+        D = np.where(norms > 0, norms, 1.0)  # λ = μ/D: the QPs are solved on the cosines C = D⁻¹KD⁻¹
+        Cr = Kn / np.outer(D, D) + RIDGE * np.eye(T)
         free = None  # the previous level's positive λ: a warm start for the next QP (often exact)
 
         def project(t: float) -> tuple[np.ndarray, float, SolverReport]:
             """λ of the projection of g_0 onto H_t, and the squared distance ‖Gᵀλ‖² to g_0."""
-            lam, report = nonneg_qp(Kr, Kg0 - t, max_iter=10 * T, free=free)
-            return lam, float(lam @ Kr @ lam), report
+            mu, report = nonneg_qp(Cr, (Kg0 - t) / D, max_iter=10 * T, free=free)
+            return mu / D, float(mu @ Cr @ mu), report
 
         low = float(Kg0.min())  # g_0 itself is in H_low: distance 0
         # in the ball, g_t·d ≤ g_t·g_0 + c‖g_0‖‖g_t‖: no higher level is reachable
-        high = float((Kg0 + radius * np.sqrt(np.diag(Kn))).min())
-        w_mgda, _ = min_norm_weights(Kn)
-        if float(w_mgda @ Kn @ w_mgda) <= 1e-12:  # Pareto-stationary: H_t is empty for t > 0
+        high = float((Kg0 + radius * norms).min())
+        if pareto_stationary(Kn, norms):  # H_t is empty for t > 0
             high = min(high, 0.0)
         lam_low, excess_low = np.zeros(T), -(radius**2)  # at `low`: inside the ball
+        cap = high
         t, converged, steps, qp_ok = high, False, 0, True
         while steps < self.max_iter:
             steps += 1
@@ -130,14 +146,81 @@ class CAGrad(Weighting):
             else:
                 high = t
             if high - low <= 1e-15 * max(1.0, abs(low), abs(high)):  # t is pinned down to rounding
-                lam, excess, converged = lam_low, excess_low, True
+                lam, excess, converged, t = lam_low, excess_low, True, low
                 break
             slope = 2 * float(lam.sum())  # d‖Gᵀλ‖²/dt on the current active set
             t = t - excess / slope if slope > 0 else math.nan
             if not low < t < high:  # keep Newton's step inside the bracket, else bisect
                 t = (low + high) / 2
-        residual = abs(excess) / radius**2
-        return w0 + lam, SolverReport("newton-bisection over active-set QPs", converged and qp_ok, steps, residual)
+        on_ball = not (t == cap and excess < 0)  # on the boundary unless the level reached its cap inside
+        lam, t = polish(Kn, Kg0, D, radius, lam, t, on_ball)
+        residual = kkt_residual(Kn, Kg0, D, radius, lam, t, on_ball)
+        ok = converged and qp_ok and residual <= KKT_TOL
+        return w0 + lam, SolverReport("newton-bisection over active-set QPs, polished", ok, steps, residual)
 
     def config(self) -> dict:
         return {"name": self.name, "c": self.c, "rescale": self.rescale, "tol": self.tol, "max_iter": self.max_iter}
+
+
+def pareto_stationary(Kn: np.ndarray, norms: np.ndarray) -> bool:
+    """Whether some convex combination of the gradients vanishes (a zero gradient, or 0 in their hull).
+
+    Decided on the unit gradients ``g_t/‖g_t‖`` (the answer does not depend on the gradients' lengths),
+    so that a short gradient next to long ones is not taken for a zero one.
+    """
+    if (norms == 0).any():
+        return True
+    w, _ = min_norm_weights(Kn / np.outer(norms, norms))
+    return float(w @ (Kn / np.outer(norms, norms)) @ w) <= 1e-12
+
+
+def polish(
+    Kn: np.ndarray, Kg0: np.ndarray, D: np.ndarray, radius: float, lam: np.ndarray, t: float, on_ball: bool
+) -> tuple[np.ndarray, float]:
+    """Remove the ridge: the exact λ and level t on the active set the search found.
+
+    On the active set A (``λ_A > 0``) the projection satisfies ``K_AA λ_A = t·1 − (Kg_0)_A``, so
+    ``λ_A = t·u − v`` with ``K_AA u = 1`` and ``K_AA v = (Kg_0)_A`` (solved on the cosines, as the search);
+    on the ball's boundary ``(tu − v)ᵀK_AA(tu − v) = r²``, a quadratic in t whose larger root is the level
+    (the distance grows with t). The polished answer is kept when its λ_A stays positive and it meets
+    the optimality conditions at least as well as the search's answer.
+    """
+    A = np.flatnonzero(lam > 0)
+    if not len(A):
+        return lam, t
+    C = Kn[np.ix_(A, A)] / np.outer(D[A], D[A])
+    u = np.linalg.lstsq(C, 1.0 / D[A], rcond=None)[0] / D[A]
+    v = np.linalg.lstsq(C, Kg0[A] / D[A], rcond=None)[0] / D[A]
+    K_AA = Kn[np.ix_(A, A)]
+    level = t
+    if on_ball:
+        a, b, c = float(u @ K_AA @ u), float(u @ K_AA @ v), float(v @ K_AA @ v) - radius**2
+        disc = b * b - a * c
+        if not (a > 0 and disc >= 0):
+            return lam, t
+        level = (b + math.sqrt(disc)) / a
+    candidate = np.zeros_like(lam)
+    candidate[A] = level * u - v
+    if not (candidate[A] > 0).all():
+        return lam, t
+    before = kkt_residual(Kn, Kg0, D, radius, lam, t, on_ball)
+    after = kkt_residual(Kn, Kg0, D, radius, candidate, level, on_ball)
+    return (candidate, level) if after <= before else (lam, t)
+
+
+def kkt_residual(
+    Kn: np.ndarray, Kg0: np.ndarray, D: np.ndarray, radius: float, lam: np.ndarray, t: float, on_ball: bool = True
+) -> float:
+    """Largest violation of the optimality conditions of ``d = g_0 + Gᵀλ`` at level t, relative.
+
+    Every task gains at least t (``g_i·d ≥ t``), exactly t where ``λ_i > 0``, ``λ ≥ 0``, and d is in the
+    ball (on its boundary when ``on_ball``, i.e. unless the level is capped). Each task's gain is measured in units of
+    ``‖g_i‖·‖g_0‖`` (so a short gradient's condition counts as much as a long one's), the distance in
+    units of ``r²``.
+    """
+    gains = (Kn @ lam + Kg0 - t) / (D * (radius if radius > 0 else 1.0))
+    violated = np.maximum(-gains, 0.0)
+    slack = np.where(lam > 0, np.abs(gains), 0.0)
+    distance = (float(lam @ Kn @ lam) - radius**2) / radius**2
+    inside = max(-distance, 0.0) if on_ball else 0.0
+    return float(max(violated.max(), slack.max(), max(distance, 0.0), inside))

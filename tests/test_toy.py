@@ -1,0 +1,176 @@
+"""The CAGrad toy problem: the batched path against the per-step path, and the paper's endings."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+
+from mtl_lab import toy, toy_batched
+from mtl_lab.weighting import create
+from mtl_lab.weighting.base import StepContext
+
+VECTORISED = list(toy_batched.VECTORISED)
+BALANCED = (0.0, -8.3551)  # the mean-loss optimum on the Pareto set
+
+
+@pytest.fixture(scope="module")
+def paper_runs() -> dict[str, list[toy.Trajectory]]:
+    """Mean gradient and CAGrad at the module's defaults (the paper's settings)."""
+    return toy.trajectories(["equal", "cagrad"])
+
+
+def test_the_defaults_are_the_papers_settings():
+    assert (toy.PAPER_LR, toy.PAPER_STEPS) == (1e-3, 100_000)
+    assert toy.PAPER_STARTS == ((-8.5, 7.5), (-8.5, -5.0), (9.0, 9.0))
+    for function in (toy.trajectories, toy.method_paths):
+        params = inspect.signature(function).parameters
+        assert (params["steps"].default, params["lr"].default, params["optimizer"].default) == (100_000, 1e-3, "adam")
+        assert params["starts"].default == toy.PAPER_STARTS
+
+
+def test_closed_form_gradients_equal_autograd():
+    gen = torch.Generator().manual_seed(0)
+    points = (torch.rand(400, 2, generator=gen, dtype=torch.float64) - 0.5) * 22
+    # points on and next to the valley floors |u_t| < 5e-6, where the log is floored
+    x2 = torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64)
+    floor1 = torch.stack([2 * (torch.tanh(x2) - 3.5) + 1e-7, x2], 1)
+    floor2 = torch.stack([2 * (3.5 - torch.tanh(x2)) - 1e-7, x2], 1)
+    points = torch.cat([points, floor1, floor2, torch.tensor([[0.0, 0.0], [1.0, -1e-9]], dtype=torch.float64)])
+    L, G = toy.toy_gradients(points)
+    L_b, G_b = toy_batched.losses_and_gradients(points[:, 0].numpy(), points[:, 1].numpy())
+    np.testing.assert_allclose(L_b.T, L.numpy(), rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(G_b.transpose(2, 0, 1), G.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def random_gramians(count: int, seed: int) -> np.ndarray:
+    """Gramians of two random 2-d gradients with norms from 1e-2 to 1e2.
+
+    (The closed forms lose digits to cancellation when the two norms differ by more than about 1e4;
+    on the toy they differ by far less.)
+    """
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((count, 2, 2)) * 10.0 ** rng.uniform(-2, 2, (count, 2, 1))
+    return G @ G.transpose(0, 2, 1)
+
+
+@pytest.mark.parametrize("method,options", [("mgda", {}), ("pcgrad", {}), ("cagrad", {}), ("cagrad", {"c": 0.2}),
+                                            ("cagrad", {"c": 2.0, "rescale": 0}), ("cagrad", {"rescale": 2})])
+def test_closed_form_weights_equal_the_methods_solvers(method, options):
+    K = random_gramians(300, seed=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w1, w2 = toy_batched.COMBINE[method](K[:, 0, 0], K[:, 0, 1], K[:, 1, 1], options)
+    weighting = create(method, **options)
+    weighting.reset(["L1", "L2"])
+    for k in range(len(K)):
+        ref = weighting.combine(torch.ones(2, dtype=torch.float64), torch.from_numpy(K[k]), StepContext()).weights
+        # relative to the weights' size; the solvers' own tolerances (1e-10 ridge, 1e-12 KKT) are the limit
+        assert [w1[k], w2[k]] == pytest.approx(ref.tolist(), rel=1e-8, abs=1e-8 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("method", VECTORISED)
+def test_batched_path_equals_the_per_step_path_on_2000_steps(method):
+    fast = toy.method_paths(method, steps=2000, max_points=3000)
+    slow = toy.method_paths(method, steps=2000, max_points=3000, vectorised=False)
+    # the same numbers to rounding: closed forms against the methods' solvers (CAGrad's polished to its
+    # KKT conditions), closed-form gradients against autograd, Adam written out against torch.optim
+    for a, b in zip(fast, slow):
+        assert a.points.shape == b.points.shape == (2001, 2) and a.weights.shape == b.weights.shape == (2000, 2)
+        torch.testing.assert_close(a.points, b.points, rtol=0, atol=1e-12)
+        torch.testing.assert_close(a.losses, b.losses, rtol=0, atol=1e-10)
+        torch.testing.assert_close(a.weights, b.weights, rtol=0, atol=1e-10)
+        torch.testing.assert_close(a.directions, b.directions, rtol=0, atol=1e-10)
+        assert torch.equal(a.step_index, b.step_index) and not a.error and not b.error
+
+
+def test_both_paths_keep_the_same_rows_and_sgd_agrees():
+    # (plain SGD at lr 0.02 bounces across the log valleys: there rounding grows to 1e-6 in 1 000 steps)
+    fast = toy.trajectories(["mgda", "pcgrad"], steps=1001, lr=0.005, optimizer="sgd", max_points=101)
+    for method, paths in fast.items():
+        slow = toy.method_paths(method, steps=1001, lr=0.005, optimizer="sgd", max_points=101, vectorised=False)
+        for a, b in zip(paths, slow):
+            assert a.step_index.tolist() == b.step_index.tolist() == [*range(0, 1001, 11), 1001]
+            assert a.points.shape == (92, 2) and a.weights.shape == (91, 2) and a.steps == 1001
+            torch.testing.assert_close(a.points, b.points, rtol=0, atol=1e-10)
+            torch.testing.assert_close(a.points_upto(500), a.points[:46])
+
+
+def test_paths_keep_at_most_max_points(paper_runs):
+    for paths in paper_runs.values():
+        for path in paths:
+            assert path.points.shape[0] <= toy.MAX_POINTS and path.steps == toy.PAPER_STEPS
+            assert path.step_index[0] == 0 and path.step_index[-1] == toy.PAPER_STEPS
+
+
+def test_at_the_papers_settings_the_mean_gradient_stays_in_the_valleys(paper_runs):
+    ends = [p.end for p in paper_runs["equal"]]
+    # the valley floors above the axis; where along them the path stops after 100 000 steps is a
+    # matter of the slow drift (0.05 in x1 changes L by < 1e-2), hence the tolerance
+    assert ends[0] == pytest.approx((-5.04, 2.13), abs=0.1)
+    assert ends[2] == pytest.approx((5.04, 2.32), abs=0.1)
+    assert ends[1] == pytest.approx(BALANCED, abs=0.01)  # from below the axis it reaches the balanced point
+
+
+def test_at_the_papers_settings_cagrad_reaches_the_balanced_point_from_every_start(paper_runs):
+    for path in paper_runs["cagrad"]:
+        distance = float(torch.tensor(path.end).sub(torch.tensor(BALANCED)).norm())
+        assert distance < 0.1, (path.start, path.end)
+
+
+def test_a_short_fast_run_tells_another_story():
+    """The lab's old default (Adam, lr 0.05, 1000 steps): the mean gradient leaves the valleys."""
+    runs = toy.trajectories(["equal", "cagrad"], steps=1000, lr=0.05)
+    assert runs["equal"][0].end[1] < 0 and runs["equal"][2].end[1] < 0
+    assert max(float(torch.tensor(p.end).sub(torch.tensor(BALANCED)).norm()) for p in runs["cagrad"]) > 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"methods": ["nope"]}, "unknown method(s) ['nope']"),
+    ({"methods": "equal"}, "non-empty list"),
+    ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+    ({"lr": -1}, "got -1"),
+    ({"steps": 0}, "steps must be a positive int, got 0"),
+    ({"steps": 10.5}, "got 10.5"),
+    ({"starts": ((1.0,),)}, "start (1.0,) is not a point"),
+    ({"starts": ((float("nan"), 1.0),)}, "is not a point (x1, x2) of two finite numbers"),
+    ({"starts": ()}, "starts is empty"),
+    ({"optimizer": "rmsprop"}, "optimizer 'rmsprop' is not one of"),
+    ({"options": {"cagrad": {"c": -1}}}, "c must be a finite number ≥ 0"),
+    ({"options": {"mgda": {}}}, "not among the methods"),
+    ({"max_points": 1}, "max_points must be an int ≥ 2"),
+])
+def test_bad_options_raise_value_errors_naming_the_value(kwargs, message):
+    args = {"methods": ["equal", "cagrad"], "steps": 10, **kwargs}
+    with pytest.raises(ValueError) as info:
+        toy.trajectories(**args)
+    assert message in str(info.value)
+
+
+def test_progress_is_reported_and_stop_ends_every_path_where_it_is():
+    seen: list[float] = []
+
+    def progress(fraction: float) -> bool:
+        seen.append(fraction)
+        return fraction < 0.25
+
+    runs = toy.trajectories(["equal", "cagrad", "nash_mtl"], steps=4000, max_points=41, progress=progress)
+    assert seen == sorted(seen) and 0 < seen[0] and seen[-1] >= 0.25
+    assert set(runs) == {"equal", "cagrad"}  # stopped before the per-step method started
+    full = toy.trajectories(["equal"], steps=4000, max_points=41)["equal"]
+    for path, ref in zip(runs["equal"], full):
+        stop = path.steps
+        assert 0 < stop < 4000 and path.step_index[-1] == stop and path.weights.shape[0] == path.points.shape[0] - 1
+        kept = int((ref.step_index < stop).sum())
+        torch.testing.assert_close(path.points[:kept], ref.points[:kept])
+    calls = []
+    slow = toy.method_paths("nash_mtl", steps=1000, progress=lambda f: calls.append(f) or len(calls) < 3)
+    assert all(p.steps == 300 and p.points.shape[0] == 301 for p in slow)
+
+
+def test_a_failing_method_keeps_its_path_up_to_the_failure():
+    failed = toy.trajectory("inverse_loss", (-8.5, -5.0), steps=5)
+    assert "needs finite losses" in failed.error and failed.steps == 0 and failed.points.shape == (1, 2)
+    shifted = toy.trajectory("inverse_loss", (-8.5, -5.0), steps=50, loss_shift=40.0, max_points=11)
+    assert not shifted.error and shifted.steps == 50 and shifted.points.shape == (11, 2)
