@@ -12,17 +12,21 @@ Rules, for a batch ``B`` and task ``t`` with labelled rows ``B_t ⊆ B``:
   still attached to the graph so that ``autograd.grad`` of it is defined (``G[t] = 0``);
 * a metric on a split uses the labelled rows only; with none it is ``nan`` (nothing to score).
 
-What the weighting methods then see on a step where task ``t`` has no label (every method is checked
-to stay finite, ``tests/test_masks.py``):
+What the weighting methods see on a step where task ``t`` has no label (every method is checked to
+stay finite and to leave task ``t``'s head untouched, ``tests/test_masks.py``):
 
-* loss-weighting methods get ``L_t = 0``. The step does not move anything for task ``t`` (its gradient
-  is zero), but the weights of the other tasks can shift: methods that weight by ``1/L`` (inverse-loss,
-  GLS, FAMO, DB-MTL, IMTL-L) clamp the zero to their ``eps`` and put most of the weight on the absent
-  task for that one step, so the present tasks move less; equal, static, RLW, uncertainty and DWA are not
-  affected. GradNorm ignores a task whose first loss was 0.
-* gradient methods get a zero row ``g_t = 0`` in ``G``. Methods that normalise the rows (IMTL-G,
-  Aligned-MTL, Nash-MTL, CAGrad …) guard the zero norm; MGDA's min-norm point is then ``0`` (a zero
-  gradient is Pareto-stationary), so MGDA does not move the shared parameters on that step.
+* the loss values a method is shown (:func:`stand_in`): ``L_t`` is replaced by the mean loss of the
+  tasks that do have labels in the batch. A true ``0`` would be read as "task solved" by every method
+  that weights by ``1/L`` (inverse-loss, GLS, FAMO): clamped to their ``eps`` it takes nearly all the
+  weight, and the present tasks would not move at all on that step. Scale-free methods keep the ratios
+  of the present tasks' weights whatever the stand-in; the gradient of task ``t`` is zero, so its own
+  weight changes nothing. The History records the true per-task losses (``0``), and the effective
+  weight of the absent task as ``0`` (:func:`effective_weights`; exact, since ``g_t = 0``).
+* gradient methods get a zero row ``g_t = 0`` in ``G`` (or ``Z``, ``K``). Methods that normalise rows
+  (IMTL-G, Aligned-MTL, Nash-MTL, CAGrad …) guard the zero norm. MGDA and MGDA-UB are the exception
+  by definition: a zero gradient in the convex hull makes the min-norm point ``0`` (the test of Pareto
+  stationarity), so they take **no step** of the shared parameters on that batch; use batches in which
+  every task has labels with them.
 
 Such batches are rare when the batch is large against ``1 / labelled fraction`` (with 10 % of the rows
 labelled and 64 rows, a batch without a label has probability ``0.9⁶⁴ ≈ 0.1 %``); epoch-average losses
@@ -87,3 +91,20 @@ def task_loss_value(task: Task, output: torch.Tensor, target: torch.Tensor, mask
     if mask is not None and not bool(mask.any()):
         return math.nan
     return float(task_loss(task, output, target, mask))
+
+
+def stand_in(losses: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
+    """The losses a weighting method is shown: a task without labels takes the mean of the labelled ones.
+
+    ``labelled`` is :func:`present`'s ``[T]`` 0/1 tensor (``None``: every task has labels). No device sync.
+    """
+    if labelled is None:
+        return losses
+    labelled = labelled.to(losses.dtype)
+    mean = (losses * labelled).sum() / labelled.sum().clamp(min=1)
+    return torch.where(labelled > 0, losses, mean)
+
+
+def effective_weights(weights: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
+    """The weights as recorded: ``0`` for a task without labels (its gradient is zero, so ``Gᵀw`` is unchanged)."""
+    return weights if labelled is None else weights * labelled.to(weights.dtype)

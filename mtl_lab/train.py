@@ -389,16 +389,18 @@ class Trainer:
             outputs = self.model(x)
         losses = self.compute_losses(outputs, targets, masks)
         detached = torch.stack([loss.detach() for loss in losses])
+        labelled = label_masks.present(self.tasks, masks, self.device)
+        seen = label_masks.stand_in(detached, labelled)  # the losses the method sees
         if self.first_losses is None:
-            self.first_losses = tuple(detached.tolist())
+            self.first_losses = tuple(seen.tolist())
         ctx = self.context()
         self.optimizer.zero_grad(set_to_none=True)
 
         if need == "losses" and not diagnose:
-            combination = self.weighting.combine(detached, None, ctx)
+            combination = self.weighting.combine(seen, None, ctx)
             (combination.weights * torch.stack(losses)).sum().backward()
         else:
-            combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
+            combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx, seen)
         regularizer = self.add_regularizers()
         self.optimizer.step()
         self.model.after_step(self.global_step)
@@ -406,17 +408,19 @@ class Trainer:
         if self.weighting.needs_losses_after_step:
             with torch.no_grad():
                 after = torch.stack(self.compute_losses(self.model(x), targets, masks))
-            self.weighting.after_step(after, ctx)
-        weights = combination.weights.detach().to(device=self.device, dtype=torch.float32)
+            self.weighting.after_step(label_masks.stand_in(after, labelled), ctx)
+        weights = label_masks.effective_weights(combination.weights.detach().to(self.device, torch.float32), labelled)
         if self.diagnostics_due():
             self.record_model()
-        labelled = label_masks.present(self.tasks, masks, self.device)
         self.record_step(detached, weights, combination.info, regularizer, labelled)
         return detached
 
-    def gradient_step(self, losses, rep, need: str, diagnose: bool, use_gramian: bool, ctx: StepContext):
-        """The per-task-gradient part of a step: build what the method needs, apply its answer."""
-        detached = torch.stack([loss.detach() for loss in losses])
+    def gradient_step(self, losses, rep, need: str, diagnose: bool, use_gramian: bool, ctx: StepContext, seen=None):
+        """The per-task-gradient part of a step: build what the method needs, apply its answer.
+
+        ``seen``: the losses the method is shown (:func:`mtl_lab.masks.stand_in`); default the losses.
+        """
+        detached = torch.stack([loss.detach() for loss in losses]) if seen is None else seen
         lr = ctx.lr
         if use_gramian:
             K, head_grads = self.gramian.gramian(losses, self.heads)

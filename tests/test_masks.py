@@ -14,7 +14,7 @@ from mtl_lab.gradients import task_gradients
 from mtl_lab.metrics import single_task_baselines
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.train import build_trainer
-from mtl_lab.weighting import METHODS
+from mtl_lab.weighting import METHODS, StepContext
 
 SMALL = {
     "hard": {"hidden": (16,)},
@@ -254,3 +254,32 @@ def test_single_task_baselines_train_on_their_labelled_rows():
     assert base["cls"].meta["data"]["sizes"]["train"] == data.train.n_labelled("cls")
     assert base["yes"].meta["data"]["sizes"]["train"] == len(data.train)
     assert all(math.isfinite(h.meta["test_metrics"][t]) for t, h in base.items())
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_present_tasks_still_move_when_one_task_has_no_label(method):
+    """A step without 'reg' labels still trains the shared trunk — except MGDA, which by definition stops."""
+    data = masked_toy()
+    trainer = build_trainer(data, "hard", method, {"hidden": (16,)}, seed=0, optimizer="sgd", lr=0.1)
+    shared = [p.detach().clone() for p in trainer.shared]
+    trainer.train_step(*batch_without(data, "reg"))
+    moved = max(float((p.detach() - s).abs().max()) for p, s in zip(trainer.shared, shared))
+    trainer.flush()
+    assert trainer.history.weights[-1][2] == 0.0  # the absent task's effective weight is recorded as 0
+    if method in ("mgda", "mgda_ub"):
+        assert moved < 1e-7
+    else:
+        assert moved > 1e-4
+
+
+def test_stand_in_keeps_the_ratios_of_the_present_tasks():
+    losses = torch.tensor([2.0, 0.5, 0.0], dtype=torch.float64)
+    seen = masks.stand_in(losses, torch.tensor([1.0, 1.0, 0.0]))
+    assert seen.tolist() == [2.0, 0.5, 1.25]
+    assert masks.stand_in(losses, None) is losses
+    assert masks.stand_in(torch.zeros(2), torch.zeros(2)).tolist() == [0.0, 0.0]
+    inverse = METHODS["inverse_loss"]()
+    inverse.reset(["a", "b", "c"])
+    w = inverse.combine(seen, None, StepContext()).weights
+    assert float(w[0] / w[1]) == pytest.approx(0.5 / 2.0)  # 1/L ratio of the two labelled tasks
+    assert masks.effective_weights(w, torch.tensor([1.0, 1.0, 0.0]))[2] == 0
