@@ -283,3 +283,18 @@ def test_stand_in_keeps_the_ratios_of_the_present_tasks():
     w = inverse.combine(seen, None, StepContext()).weights
     assert float(w[0] / w[1]) == pytest.approx(0.5 / 2.0)  # 1/L ratio of the two labelled tasks
     assert masks.effective_weights(w, torch.tensor([1.0, 1.0, 0.0]))[2] == 0
+
+
+def test_the_cli_runs_on_partially_labelled_data(tmp_path):
+    import json
+
+    from mtl_lab.cli import main
+
+    out = tmp_path / "report"
+    argv = ["run", "--data", "related", "--data-option", "labels_per_task=10", "--methods", "equal,mgda",
+            "--epochs", "2", "--batch-size", "16", "--hidden", "8", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["labelled"]["train"] == {f"t{k}": 10 for k in range(6)}
+    assert set(metrics["runs"]["mgda"]["relative_changes"]) == {f"t{k}" for k in range(6)}
+    assert all(math.isfinite(v) for v in metrics["runs"]["equal"]["test_metrics"].values())
