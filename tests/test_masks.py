@@ -298,3 +298,10 @@ def test_the_cli_runs_on_partially_labelled_data(tmp_path):
     assert metrics["data"]["labelled"]["train"] == {f"t{k}": 10 for k in range(6)}
     assert set(metrics["runs"]["mgda"]["relative_changes"]) == {f"t{k}" for k in range(6)}
     assert all(math.isfinite(v) for v in metrics["runs"]["equal"]["test_metrics"].values())
+
+
+def test_the_grouping_probe_refuses_missing_labels_instead_of_reading_placeholders():
+    from mtl_lab.grouping import measure_affinity
+
+    with pytest.raises(ValueError, match=r"needs every training row labelled; task\(s\) \['cls', 'reg'\] miss"):
+        measure_affinity(masked_toy(), steps=2)
