@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mtl-lab run --data digits --methods equal,static --weights digit=1,parity=1,ge5=1,recon=20,ink=5 \
-		--epochs 40 --out $(DEMO_OUT)
+	$(BIN)/mtl-lab run --data related --methods equal,uncertainty,pcgrad --hidden 8 --lr 0.02 --epochs 100 \
+		--batch-size 600 --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,7 +30,16 @@ from pathlib import Path
 from mtl_lab import data as datasets
 from mtl_lab import plots
 from mtl_lab.history import History
-from mtl_lab.metrics import baseline_metrics, delta_m, directions, metrics_table, single_task_baselines
+from mtl_lab.metrics import (
+    baseline_metrics,
+    delta_m,
+    delta_m_by_kind,
+    directions,
+    dominance_note,
+    metrics_table,
+    relative_changes,
+    single_task_baselines,
+)
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.train import Event, TrainConfig, build_trainer
 from mtl_lab.weighting import METHODS, available
@@ -239,6 +248,18 @@ def run_command(args: argparse.Namespace) -> Path:
     return out
 
 
+def dominance_notes(histories: dict[str, History], baseline: dict | None, dirs: dict[str, bool]) -> list[str]:
+    """A paragraph per run whose Δm one task dominates (see :func:`mtl_lab.metrics.dominance_note`)."""
+    if not baseline:
+        return []
+    notes = []
+    for label, h in histories.items():
+        note = dominance_note(relative_changes(h.meta["test_metrics"], baseline, dirs))
+        if note:
+            notes += ["", f"**{label}:** {note}"]
+    return notes
+
+
 def write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds) -> None:
     runs = {label: h.final_metrics("test") for label, h in histories.items()}
     dirs = directions(data)
@@ -250,6 +271,8 @@ def write_report(out, data, histories, baseline, args, train_options, model_opti
                 "test_metrics": h.meta["test_metrics"],
                 "test_loss": h.meta["test_loss"],
                 "delta_m": delta_m(h.meta["test_metrics"], baseline, dirs) if baseline else None,
+                "relative_changes": relative_changes(h.meta["test_metrics"], baseline, dirs) if baseline else None,
+                "delta_m_by_kind": delta_m_by_kind(h.meta["test_metrics"], baseline, data) if baseline else None,
                 "train_seconds": h.meta["train_seconds"],
                 "status": h.status,
             }
@@ -286,9 +309,13 @@ def write_report(out, data, histories, baseline, args, train_options, model_opti
         "## Test metrics",
         metrics_table(runs, data, baseline),
         "",
-        "Δm % averages each task's relative change against its single-task baseline (same architecture, "
-        "that task alone); positive is better (Maninis et al., CVPR 2019)." if baseline else
+        "Each cell shows the test metric and, in brackets, the task's relative change against its single-task "
+        "baseline (same architecture, that task alone; positive is better). Δm % averages these changes "
+        "(Maninis et al., CVPR 2019); with tasks of several kinds, Δm per kind averages them within "
+        "classification, regression and box tasks, so that a task with a near-zero baseline error cannot "
+        "hide the others." if baseline else
         "Single-task baselines were skipped (--no-baselines), so there is no Δm %.",
+        *dominance_notes(histories, baseline, dirs),
         "",
         "## Curves",
         "Left: per-task loss curves (train, validation) and effective weights. Right: each task's share "

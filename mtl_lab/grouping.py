@@ -125,6 +125,10 @@ def measure_affinity(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(lr, int | float) or not lr > 0:
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if data.train.mask:  # the look-ahead ratio L_j(after) / L_j divides by each task's batch loss
+        raise ValueError(
+            f"the affinity probe needs every training row labelled; task(s) {sorted(data.train.mask)} miss labels"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = HardSharing(data.tasks, data.input_shape, trunk=trunk, **trunk_options)

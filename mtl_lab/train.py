@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from mtl_lab import masks as label_masks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.gradients import (
     LinearGramian,
@@ -261,6 +262,7 @@ class Trainer:
         self.batch_iterator = None
         self.epoch_loss_sum = torch.zeros(len(self.tasks), device=self.device)
         self.epoch_batches = 0
+        self.epoch_labelled = torch.zeros(len(self.tasks), device=self.device)  # batches with labels, per task
         self.batches_per_epoch = math.ceil(len(self.data.train) / self.config.batch_size)
         self.epoch_losses: tuple[tuple[float, ...], ...] = ()
         self.first_losses: tuple[float, ...] | None = None
@@ -355,17 +357,21 @@ class Trainer:
         )
 
     def compute_losses(
-        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict | None = None
     ) -> list[torch.Tensor]:
-        """Each task's scalar loss, as a list (the gradient engine differentiates them one by one)."""
-        return [task.loss(outputs[task.name], targets[task.name]) for task in self.tasks]
+        """Each task's scalar loss over its labelled rows (:mod:`mtl_lab.masks`), as a list (the gradient
+        engine differentiates them one by one)."""
+        return label_masks.losses(self.tasks, outputs, targets, masks)
 
     def diagnostics_due(self) -> bool:
         every = self.config.diagnostics_every
         return every > 0 and self.global_step % every == 0
 
-    def train_step(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One optimisation step on a batch; returns the detached per-task losses."""
+    def train_step(
+        self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """One optimisation step on a batch (``masks``: labelled rows of tasks missing labels); returns the
+        detached per-task losses."""
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
         need = self.weighting.requires
@@ -381,35 +387,40 @@ class Trainer:
             outputs = self.model.decode(rep)
         else:
             outputs = self.model(x)
-        losses = self.compute_losses(outputs, targets)
+        losses = self.compute_losses(outputs, targets, masks)
         detached = torch.stack([loss.detach() for loss in losses])
+        labelled = label_masks.present(self.tasks, masks, self.device)
+        seen = label_masks.stand_in(detached, labelled)  # the losses the method sees
         if self.first_losses is None:
-            self.first_losses = tuple(detached.tolist())
+            self.first_losses = tuple(seen.tolist())
         ctx = self.context()
         self.optimizer.zero_grad(set_to_none=True)
 
         if need == "losses" and not diagnose:
-            combination = self.weighting.combine(detached, None, ctx)
+            combination = self.weighting.combine(seen, None, ctx)
             (combination.weights * torch.stack(losses)).sum().backward()
         else:
-            combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
+            combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx, seen)
         regularizer = self.add_regularizers()
         self.optimizer.step()
         self.model.after_step(self.global_step)
 
         if self.weighting.needs_losses_after_step:
             with torch.no_grad():
-                after = torch.stack(self.compute_losses(self.model(x), targets))
-            self.weighting.after_step(after, ctx)
-        weights = combination.weights.detach().to(device=self.device, dtype=torch.float32)
+                after = torch.stack(self.compute_losses(self.model(x), targets, masks))
+            self.weighting.after_step(label_masks.stand_in(after, labelled), ctx)
+        weights = label_masks.effective_weights(combination.weights.detach().to(self.device, torch.float32), labelled)
         if self.diagnostics_due():
             self.record_model()
-        self.record_step(detached, weights, combination.info, regularizer)
+        self.record_step(detached, weights, combination.info, regularizer, labelled)
         return detached
 
-    def gradient_step(self, losses, rep, need: str, diagnose: bool, use_gramian: bool, ctx: StepContext):
-        """The per-task-gradient part of a step: build what the method needs, apply its answer."""
-        detached = torch.stack([loss.detach() for loss in losses])
+    def gradient_step(self, losses, rep, need: str, diagnose: bool, use_gramian: bool, ctx: StepContext, seen=None):
+        """The per-task-gradient part of a step: build what the method needs, apply its answer.
+
+        ``seen``: the losses the method is shown (:func:`mtl_lab.masks.stand_in`); default the losses.
+        """
+        detached = torch.stack([loss.detach() for loss in losses]) if seen is None else seen
         lr = ctx.lr
         if use_gramian:
             K, head_grads = self.gramian.gramian(losses, self.heads)
@@ -473,9 +484,15 @@ class Trainer:
     # ------------------------------------------------------------------ records
 
     def record_step(
-        self, losses: torch.Tensor, weights: torch.Tensor, info: dict, regularizer: torch.Tensor | None = None
+        self,
+        losses: torch.Tensor,
+        weights: torch.Tensor,
+        info: dict,
+        regularizer: torch.Tensor | None = None,
+        labelled: torch.Tensor | None = None,
     ) -> None:
         self.epoch_loss_sum += losses
+        self.epoch_labelled += 1.0 if labelled is None else labelled
         self.epoch_batches += 1
         self.buffer.append((self.global_step, losses, weights, regularizer))
         if info and (info.get("converged", True) is False or "warning" in info):
@@ -529,7 +546,7 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
-        """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``)."""
+        """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only."""
         if split not in ("train", "val", "test"):
             raise ValueError(f"split {split!r} is not one of ('train', 'val', 'test')")
         data = getattr(self.data, split)
@@ -545,13 +562,14 @@ class Trainer:
         losses, metrics = {}, {}
         for task in self.tasks:
             out = torch.cat(chunks[task.name])
-            losses[task.name] = float(task.loss(out, data.y[task.name]))
-            metrics[task.name] = float(task.metric(out, data.y[task.name]))
+            mask = data.mask.get(task.name)
+            losses[task.name] = label_masks.task_loss_value(task, out, data.y[task.name], mask)
+            metrics[task.name] = label_masks.task_metric(task, out, data.y[task.name], mask)
         return losses, metrics
 
     def end_epoch(self) -> None:
         self.flush()
-        mean = (self.epoch_loss_sum / max(self.epoch_batches, 1)).tolist()
+        mean = (self.epoch_loss_sum / self.epoch_labelled.clamp(min=1)).tolist()  # over batches with labels
         self.epoch_losses = self.epoch_losses + (tuple(mean),)
         record = {
             "epoch": self.epoch + 1,
@@ -569,6 +587,7 @@ class Trainer:
             self.scheduler.step()
         self.epoch += 1
         self.epoch_loss_sum.zero_()
+        self.epoch_labelled.zero_()
         self.epoch_batches = 0
         self.batch_iterator = None
         self.emit("epoch", record)
@@ -614,14 +633,14 @@ class Trainer:
             while self.epoch < self.config.epochs:
                 if self.batch_iterator is None:
                     self.batch_iterator = self.data.train.batches(
-                        self.config.batch_size, shuffle=True, generator=self.batch_generator
+                        self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
                     )
                 batch = next(self.batch_iterator, None)
                 if batch is not None:
-                    x, y = batch
+                    x, y, masks = batch
                     if self.config.augment and self.data.augment is not None:
                         x, y = self.data.augment(x, y, self.batch_generator)
-                    self.train_step(x, y)
+                    self.train_step(x, y, masks)
                     taken += 1
                 if batch is None or self.epoch_batches == self.batches_per_epoch:
                     self.end_epoch()

@@ -23,6 +23,7 @@ SMALL = {
     "mmoe_synthetic": {"correlation": 0.5, "n": 2000},
     "linnerud": {},
     "localization": {"n_train": 300, "n_val": 100, "n_test": 100},
+    "related": {"labels_per_task": 20, "n_val": 50, "n_test": 100},
 }
 INPUT_SHAPES = {
     "digits": (1, 8, 8),
@@ -30,6 +31,7 @@ INPUT_SHAPES = {
     "mmoe_synthetic": (100,),
     "linnerud": (3,),
     "localization": (1, 16, 16),
+    "related": (20,),
 }
 
 
@@ -50,7 +52,7 @@ def raw_inputs(data: MultiTaskData, split: str) -> torch.Tensor:
 
 
 def test_registry_names_and_descriptions():
-    assert list(DATASETS) == ["digits", "multidigits", "mmoe_synthetic", "linnerud", "localization"]
+    assert list(DATASETS) == ["digits", "multidigits", "mmoe_synthetic", "linnerud", "localization", "related"]
     listed = available()
     assert [name for name, _ in listed] == list(DATASETS)
     assert all(isinstance(text, str) and len(text) > 10 for _, text in listed)

@@ -20,6 +20,7 @@ from mtl_lab.data.linnerud import linnerud
 from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
 from mtl_lab.data.multidigits import multidigits
+from mtl_lab.data.related import related
 
 DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "digits": digits,
@@ -27,6 +28,7 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "mmoe_synthetic": mmoe_synthetic,
     "linnerud": linnerud,
     "localization": localization,
+    "related": related,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
@@ -47,6 +49,7 @@ __all__ = [
     "mmoe_synthetic",
     "multidigits",
     "option_names",
+    "related",
     "split_indices",
 ]
 

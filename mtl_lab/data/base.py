@@ -4,7 +4,15 @@ Every dataset in ``mtl_lab.data`` returns a :class:`MultiTaskData`. Inputs are o
 shape ``[N, F]`` (tabular) or ``[N, C, H, W]`` (images); targets are a dict with one tensor per task.
 Input normalisation is fitted on the training split only and applied to all three splits; the fitted
 ``x_mean``/``x_std`` are kept so a learner can undo it. An optional ``augment`` function is applied
-to training batches only: ``augment(x, targets, generator) -> (x, targets)``.
+to training batches only: ``augment(x, targets, generator) -> (x, targets)`` (it keeps the rows, so
+their label masks stay valid).
+
+Missing labels. A row may lack some tasks' targets. A split then carries ``mask``: for each task with
+missing labels a boolean tensor ``[N]`` (``True`` = labelled); a task absent from ``mask`` is labelled
+on every row. The target tensor keeps one row per example; an unlabelled row holds a placeholder
+(zeros, see :func:`mtl_lab.masks.fill_unlabelled`) that no loss, gradient or metric ever reads: each
+task's loss and metric are computed over its labelled rows only (:mod:`mtl_lab.masks`). Batches for
+training come from ``batches(..., with_mask=True)`` as ``(x, {task: y}, {task: mask})``.
 """
 
 from __future__ import annotations
@@ -17,28 +25,49 @@ import torch
 from mtl_lab.tasks import Task
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
+MaskedBatch = tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]
 Augment = Callable[[torch.Tensor, dict[str, torch.Tensor], torch.Generator], Batch]
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split: inputs ``x`` and a target tensor per task, all with the same number of rows."""
+    """One split: inputs ``x``, a target tensor per task, all with the same number of rows, and the
+    label ``mask`` of each task that misses labels on some rows (``{}``: every row is labelled)."""
 
     x: torch.Tensor
     y: dict[str, torch.Tensor]
+    mask: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def labelled(self, task: str) -> torch.Tensor:
+        """The boolean ``[N]`` mask of the rows that have a label for ``task``."""
+        if task in self.mask:
+            return self.mask[task]
+        return torch.ones(len(self), dtype=torch.bool, device=self.x.device)
+
+    def n_labelled(self, task: str) -> int:
+        """How many rows have a label for ``task``."""
+        return int(self.mask[task].sum()) if task in self.mask else len(self)
+
     def take(self, index: torch.Tensor) -> Split:
         """The rows at ``index``."""
-        return Split(self.x[index], {name: t[index] for name, t in self.y.items()})
+        return Split(
+            self.x[index],
+            {name: t[index] for name, t in self.y.items()},
+            {name: m[index] for name, m in self.mask.items()},
+        )
 
     def to(self, device: torch.device | str) -> Split:
         """A copy on ``device`` (returns ``self`` when nothing moves)."""
         if self.x.device == torch.device(device):
             return self
-        return Split(self.x.to(device), {name: t.to(device) for name, t in self.y.items()})
+        return Split(
+            self.x.to(device),
+            {name: t.to(device) for name, t in self.y.items()},
+            {name: m.to(device) for name, m in self.mask.items()},
+        )
 
     def batches(
         self,
@@ -46,8 +75,12 @@ class Split:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
-    ) -> Iterator[Batch]:
-        """Yield ``(x, {task: y})`` mini-batches; the order is drawn from ``generator`` when shuffling."""
+        with_mask: bool = False,
+    ) -> Iterator[Batch] | Iterator[MaskedBatch]:
+        """Yield ``(x, {task: y})`` mini-batches; the order is drawn from ``generator`` when shuffling.
+
+        ``with_mask=True`` yields ``(x, {task: y}, {task: mask})`` (masks of the tasks that miss labels).
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         n = len(self)
@@ -57,12 +90,12 @@ class Split:
             order = None
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
-            if order is None:
-                sl = slice(start, min(start + batch_size, n))
-                yield self.x[sl], {name: t[sl] for name, t in self.y.items()}
+            rows = slice(start, min(start + batch_size, n)) if order is None else order[start : start + batch_size]
+            x, y = self.x[rows], {name: t[rows] for name, t in self.y.items()}
+            if with_mask:
+                yield x, y, {name: m[rows] for name, m in self.mask.items()}
             else:
-                idx = order[start : start + batch_size]
-                yield self.x[idx], {name: t[idx] for name, t in self.y.items()}
+                yield x, y
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,10 @@ class MultiTaskData:
                 raise ValueError(f"dataset {self.name!r}: {split_name} split has no targets for tasks {missing}")
             for task in self.tasks:
                 task.check_target(split.y[task.name], len(split))
+            check_masks(self.name, split_name, split, names)
+        empty = [t for t in names if self.train.n_labelled(t) == 0]
+        if empty:
+            raise ValueError(f"dataset {self.name!r}: task(s) {empty} have no labelled row in the train split")
 
     @property
     def task_names(self) -> list[str]:
@@ -121,7 +158,10 @@ class MultiTaskData:
         raise KeyError(f"no task {name!r}; this dataset has {self.task_names}")
 
     def select(self, names: list[str] | tuple[str, ...]) -> MultiTaskData:
-        """The same data with only the tasks ``names`` (in that order)."""
+        """The same data with only the tasks ``names`` (in that order).
+
+        Rows that have no label for any of ``names`` are dropped (they have nothing to train or score).
+        """
         if isinstance(names, str):
             names = [names]
         unknown = [n for n in names if n not in self.task_names]
@@ -133,7 +173,12 @@ class MultiTaskData:
             raise ValueError(f"select() got repeated task names: {list(names)}")
 
         def keep(split: Split) -> Split:
-            return Split(split.x, {n: split.y[n] for n in names})
+            kept = Split(split.x, {n: split.y[n] for n in names}, {n: split.mask[n] for n in names if n in split.mask})
+            if len(kept.mask) < len(names):  # a kept task is labelled everywhere: every row stays
+                return kept
+            # rows without a label for any kept task carry nothing to learn or score: drop them
+            any_label = torch.stack([kept.mask[n] for n in names]).any(dim=0)
+            return kept if bool(any_label.all()) else kept.take(any_label.nonzero().flatten())
 
         return replace(
             self,
@@ -158,12 +203,18 @@ class MultiTaskData:
         return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
 
     def summary(self) -> dict:
-        """Sizes and task specs, JSON-friendly."""
+        """Sizes and task specs, JSON-friendly (with labelled-row counts when some labels are missing)."""
+        labelled = {
+            split: {t: getattr(self, split).n_labelled(t) for t in self.task_names}
+            for split in ("train", "val", "test")
+            if getattr(self, split).mask
+        }
         return {
             "name": self.name,
             "input_shape": list(self.input_shape),
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "tasks": [t.spec() for t in self.tasks],
+            **({"labelled": labelled} if labelled else {}),
             **({"info": self.info} if self.info else {}),
         }
 
@@ -178,12 +229,17 @@ class MultiTaskData:
         normalize: bool = True,
         name: str = "custom",
         per_feature: bool | None = None,
+        masks: dict[str, torch.Tensor] | None = None,
     ) -> MultiTaskData:
         """Build a dataset from your own tensors: a seeded random split into disjoint train/val/test.
 
         ``x`` has one row per example; ``targets`` maps every task name to a tensor with as many rows.
         Normalisation uses train statistics per feature for tabular ``x`` and one scalar for images
         (``x`` with 4 dimensions) unless ``per_feature`` says otherwise.
+
+        Missing labels: ``masks`` maps a task to a boolean tensor ``[N]`` (``True`` = this row has a label
+        for the task). The target values of unlabelled rows are never read (they may be anything, NaN
+        included) and are stored as zeros. A NaN target on a labelled row is an error.
         """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -192,7 +248,15 @@ class MultiTaskData:
         names = [t.name for t in tasks]
         if set(names) != set(targets):
             raise ValueError(f"targets has tasks {sorted(targets)}, the task list has {sorted(names)}")
+        masks = dict(masks or {})
+        unknown = [t for t in masks if t not in names]
+        if unknown:
+            raise ValueError(f"masks has task(s) {unknown} that are not in the task list {names}")
+        targets = dict(targets)
         for task in tasks:
+            if task.name in masks:
+                check_mask(masks[task.name], x.shape[0], f"masks[{task.name!r}]")
+                targets[task.name] = fill_unlabelled(targets[task.name], masks[task.name], task.name)
             task.check_target(targets[task.name], x.shape[0])
         for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= frac < 1.0:
@@ -205,7 +269,7 @@ class MultiTaskData:
         n_val, n_test = round(val_fraction * n), round(test_fraction * n)
         if n - n_val - n_test < 1:
             raise ValueError(f"{n} rows leave no training rows after the val/test split")
-        whole = Split(x.float(), dict(targets))
+        whole = Split(x.float(), targets, masks)
         test = whole.take(order[:n_test])
         val = whole.take(order[n_test : n_test + n_val])
         train = whole.take(order[n_test + n_val :])
@@ -243,7 +307,7 @@ def make_data(
     mean = std = None
     if normalize:
         mean, std = fit_normalizer(train.x, per_feature=per_feature)
-        train, val, test = (Split((s.x - mean) / std, s.y) for s in (train, val, test))
+        train, val, test = (Split((s.x - mean) / std, s.y, s.mask) for s in (train, val, test))
     return MultiTaskData(name, list(tasks), train, val, test, mean, std, augment, dict(info or {}))
 
 
@@ -258,3 +322,41 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> t
     n_train = round(fractions[0] * n)
     n_val = round(fractions[1] * n)
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def check_mask(mask: object, n: int, label: str) -> None:
+    """Raise ``ValueError`` unless ``mask`` is a boolean tensor of shape ``[n]``."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (n,):
+        got = f"shape {tuple(mask.shape)} dtype {mask.dtype}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{label} must be a boolean tensor of shape [{n}] (True = labelled), got {got}")
+
+
+def check_masks(dataset: str, split_name: str, split: Split, names: list[str]) -> None:
+    """Masks name known tasks, have one boolean per row, and no labelled float target is NaN."""
+    unknown = [t for t in split.mask if t not in names]
+    if unknown:
+        raise ValueError(f"dataset {dataset!r}: {split_name} split has masks for unknown task(s) {unknown}")
+    for name in names:
+        label = f"dataset {dataset!r}: {split_name} mask of task {name!r}"
+        if name in split.mask:
+            check_mask(split.mask[name], len(split), label)
+        y = split.y[name]
+        if y.dtype.is_floating_point and y.numel() and bool(torch.isnan(y).any()):
+            raise ValueError(
+                f"dataset {dataset!r}: {split_name} targets of task {name!r} contain NaN; mark missing labels "
+                "with a mask (MultiTaskData.from_tensors(..., masks={task: labelled_rows})), not with NaN"
+            )
+
+
+def fill_unlabelled(y: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:
+    """``y`` with its unlabelled rows set to zero: a placeholder no loss or metric reads.
+
+    A labelled row that holds NaN is an error (it would be trained on).
+    """
+    if not isinstance(y, torch.Tensor) or y.shape[:1] != mask.shape:
+        raise ValueError(f"task {task!r}: the target must be a tensor with {mask.shape[0]} rows")
+    labelled = y[mask]
+    if y.dtype.is_floating_point and labelled.numel() and bool(torch.isnan(labelled).any()):
+        raise ValueError(f"task {task!r}: a labelled row's target is NaN; set its mask entry to False instead")
+    keep = mask.reshape(-1, *([1] * (y.dim() - 1)))
+    return torch.where(keep, y, torch.zeros((), dtype=y.dtype))
