@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from mtl_lab.tasks import Task
+from mtl_lab.validate import check_bool, check_finite, check_seed
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 Augment = Callable[[torch.Tensor, dict[str, torch.Tensor], torch.Generator], Batch]
@@ -178,12 +179,14 @@ class MultiTaskData:
         normalize: bool = True,
         name: str = "custom",
         per_feature: bool | None = None,
+        allow_nonfinite: bool = False,
     ) -> MultiTaskData:
         """Build a dataset from your own tensors: a seeded random split into disjoint train/val/test.
 
         ``x`` has one row per example; ``targets`` maps every task name to a tensor with as many rows.
         Normalisation uses train statistics per feature for tabular ``x`` and one scalar for images
-        (``x`` with 4 dimensions) unless ``per_feature`` says otherwise.
+        (``x`` with 4 dimensions) unless ``per_feature`` says otherwise. NaN or inf in ``x`` or a float
+        target is an error naming its rows and columns unless ``allow_nonfinite=True``.
         """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -194,6 +197,7 @@ class MultiTaskData:
             raise ValueError(f"targets has tasks {sorted(targets)}, the task list has {sorted(names)}")
         for task in tasks:
             task.check_target(targets[task.name], x.shape[0])
+        check_inputs(x, targets, seed, allow_nonfinite)
         for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= frac < 1.0:
                 raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
@@ -212,6 +216,15 @@ class MultiTaskData:
         if per_feature is None:
             per_feature = x.dim() < 4
         return make_data(name, tasks, train, val, test, normalize=normalize, per_feature=per_feature)
+
+
+def check_inputs(x: torch.Tensor, targets: dict[str, torch.Tensor], seed: int, allow_nonfinite: bool) -> None:
+    """``from_tensors``' value checks (:mod:`mtl_lab.validate`): finite data, a valid seed."""
+    check_seed(seed)
+    check_bool("allow_nonfinite", allow_nonfinite)
+    check_finite("x", x, allow_nonfinite)
+    for task_name, y in targets.items():
+        check_finite(f"the targets of task {task_name!r}", y, allow_nonfinite)
 
 
 def fit_normalizer(x: torch.Tensor, per_feature: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
