@@ -42,11 +42,16 @@ class NonFiniteGuard:
         self.owners = owners
         self.found = torch.zeros((), dtype=torch.float32, device=device)  # 1.0 once a bad step was seen
         self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+        self.first_bad_losses: torch.Tensor | None = None  # the losses of that step (device mode)
 
     def check_losses(self, losses: torch.Tensor, task_names: list[str], step: int) -> str | None:
         """Host mode: a message when a loss is not finite (else ``None``); device mode: update the flag."""
         finite = torch.isfinite(losses)
         if self.deferred:
+            if self.first_bad_losses is None:
+                self.first_bad_losses = torch.zeros_like(losses)
+            first = (self.first_bad_step < 0) & ~finite.all()
+            self.first_bad_losses.copy_(torch.where(first, losses, self.first_bad_losses))
             self.raise_flag(~finite.all(), step)
             return None
         if bool(finite.all()):
@@ -93,3 +98,15 @@ class NonFiniteGuard:
         if not self.deferred or not bool(self.found > 0):
             return None
         return int(self.first_bad_step)
+
+    def deferred_message(self, task_names: list[str]) -> str:
+        """Device mode, once :meth:`tripped`: what went wrong at the first bad step."""
+        step = int(self.first_bad_step)
+        losses = self.first_bad_losses.tolist() if self.first_bad_losses is not None else []
+        bad = [(name, v) for name, v in zip(task_names, losses) if not math.isfinite(v)]
+        what = (f"the loss of task(s) {[name for name, _ in bad]} became {bad[0][1]}" if bad
+                else "a gradient became non-finite (the losses were finite)")
+        return (
+            f"{what} at step {step}; no update was applied from that step on, so the parameters keep their "
+            "values from before it. Lower the learning rate, check the data, or clip the weights"
+        )

@@ -526,13 +526,7 @@ class Trainer:
 
     def raise_deferred_non_finite(self, step: int) -> None:
         """The device-side flag was set at ``step``: no update was applied from that step on; say so."""
-        row = self.history.losses[self.history.steps.index(step)] if step in self.history.steps else []
-        bad = [f"{n!r} = {v}" for n, v in zip(self.task_names, row) if not math.isfinite(v)]
-        what = f"the loss of task(s) {', '.join(bad)}" if bad else "a gradient (the losses were finite)"
-        message = (
-            f"{what} became non-finite at step {step}; no update was applied from that step on, so the "
-            "parameters keep their values from before it. Lower the learning rate, check the data, or clip the weights"
-        )
+        message = self.guard.deferred_message(self.task_names)
         self.history.add_note({"step": step, "non_finite": message})
         raise NonFiniteLossError(message)
 
@@ -686,7 +680,7 @@ class Trainer:
                 x, y = batch
                 if self.config.augment and self.data.augment is not None:
                     x, y = self.data.augment(x, y, self.batch_generator)
-                self.train_step(x, y)
+                self.train_step_guarded(x, y)
                 taken += 1
             if batch is None or self.epoch_batches == self.batches_per_epoch:
                 self.end_epoch()
@@ -698,6 +692,25 @@ class Trainer:
                 if max_steps is not None and taken >= max_steps:
                     return "paused"
         return "completed"
+
+    def train_step_guarded(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> None:
+        """:meth:`train_step`; when it fails after the device-side flag was set, the flag is the real news
+        (a method that reads the losses on the host may raise on the NaN first)."""
+        try:
+            self.train_step(x, targets)
+        except Exception:
+            first_bad = self.guard.tripped()
+            if first_bad is None:
+                raise
+            try:
+                self.flush()  # the steps before this one; raises the same news, which is raised below
+            except NonFiniteLossError:
+                pass
+            if first_bad not in self.history.steps:  # the bad step itself: its losses, no weights
+                losses = self.guard.first_bad_losses
+                row = losses.tolist() if losses is not None else [math.nan] * len(self.task_names)
+                self.history.add_steps([first_bad], [row], [[math.nan] * len(self.task_names)])
+            self.raise_deferred_non_finite(first_bad)
 
     def flush_after_interrupt(self) -> None:
         """Move buffered steps to the History; a second interrupt from a view cannot lose them."""
