@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -64,7 +65,9 @@ def read(path: str | Path, device: torch.device) -> dict:
     if not path.is_file():
         raise ValueError(f"no checkpoint file at {str(path)!r}")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about a foreign pickle: the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises several types here (UnpicklingError, RuntimeError, EOFError …)
         reason = str(exc).split("\n")[0][:120] or type(exc).__name__
         if "weights_only" in reason or "WeightsUnpickler" in reason:
