@@ -3,6 +3,7 @@ line and exit 2) whose message names the offending value; a property test over t
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtl_lab import tasks
-from mtl_lab.cli import main
 from mtl_lab.data.base import MultiTaskData
-from mtl_lab.history import History
+from mtl_lab.history import History, load_runs
 from mtl_lab.train import TrainConfig, build_trainer
 from mtl_lab.validate import SEED_MAX
 from mtl_lab.weighting import create
@@ -192,67 +192,55 @@ def test_allow_nonfinite_lets_the_data_in_and_the_run_says_why_its_metrics_are_n
     assert any("non-finite evaluation" in n.get("warning", "") for n in history.notes)
 
 
-# ---------------------------------------------------------------- CLI: the same checks, one line, exit 2
+# ---------------------------------------------------------------- History files: the file and the field named
 
-CLI_CASES = [
-    (["--device", "cpu:abc"], ["'cpu:abc'"]),
-    (["--device", "mps"], ["'mps'"]) if not MPS else None,
-    (["--device", "cuda:1"], ["'cuda:1'"]) if CUDA_DEVICES < 2 else None,
-    (["--arch", "mmoe", "--model-option", "num_experts=abc"], ["'abc'", "num_experts"]),
-    (["--model-option", "dropout=abc"], ["'abc'", "dropout"]),
-    (["--methods", "static", "--option", "static.weights=3"], ["got 3 (int)"]),
-    (["--methods", "static", "--option", 'static.weights="125"'], ["'125'"]),
-    (["--methods", "static", "--option", "static.normalize=yes"], ["'yes'"]),
-    (["--methods", "static", "--weights", "3"], ["1 entries", "3 tasks"]),
-    (["--methods", "static", "--weights", "wieght=2"], ["'wieght'", "'weight'"]),
-    (["--seed", str(2**64)], [str(2**64)]),
-    (["--seed", "-1"], ["-1"]),
-    (["--epochs", "abc"], ["'abc'"]),
-    (["--lr", "nan"], ["nan"]),
-    (["--batch-size", "0"], ["got 0"]),
-    (["--schedule", "linear"], ["'linear'"]),
-    (["--hidden", "32,x"], ["'32,x'"]),
-    (["--tasks", "y.1"], ["'y.1'"]),
+GOOD = {"task_names": ["a", "b"], "steps": [0, 1], "losses": [[1.0, 2.0], [0.5, 1.5]],
+        "weights": [[1.0, 1.0], [1.0, 1.0]], "epochs": [{"epoch": 1, "val_loss": {"a": 0.1, "b": 0.2}}]}
+HISTORY_FILE_CASES = [
+    ("malformed", "{not json", ["is not valid JSON", "line 1, column 2"]),
+    ("truncated", '{"task_names": ["a"], "steps": [0, ', ["is not valid JSON", "line 1"]),
+    ("empty", "", ["is empty"]),
+    ("whitespace", "  \n ", ["is empty"]),
+    ("a list", "[1, 2]", ["is not a History record", "list"]),
+    ("task_names a string", {"task_names": "abc"}, ["field 'task_names'", "'abc'"]),
+    ("format text", {**GOOD, "format": "1"}, ["field 'format'", "'1'"]),
+    ("format newer", {**GOOD, "format": 99}, ["format 99 is newer"]),
+    ("meta a list", {**GOOD, "meta": [1]}, ["field 'meta'", "[1]"]),
+    ("steps a string", {**GOOD, "steps": "abc"}, ["field 'steps'", "'abc'"]),
+    ("step a float", {**GOOD, "steps": [0, 1.5]}, ["field 'steps[1]'", "1.5"]),
+    ("losses row short", {**GOOD, "losses": [[1.0], [0.5, 1.5]]}, ["field 'losses[0]'", "2 numbers", "[1.0]"]),
+    ("losses count", {**GOOD, "losses": [[1.0, 2.0]]}, ["field 'losses' has 1 rows, 'steps' has 2"]),
+    ("weight text", {**GOOD, "weights": [[1.0, "x"], [1.0, 1.0]]}, ["field 'weights[0]'", "'x'"]),
+    ("epoch record text", {**GOOD, "epochs": ["e1"]}, ["field 'epochs[0]'", "'e1'"]),
+    ("epoch number missing", {**GOOD, "epochs": [{"val_loss": {}}]}, ["field 'epochs[0].epoch'", "None"]),
+    ("val_loss a list", {**GOOD, "epochs": [{"epoch": 1, "val_loss": [0.1]}]},
+     ["field 'epochs[0].val_loss'", "[0.1]"]),
+    ("notes a dict", {**GOOD, "notes": {"a": 1}}, ["field 'notes'", "{'a': 1}"]),
+    ("regularizer text", {**GOOD, "regularizer": ["r"]}, ["field 'regularizer[0]'", "'r'"]),
 ]
-CLI_CASES = [c for c in CLI_CASES if c is not None]
 
 
-def run_cli(argv: list[str]) -> int:
-    """``main(argv)``'s exit status, whether it returns it or argparse exits with it."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return exc.code
+@pytest.mark.parametrize("label,content,fragments", HISTORY_FILE_CASES, ids=[c[0] for c in HISTORY_FILE_CASES])
+def test_a_bad_history_file_names_the_file_and_the_field(label, content, fragments, tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    for load in (History.load, load_runs):
+        with pytest.raises(ValueError) as info:
+            load(path)
+        message = str(info.value)
+        assert f"history file {str(path)!r}" in message, message
+        for fragment in fragments:
+            assert fragment in message, f"{label}: {fragment!r} not in {message!r}"
 
 
-@pytest.mark.parametrize("args,fragments", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
-def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, fragments):
-    out = tmp_path / "report"
-    code = run_cli(["run", "--data", "linnerud", "--epochs", "1", "--out", str(out), "--quiet", *args])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and err.startswith("mtl-lab: error:") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err
-    assert not out.exists()  # checked before anything was made
-
-
-def test_cli_out_pointing_at_a_file(tmp_path, capsys):
-    existing = tmp_path / "taken.txt"
-    existing.write_text("keep me")
-    assert main(["run", "--data", "linnerud", "--epochs", "1", "--out", str(existing), "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(existing) in err and existing.read_text() == "keep me"
-
-
-def test_cli_diverging_loss_is_one_line_exit_2_and_the_report_keeps_the_run(tmp_path, capsys):
-    out = tmp_path / "diverge"
-    code = main(["run", "--data", "linnerud", "--epochs", "5", "--optimizer", "sgd", "--lr", "1e12",
-                 "--no-baselines", "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "became inf at step" in err and str(out) in err
-    report = (out / "report.md").read_text()
-    assert "status error" in report and "NonFiniteLossError" in report
+def test_a_report_history_names_the_bad_run(tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps({"runs": {"equal": GOOD, "pcgrad": {**GOOD, "steps": "x"}}}))
+    with pytest.raises(ValueError, match=r"run 'pcgrad': field 'steps'"):
+        load_runs(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        History.load(tmp_path / "missing.json")
+    assert History.load(History.from_dict(GOOD).save(tmp_path / "ok.json")) == History.from_dict(GOOD)
 
 
 # ---------------------------------------------------------------- property: the config surfaces
