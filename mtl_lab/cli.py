@@ -194,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> Path:
-    data = datasets.load(args.data, **parse_assignments(args.data_option, "--data-option"))
+    data_options = parse_assignments(args.data_option, "--data-option")
+    if args.augment:  # the data set carries the augmentation; the trainer applies it
+        data_options.setdefault("augment", True)
+    data = datasets.load(args.data, **data_options)
     if args.tasks:
         data = data.select(parse_list(args.tasks, "--tasks"))
     methods = parse_list(args.methods, "--methods")

@@ -213,6 +213,9 @@ class Trainer:
             raise ValueError(f"the model's tasks {model.task_names} differ from the data's tasks {data.task_names}")
         if len(data.train) < 1:
             raise ValueError("the training split is empty")
+        if self.config.augment and data.augment is None:  # never silently ignored
+            raise ValueError(f"augment=True, but data set {data.name!r} has no training augmentation; load it with "
+                             "augment=True where the data set offers one (digits, localization) or leave augment off")
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.data = data.to(self.device)

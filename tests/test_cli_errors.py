@@ -31,6 +31,7 @@ CLI_CASES = [
     (["--schedule", "linear"], ["'linear'"]),
     (["--hidden", "32,x"], ["'32,x'"]),
     (["--tasks", "y.1"], ["'y.1'"]),
+    (["--augment"], ["['augment']"]),
 ]
 CLI_CASES = [c for c in CLI_CASES if c is not None]
 

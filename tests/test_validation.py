@@ -75,6 +75,8 @@ API_CASES = [
     ("unknown training option", lambda: build_trainer(small_data(), momentun=0.9), ["momentun"]),
     ("max_steps 0", lambda: build_trainer(small_data(), **FAST).fit(max_steps=0), ["max_steps", "got 0"]),
     ("max_steps bool", lambda: build_trainer(small_data(), **FAST).fit(max_steps=True), ["True"]),
+    ("augment without an augmentation", lambda: build_trainer(small_data(), augment=True, **FAST),
+     ["augment=True", "'custom'"]),
     # static weights
     ("weights '125'", lambda: create("static", weights="125"), ["'125'", "one number per task"]),
     ("weights '1,2,3'", lambda: create("static", weights="1,2,3"), ["'1,2,3'"]),
