@@ -236,26 +236,34 @@ def check_task_weights(weights, task_names: list[str], name: str = "weights") ->
     return out
 
 
-# ---------------------------------------------------------------- model options
+# ---------------------------------------------------------------- options checked against their defaults
 
 
 def check_model_options(cls: type, options: Mapping, where: str) -> None:
-    """Each option against the type of its default in ``cls.__init__`` (and the trunk's, when forwarded).
+    """Each option against the kind of its default in ``cls.__init__`` (see :func:`check_options`)."""
+    check_options(cls.__init__, options, where)
+
+
+def check_options(function, options: Mapping, where: str) -> None:
+    """Each option of ``function`` against the kind of its default value.
 
     ``int`` defaults take ints, ``float`` defaults take numbers, ``bool`` defaults take bools, ``str``
-    defaults take strings and tuple defaults take a list/tuple of ints. Options whose default is ``None``
-    or absent are left to the constructor (they accept several shapes).
+    defaults take strings, tuple defaults take a list/tuple of the kind of their elements (ints when
+    empty), and an option called ``seed`` is a seed. Options whose default is ``None`` or absent are
+    left to the function (they accept several shapes).
     """
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(function).parameters
     for key, value in options.items():
+        if key == "seed":
+            check_seed(value, f"{where} option seed")
+            continue
         if key not in params or params[key].default is inspect.Parameter.empty:
             continue
-        default = params[key].default
-        check_like_default(f"{where} option {key}", value, default)
+        check_like_default(f"{where} option {key}", value, params[key].default)
 
 
 def check_like_default(name: str, value, default) -> None:
-    """``value`` must have the kind of ``default`` (see :func:`check_model_options`)."""
+    """``value`` must have the kind of ``default`` (see :func:`check_options`)."""
     if isinstance(default, bool):
         check_bool(name, value)
     elif isinstance(default, int):
@@ -266,5 +274,8 @@ def check_like_default(name: str, value, default) -> None:
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
     elif isinstance(default, tuple):
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(is_int(v) for v in value):
-            raise ValueError(f"{name} must be a list of ints such as {list(default) or [32]}, got {value!r}")
+        floats = any(isinstance(v, float) for v in default)
+        kind, ok = ("numbers", is_number) if floats else ("ints", is_int)
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(ok(v) for v in value):
+            example = list(default) or [32]
+            raise ValueError(f"{name} must be a list of {kind} such as {example}, got {value!r}")

@@ -11,12 +11,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mtl_lab import data as datasets
 from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History, load_runs
 from mtl_lab.train import TrainConfig, build_trainer
 from mtl_lab.validate import SEED_MAX
-from mtl_lab.weighting import create
+from mtl_lab.weighting import aggregate, create
 from mtl_lab.widgets.config import LabConfig, make_trainer
 
 FAST = {"epochs": 1, "batch_size": 32, "model_options": {"hidden": (8,)}}
@@ -123,6 +124,11 @@ API_CASES = [
     ("inf in a target", with_nan("y"), ["task 'r'", "rows [11]", "-inf"]),
     ("from_tensors seed", lambda: small_data(seed=-5), ["-5"]),
     ("allow_nonfinite text", lambda: small_data(allow_nonfinite="no"), ["'no'"]),
+    ("data set seed 2**64", lambda: datasets.load("linnerud", seed=2**64), [str(2**64), str(SEED_MAX)]),
+    ("data set seed text", lambda: datasets.load("linnerud", seed="1"), ["'1'"]),
+    ("data set fractions text", lambda: datasets.load("linnerud", fractions="abc"), ["'abc'"]),
+    ("data set flag text", lambda: datasets.load("linnerud", normalize="no"), ["'no'"]),
+    ("aggregate of text", lambda: aggregate("pcgrad", "x"), ["'x'", "[T, P]"]),
     # LabConfig: the panel's validation layer goes through the same checks
     ("lab weight for a misspelt task", lambda: LabConfig(data="linnerud", weights={"wiast": 2}).check(),
      ["'wiast'", "'waist'"]),
@@ -134,6 +140,7 @@ API_CASES = [
     ("lab dropout text", lambda: LabConfig(data="linnerud", model_options={"dropout": "x"}).check(), ["'x'"]),
     ("lab data not a string", lambda: LabConfig(data=5).check(), ["got 5"]),
     ("lab task not a string", lambda: LabConfig(data="linnerud", tasks=["weight", 3]).check(), ["3"]),
+    ("lab data option text", lambda: LabConfig(data="linnerud", data_options={"seed": "x"}).check(), ["'x'"]),
     ("lab device cpu:abc", lambda: LabConfig(data="linnerud", device="cpu:abc").check(), ["'cpu:abc'"]),
 ]
 if CUDA_DEVICES < 2:
