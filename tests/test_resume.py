@@ -84,6 +84,28 @@ def test_resume_at_every_step_of_a_random_order_method_with_augmentation_like_dr
         assert_same_run(whole, resumed)
 
 
+@pytest.mark.parametrize("kind,n", [("step", 3), ("step", 6), ("epoch", 1)])
+def test_a_checkpoint_saved_from_a_callback_during_the_run_resumes_exactly(kind, n, tmp_path):
+    whole = make("rlw", record_every=1)
+    whole.fit()
+    path = tmp_path / "live.pt"
+    seen = {"n": 0}
+
+    def save_once(event: Event) -> None:
+        if event.kind == kind:
+            seen["n"] += 1
+            if seen["n"] == n:
+                running.save(path)
+
+    running = make("rlw", record_every=1, callback=save_once)
+    running.fit()
+    assert_same_run(whole, running)  # saving changed nothing in the run itself
+    resumed = make("rlw", record_every=1)
+    resumed.load(path)
+    resumed.fit()
+    assert_same_run(whole, resumed)
+
+
 def test_pause_and_continue_in_one_process_ignores_the_callers_random_numbers():
     whole = make("rlw")
     whole.fit()
