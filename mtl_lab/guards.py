@@ -1,8 +1,8 @@
 """Non-finite guard: a NaN or infinite loss or gradient never reaches the model's parameters.
 
-Every training step is checked **before** the optimiser step: the per-task losses ``L[T]`` and the
-gradients of every trainable parameter (their ∞-norms, ``max |g|``, which are non-finite exactly when
-some entry is NaN or ±inf). Two ways to act on the check, chosen by ``TrainConfig.nonfinite_check``:
+Every training step is checked **before** the optimiser step: the per-task losses ``L[T]`` and every
+entry of the gradients of every trainable parameter (NaN or ±inf anywhere). Two ways to act on the
+check, chosen by ``TrainConfig.nonfinite_check``:
 
 * ``host`` (the default on CPU): the check is read on the host at once; a bad step raises
   :class:`NonFiniteLossError` before the optimiser or the model is touched, naming the step and the
@@ -43,6 +43,8 @@ class NonFiniteGuard:
         self.found = torch.zeros((), dtype=torch.float32, device=device)  # 1.0 once a bad step was seen
         self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
         self.first_bad_losses: torch.Tensor | None = None  # the losses of that step (device mode)
+        self.host_found = torch.zeros((), dtype=torch.float32, device=device)  # host mode, reset every step
+        self.one = torch.ones((), dtype=torch.float32, device=device)  # the "scale" of the AMP check: exactly 1
 
     def check_losses(self, losses: torch.Tensor, task_names: list[str], step: int) -> str | None:
         """Host mode: a message when a loss is not finite (else ``None``); device mode: update the flag."""
@@ -63,18 +65,26 @@ class NonFiniteGuard:
         )
 
     def check_gradients(self, params: list[torch.nn.Parameter], step: int) -> str | None:
-        """Host mode: a message when a gradient is not finite (else ``None``); device mode: update the flag."""
+        """Host mode: a message when a gradient is not finite (else ``None``); device mode: update the flag.
+
+        The check is AMP's own fused kernel (``torch._amp_foreach_non_finite_check_and_unscale_``) with a
+        scale of exactly 1, which leaves every gradient bitwise unchanged; it measured 2–18× faster on the
+        CPU than per-tensor ``isfinite`` or ∞-norms (``benchmarks/bench_guard.py`` has the whole-step cost).
+        """
         pairs = [(p.grad, owner) for p, owner in zip(params, self.owners) if p.grad is not None]
         if not pairs:
             return None
-        norms = torch.stack(torch._foreach_norm([g for g, _ in pairs], math.inf))
-        finite = torch.isfinite(norms)
+        grads = [g for g, _ in pairs]
         if self.deferred:
-            self.raise_flag(~finite.all(), step)
+            before = self.found.clone()
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, self.found, self.one)
+            self.raise_flag(self.found > before, step)
             return None
-        if bool(finite.all()):
+        self.host_found.zero_()
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, self.host_found, self.one)
+        if not bool(self.host_found):
             return None
-        bad = [owner for (_, owner), ok in zip(pairs, finite.tolist()) if not ok]
+        bad = [owner for g, owner in pairs if not bool(torch.isfinite(g).all())]
         shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
         return (
             f"the gradient of {shown} became non-finite at step {step} (the losses were finite); the "
