@@ -28,6 +28,12 @@ and are copied to the History every ``record_every`` steps, so a CUDA run syncs 
 ``fit()`` blocks; ``start()`` runs the same loop in a background thread and returns a
 :class:`RunHandle` with ``stop()``, ``join()``, a thread-safe ``history`` and an event stream. A stopped,
 interrupted or failed run keeps its History and model; ``fit()`` again continues where it stopped.
+
+Nothing silent, nothing lost (each in its own module): every option goes through
+:mod:`mtl_lab.validate`; a NaN or infinite loss or gradient is caught before the optimiser step
+(:mod:`mtl_lab.guards`); Ctrl-C ends a run between two steps (:mod:`mtl_lab.interrupts`); ``save()`` and
+``load()`` write and check a checkpoint (:mod:`mtl_lab.checkpoint`) that holds every random state and the
+position within the epoch (:mod:`mtl_lab.resume`), so a resumed run is bitwise the uninterrupted one on CPU.
 """
 
 from __future__ import annotations

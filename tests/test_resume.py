@@ -196,3 +196,11 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_background_run_ended_by_system_exit_is_not_left_running():
+    trainer = make("equal", record_every=1, callback=InterruptAt("step", 2, SystemExit))
+    handle = trainer.start()
+    history = handle.join(timeout=60, raise_error=False)
+    assert not handle.running and isinstance(handle.error, SystemExit)
+    assert history.status == "error" and "SystemExit" in history.meta["error"]
