@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from mtl_lab import data as datasets
-from mtl_lab import plots
+from mtl_lab import plots, validate
+from mtl_lab.guards import NonFiniteLossError
 from mtl_lab.history import History
 from mtl_lab.metrics import (
     baseline_metrics,
@@ -41,8 +42,8 @@ from mtl_lab.metrics import (
     single_task_baselines,
 )
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import Event, TrainConfig, build_trainer
-from mtl_lab.weighting import METHODS, available
+from mtl_lab.train import Event, TrainConfig, build_trainer, check_architecture_options
+from mtl_lab.weighting import METHODS, available, create
 
 
 class UsageError(ValueError):
@@ -135,8 +136,15 @@ class Progress:
         self.stream.flush()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (``mtl-lab: error: …``) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"mtl-lab: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtl-lab", description="mtl_lab: a teaching lab for multi-task learning")
+    parser = OneLineParser(prog="mtl-lab", description="mtl_lab: a teaching lab for multi-task learning")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train one model per method and write a report folder")
@@ -195,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> Path:
-    data = datasets.load(args.data, **parse_assignments(args.data_option, "--data-option"))
+    data_options = parse_assignments(args.data_option, "--data-option")
+    if args.augment:  # the data set carries the augmentation; the trainer applies it
+        data_options.setdefault("augment", True)
+    data = datasets.load(args.data, **data_options)
     if args.tasks:
         data = data.select(parse_list(args.tasks, "--tasks"))
     methods = parse_list(args.methods, "--methods")
@@ -225,8 +236,10 @@ def run_command(args: argparse.Namespace) -> Path:
         "weight_decay": args.weight_decay, "l1": args.l1, "schedule": args.schedule, "device": args.device,
         "seed": args.seed, "diagnostics_every": args.diagnostics_every, "augment": args.augment,
     }
-    TrainConfig(**train_options)  # validate everything before the first run starts
+    check_before_training(data, args.arch, model_options, methods, options, train_options)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is an existing file; give a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *_: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"data {data.name}: tasks {data.task_names}, train/val/test = "
@@ -234,17 +247,24 @@ def run_command(args: argparse.Namespace) -> Path:
 
     started = time.perf_counter()
     histories: dict[str, History] = {}
+    failures: list[str] = []
     for method in methods:
         progress = None if args.quiet else Progress(method, args.epochs)
         trainer = build_trainer(data, args.arch, method, model_options, options[method], progress, **train_options)
-        histories[method] = trainer.fit()
+        try:
+            histories[method] = trainer.fit()
+        except NonFiniteLossError as exc:  # keep the run (status error) and go on with the other methods
+            histories[method] = trainer.history
+            failures.append(f"method {method!r}: {exc}")
     baseline = None
-    if not args.no_baselines:
+    if not args.no_baselines and not failures:
         say("single-task baselines …")
         baseline_runs = single_task_baselines(data, args.arch, model_options, **train_options)
         baseline = baseline_metrics(baseline_runs)
     seconds = time.perf_counter() - started
     write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds)
+    if failures:
+        raise RunFailed(f"{'; '.join(failures)} (the report in {str(out)!r} keeps what was trained)")
     return out
 
 
@@ -254,27 +274,48 @@ def dominance_notes(histories: dict[str, History], baseline: dict | None, dirs: 
         return []
     notes = []
     for label, h in histories.items():
+        if "test_metrics" not in h.meta:  # a run that failed has no test metrics
+            continue
         note = dominance_note(relative_changes(h.meta["test_metrics"], baseline, dirs))
         if note:
             notes += ["", f"**{label}:** {note}"]
     return notes
 
 
+class RunFailed(RuntimeError):
+    """A run stopped with an error after its report was written (one line, exit status 2)."""
+
+
+def check_before_training(data, arch: str, model_options: dict, methods: list[str], options: dict,
+                          train_options: dict) -> None:
+    """Every value through the API's own checks before anything trains or any folder is made."""
+    TrainConfig(**train_options)
+    validate.check_device_available(train_options["device"])
+    check_architecture_options(arch, model_options)
+    for method in methods:
+        create(method, **options[method]).reset(data.task_names)
+
+
 def write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds) -> None:
-    runs = {label: h.final_metrics("test") for label, h in histories.items()}
+    finished = {label: h for label, h in histories.items() if "test_metrics" in h.meta}
+    runs = {label: h.final_metrics("test") for label, h in finished.items()}
     dirs = directions(data)
     metrics = {
         "data": data.summary(),
         "baseline": baseline,
         "runs": {
             label: {
-                "test_metrics": h.meta["test_metrics"],
-                "test_loss": h.meta["test_loss"],
-                "delta_m": delta_m(h.meta["test_metrics"], baseline, dirs) if baseline else None,
-                "relative_changes": relative_changes(h.meta["test_metrics"], baseline, dirs) if baseline else None,
-                "delta_m_by_kind": delta_m_by_kind(h.meta["test_metrics"], baseline, data) if baseline else None,
-                "train_seconds": h.meta["train_seconds"],
+                "test_metrics": h.meta.get("test_metrics"),
+                "test_loss": h.meta.get("test_loss"),
+                "delta_m": delta_m(h.meta["test_metrics"], baseline, dirs) if baseline and label in finished else None,
+                "relative_changes": relative_changes(h.meta["test_metrics"], baseline, dirs)
+                if baseline and label in finished else None,
+                "delta_m_by_kind": delta_m_by_kind(h.meta["test_metrics"], baseline, data)
+                if baseline and label in finished else None,
+                "train_seconds": h.meta.get("train_seconds"),
                 "status": h.status,
+                **({"error": h.meta["error"]} if "error" in h.meta else {}),
+                **({"warnings": h.meta["warnings"]} if "warnings" in h.meta else {}),
             }
             for label, h in histories.items()
         },
@@ -325,6 +366,10 @@ def write_report(out, data, histories, baseline, args, train_options, model_opti
     lines += [f"### {label}\n![{label}]({name})\n" for label, name in zip(histories, figures)]
     if len(histories) > 1:
         lines += ["### All runs", "![comparison](comparison.png)", ""]
+    problems = [f"- {label}: status {h.status}: {m}" for label, h in histories.items()
+                for m in ([h.meta["error"]] if "error" in h.meta else []) + h.meta.get("warnings", [])]
+    if problems:
+        lines += ["## Errors and warnings", *problems, ""]
     notes = [(label, n) for label, h in histories.items() for n in h.notes]
     if notes:
         lines += ["## Method notes", *[f"- {label}: {json.dumps(n)}" for label, n in notes[:20]], ""]
@@ -416,14 +461,21 @@ def main(argv: list[str] | None = None) -> int:
             return app_command(args)
         elif args.command == "exercises":
             exercises_command(args)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, RunFailed, NonFiniteLossError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"mtl-lab: error: {message}", file=sys.stderr)
+        print(f"mtl-lab: error: {one_line(str(message))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 — the promise is one line and exit 2 for every error path
+        print(f"mtl-lab: error: {type(exc).__name__}: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mtl-lab: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mtl_lab.validate import check_task_names
+
 FORMAT_VERSION = 1
 
 
@@ -42,6 +44,11 @@ class History:
     regularizer: list[float] = field(default_factory=list)
     model_records: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.task_names = check_task_names(self.task_names)
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"meta must be a dict, got {self.meta!r}")
 
     # ------------------------------------------------------------ writing (training thread)
 
@@ -157,11 +164,9 @@ class History:
             }
 
     @staticmethod
-    def from_dict(d: dict) -> History:
-        if not isinstance(d, dict) or "task_names" not in d:
-            raise ValueError("not a History record: a dict with 'task_names' is expected")
-        if d.get("format", FORMAT_VERSION) > FORMAT_VERSION:
-            raise ValueError(f"History format {d['format']} is newer than this mtl_lab ({FORMAT_VERSION})")
+    def from_dict(d: dict, source: str = "History record") -> History:
+        """A History from :meth:`to_dict`'s output, its schema checked first (errors name ``source`` and the field)."""
+        check_schema(d, source)
         return History(
             list(d["task_names"]),
             dict(d.get("meta", {})),
@@ -179,8 +184,8 @@ class History:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
 
     @staticmethod
-    def from_json(text: str) -> History:
-        return History.from_dict(json.loads(text))
+    def from_json(text: str, source: str = "History JSON") -> History:
+        return History.from_dict(read_json(text, source), source)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -190,7 +195,9 @@ class History:
 
     @staticmethod
     def load(path: str | Path) -> History:
-        return History.from_json(Path(path).read_text())
+        """A History saved with :meth:`save`; a bad file is a ``ValueError`` naming the file and the field."""
+        source = f"history file {str(path)!r}"
+        return History.from_dict(read_json(read_text(path, source), source), source)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, History):
@@ -218,7 +225,87 @@ def _same(a, b) -> bool:
 
 def load_runs(path: str | Path) -> dict[str, History]:
     """The Histories of a report folder's ``history.json`` (``{"runs": {label: history}}``), by label."""
-    record = json.loads(Path(path).read_text())
-    if "runs" not in record:
-        return {"run": History.from_dict(record)}
-    return {label: History.from_dict(d) for label, d in record["runs"].items()}
+    source = f"history file {str(path)!r}"
+    record = read_json(read_text(path, source), source)
+    if not isinstance(record, dict) or "runs" not in record:
+        return {"run": History.from_dict(record, source)}
+    if not isinstance(record["runs"], dict):
+        raise ValueError(f"{source}: field 'runs' must be an object {{label: history}}, got {record['runs']!r:.60}")
+    return {label: History.from_dict(d, f"{source}, run {label!r}") for label, d in record["runs"].items()}
+
+
+# ---------------------------------------------------------------- reading files, checking the schema
+
+
+def read_text(path: str | Path, source: str) -> str:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{source} does not exist") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source} cannot be read as text: {exc}") from None
+    if not text.strip():
+        raise ValueError(f"{source} is empty")
+    return text
+
+
+def read_json(text: str, source: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+
+
+def is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def check_schema(d, source: str) -> None:
+    """The fields of a History record, with their types (``ValueError`` naming ``source`` and the field)."""
+
+    def bad(name: str, want: str, value) -> ValueError:
+        return ValueError(f"{source}: field {name!r} must be {want}, got {value!r:.80}")
+
+    if not isinstance(d, dict) or "task_names" not in d:
+        raise ValueError(f"{source} is not a History record: a JSON object with 'task_names' is expected, "
+                         f"got {type(d).__name__}")
+    version = d.get("format", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise bad("format", "an int", version)
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{source}: History format {version} is newer than this mtl_lab ({FORMAT_VERSION})")
+    names = d["task_names"]
+    try:
+        check_task_names(names)
+    except ValueError as exc:
+        raise ValueError(f"{source}: field 'task_names': {exc}") from None
+    if not isinstance(d.get("meta", {}), dict):
+        raise bad("meta", "an object", d["meta"])
+    for name in ("steps", "losses", "weights", "diagnostics", "epochs", "notes", "regularizer", "model_records"):
+        if not isinstance(d.get(name, []), list):
+            raise bad(name, "a list", d[name])
+    for i, step in enumerate(d.get("steps", [])):
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise bad(f"steps[{i}]", "an int", step)
+    for name in ("losses", "weights"):
+        rows = d.get(name, [])
+        if len(rows) != len(d.get("steps", [])):
+            raise ValueError(f"{source}: field {name!r} has {len(rows)} rows, 'steps' has {len(d.get('steps', []))}")
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(names) or not all(is_number(v) for v in row):
+                raise bad(f"{name}[{i}]", f"a list of {len(names)} numbers (one per task)", row)
+    for i, v in enumerate(d.get("regularizer", [])):
+        if not is_number(v):
+            raise bad(f"regularizer[{i}]", "a number", v)
+    for name in ("diagnostics", "epochs", "notes", "model_records"):
+        for i, record in enumerate(d.get(name, [])):
+            if not isinstance(record, dict):
+                raise bad(f"{name}[{i}]", "an object", record)
+    for i, record in enumerate(d.get("epochs", [])):
+        epoch = record.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise bad(f"epochs[{i}].epoch", "an int", epoch)
+        for key in ("train_loss", "train_metric", "val_loss", "val_metric"):
+            values = record.get(key, {})
+            if not isinstance(values, dict) or not all(is_number(v) for v in values.values()):
+                raise bad(f"epochs[{i}].{key}", "an object {task: number}", values)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mtl_lab.validate import check_task_name
+
 KINDS = ("multiclass", "binary", "regression", "box")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -40,7 +42,8 @@ class Task:
     """One task of a multi-task problem.
 
     Attributes:
-        name: unique name, used as the key of targets and outputs.
+        name: unique name, used as the key of targets and outputs (the rule:
+            :func:`mtl_lab.validate.check_task_name`).
         kind: one of ``KINDS``.
         out_dim: width of the task head's output.
         loss: ``loss(output, target)`` returning the batch-mean loss (a scalar tensor).
@@ -62,8 +65,7 @@ class Task:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+        check_task_name(self.name)
         if self.kind not in KINDS:
             raise ValueError(f"task {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
         if not isinstance(self.out_dim, int) or self.out_dim < 1:

@@ -28,11 +28,18 @@ and are copied to the History every ``record_every`` steps, so a CUDA run syncs 
 ``fit()`` blocks; ``start()`` runs the same loop in a background thread and returns a
 :class:`RunHandle` with ``stop()``, ``join()``, a thread-safe ``history`` and an event stream. A stopped,
 interrupted or failed run keeps its History and model; ``fit()`` again continues where it stopped.
+
+Nothing silent, nothing lost (each in its own module): every option goes through
+:mod:`mtl_lab.validate`; a NaN or infinite loss or gradient is caught before the optimiser step
+(:mod:`mtl_lab.guards`); Ctrl-C ends a run between two steps (:mod:`mtl_lab.interrupts`); ``save()`` and
+``load()`` write and check a checkpoint (:mod:`mtl_lab.checkpoint`) that holds every random state and the
+position within the epoch (:mod:`mtl_lab.resume`), so a resumed run is bitwise the uninterrupted one on CPU.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 import math
 import threading
 import time
@@ -43,6 +50,7 @@ from pathlib import Path
 
 import torch
 
+from mtl_lab import checkpoint, validate
 from mtl_lab import masks as label_masks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.gradients import (
@@ -55,15 +63,19 @@ from mtl_lab.gradients import (
     task_gradients,
 )
 from mtl_lab.grouping import resolve_auto_groups
+from mtl_lab.guards import NonFiniteGuard, NonFiniteLossError
 from mtl_lab.history import History
-from mtl_lab.models import build_model
+from mtl_lab.interrupts import deferred_sigint
+from mtl_lab.models import ARCHITECTURES, TRUNKS, build_model
 from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.resume import RunPosition, epoch_batches, global_rng_state, set_global_rng_state
 from mtl_lab.weighting import StepContext, Weighting, create
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "step", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 GRADIENT_PATHS = ("auto", "jacobian", "gramian")
+NONFINITE_CHECKS = ("auto", "host", "device")
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,9 @@ class TrainConfig:
         evaluate: evaluate the validation split after every epoch.
         train_metrics: also evaluate the training split's metrics after every epoch.
         augment: apply the data set's training augmentation, when it has one.
+        nonfinite_check: how a NaN/inf loss or gradient is kept from the weights (:mod:`mtl_lab.guards`):
+            ``host`` (read at once), ``device`` (a device-side flag gating a fused optimiser, read at the next
+            flush) or ``auto`` (``host`` on CPU, ``device`` elsewhere).
     """
 
     epochs: int = 20
@@ -106,37 +121,27 @@ class TrainConfig:
     evaluate: bool = True
     train_metrics: bool = True
     augment: bool = False
+    nonfinite_check: str = "auto"
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            low = 0 if allow_zero else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} must be an int ≥ {low}, got {v!r}")
-
-        def number(name: str, positive: bool) -> None:
-            v = getattr(self, name)
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            if not ok or (v <= 0 if positive else v < 0):
-                raise ValueError(f"{name} must be a finite number {'> 0' if positive else '≥ 0'}, got {v!r}")
-
-        positive_int("epochs")
-        positive_int("batch_size")
-        positive_int("step_size")
-        positive_int("diagnostics_every", allow_zero=True)
+        """Every value through :mod:`mtl_lab.validate` (the one validation layer)."""
+        for name in ("epochs", "batch_size", "step_size"):
+            validate.check_int(name, getattr(self, name), 1)
+        validate.check_int("diagnostics_every", self.diagnostics_every, 0)
         if self.record_every is not None:
-            positive_int("record_every")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-        number("lr", positive=True)
-        number("gamma", positive=True)
+            validate.check_int("record_every", self.record_every, 1)
+        validate.check_seed(self.seed)
+        validate.check_number("lr", self.lr, 0, low_open=True)
+        validate.check_number("gamma", self.gamma, 0, low_open=True)
         for name in ("weight_decay", "momentum", "l1"):
-            number(name, positive=False)
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("gradient_path", GRADIENT_PATHS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
-        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
-            raise ValueError(f"device {self.device!r} is not one of {DEVICES} (or 'cuda:N')")
+            validate.check_number(name, getattr(self, name), 0)
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("gradient_path", GRADIENT_PATHS),
+                              ("nonfinite_check", NONFINITE_CHECKS)):
+            validate.check_choice(name, getattr(self, name), allowed)
+        for name in ("evaluate", "train_metrics", "augment"):
+            validate.check_bool(name, getattr(self, name))
+        validate.check_device(self.device)
+        validate.check_unused_options(self.optimizer, self.momentum, self.schedule, self.step_size, self.gamma)
 
     @staticmethod
     def option_names() -> list[str]:
@@ -145,21 +150,7 @@ class TrainConfig:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → the best available device; an unavailable one is a clear error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but torch.cuda.is_available() is False on this machine")
-        index = torch.device(name).index
-        if index is not None and index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' requested but torch.backends.mps.is_available() is False on this machine")
-    return torch.device(name)
+    return validate.check_device_available(name)
 
 
 @dataclass(frozen=True)
@@ -199,10 +190,6 @@ class EventStream:
             return events
 
 
-class NonFiniteLossError(RuntimeError):
-    """A task loss became NaN or infinite."""
-
-
 class Trainer:
     """Trains a multi-task model with a weighting method and records a :class:`History`.
 
@@ -233,6 +220,9 @@ class Trainer:
             raise ValueError(f"the model's tasks {model.task_names} differ from the data's tasks {data.task_names}")
         if len(data.train) < 1:
             raise ValueError("the training split is empty")
+        if self.config.augment and data.augment is None:  # never silently ignored
+            raise ValueError(f"augment=True, but data set {data.name!r} has no training augmentation; load it with "
+                             "augment=True where the data set offers one (digits, localization) or leave augment off")
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.data = data.to(self.device)
@@ -246,6 +236,7 @@ class Trainer:
         if not model.has_shared_trunk and self.weighting.requires_grads:
             self.shared = [p for params in self.heads for p in params]
             self.heads = [[] for _ in self.heads]
+        self.guard = self.make_guard()
         self.optimizer = self.make_optimizer()
         self.scheduler = self.make_scheduler()
         self.gramian = self.make_gramian_engine()
@@ -254,6 +245,7 @@ class Trainer:
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
         self.method_generator = torch.Generator().manual_seed(self.config.seed + 1)
         self.stop_event = threading.Event()
+        self.interrupt_event = threading.Event()  # set by a deferred Ctrl-C (mtl_lab.interrupts)
         self.events = EventStream()
         self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
         self.history = History(list(self.task_names), meta=self.describe())
@@ -269,6 +261,8 @@ class Trainer:
         self.buffer: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self.train_seconds = 0.0
         self.loop_started = time.perf_counter()
+        self.rng_state: dict | None = None  # the run's global random state between fit() calls (mtl_lab.resume)
+        self.epoch_start_rng: torch.Tensor | None = None  # batch generator state when this epoch's order was drawn
 
     # ------------------------------------------------------------------ set-up
 
@@ -289,14 +283,29 @@ class Trainer:
 
         ``foreach=True`` everywhere: PyTorch picks it by default only on accelerators, while on the
         CPU it updates the parameters bitwise identically to the per-tensor loop (tested) and faster.
+        With the device-side non-finite check (:mod:`mtl_lab.guards`) the optimiser is the fused one, which
+        takes the guard's flag as ``found_inf`` and skips its update on the device.
         """
         c = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
+        impl = {"fused": True} if self.guard.deferred else {"foreach": True}
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, **impl)
         if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True)
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, **impl)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, **impl)
+
+    def make_guard(self) -> NonFiniteGuard:
+        """The non-finite guard over every trainable parameter, each labelled with its owner."""
+        owner = {id(p): "shared" for p in self.model.shared_parameters()}
+        for name in self.task_names:
+            owner.update({id(p): f"task {name!r}" for p in self.model.task_parameters(name)})
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.trainable = [p for _, p in named]
+        labels = [f"{owner.get(id(p), 'model')} parameter {n!r}" for n, p in named]
+        mode = self.config.nonfinite_check
+        deferred = self.device.type != "cpu" if mode == "auto" else mode == "device"
+        return NonFiniteGuard(self.device, deferred, labels)
 
     def make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         c = self.config
@@ -389,6 +398,7 @@ class Trainer:
             outputs = self.model(x)
         losses = self.compute_losses(outputs, targets, masks)
         detached = torch.stack([loss.detach() for loss in losses])
+        self.stop_if_non_finite(self.guard.check_losses(detached, self.task_names, self.global_step), detached)
         labelled = label_masks.present(self.tasks, masks, self.device)
         seen = label_masks.stand_in(detached, labelled)  # the losses the method sees
         if self.first_losses is None:
@@ -402,6 +412,8 @@ class Trainer:
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx, seen)
         regularizer = self.add_regularizers()
+        self.stop_if_non_finite(self.guard.check_gradients(self.trainable, self.global_step), detached)
+        self.guard.gate(self.optimizer)
         self.optimizer.step()
         self.model.after_step(self.global_step)
 
@@ -454,6 +466,15 @@ class Trainer:
             factors = combination.weights if need == "losses" else None
         assign_head_grads(self.heads, head_grads, [1.0] * len(self.tasks) if factors is None else list(factors))
         return combination
+
+    def stop_if_non_finite(self, message: str | None, losses: torch.Tensor) -> None:
+        """Host check found a bad step: record its losses (not its update) and stop before the optimiser."""
+        if message is None:
+            return
+        nan = torch.full_like(losses, float("nan"))
+        self.buffer.append((self.global_step, losses, nan, None))
+        self.history.add_note({"step": self.global_step, "non_finite": message})
+        raise NonFiniteLossError(message)
 
     def require_weights_only(self, combination) -> None:
         if combination.direction is not None:
@@ -524,14 +545,16 @@ class Trainer:
             regularizer = torch.stack([nan if r is None else r.float() for r in regs]).tolist()
         self.buffer = []
         self.history.add_steps(steps, losses, weights, regularizer)
+        first_bad = self.guard.tripped()  # device-side check: read here, where the records sync anyway
+        if first_bad is not None:
+            self.raise_deferred_non_finite(first_bad)
         self.emit("step", {"loss": losses[-1], "weights": weights[-1]})
-        for step, row in zip(steps, losses):
-            bad = [name for name, v in zip(self.task_names, row) if not math.isfinite(v)]
-            if bad:
-                raise NonFiniteLossError(
-                    f"the loss of task(s) {bad} became {row[self.task_names.index(bad[0])]} at step {step}; "
-                    "lower the learning rate, check the data, or clip the weights"
-                )
+
+    def raise_deferred_non_finite(self, step: int) -> None:
+        """The device-side flag was set at ``step``: no update was applied from that step on; say so."""
+        message = self.guard.deferred_message(self.task_names)
+        self.history.add_note({"step": step, "non_finite": message})
+        raise NonFiniteLossError(message)
 
     def emit(self, kind: str, data: dict | None = None) -> None:
         event = Event(kind, self.global_step, self.epoch, data or {})
@@ -590,7 +613,20 @@ class Trainer:
         self.epoch_labelled.zero_()
         self.epoch_batches = 0
         self.batch_iterator = None
+        self.epoch_start_rng = None
+        self.warn_non_finite_metrics(record, f"epoch {record['epoch']}")
         self.emit("epoch", record)
+
+    def warn_non_finite_metrics(self, record: dict, where: str) -> None:
+        """A NaN or infinite validation/test loss or metric is said in a note and in ``meta["warnings"]``."""
+        bad = sorted({f"{key}[{task!r}] = {v}" for key in ("val_loss", "val_metric", "test_loss", "test_metrics")
+                      for task, v in record.get(key, {}).items() if not math.isfinite(v)})
+        if not bad:
+            return
+        message = f"{where}: non-finite evaluation results {bad}; check the validation/test data and the model"
+        self.history.add_note({"step": self.global_step, "warning": message})
+        with self.history.lock:
+            self.history.meta.setdefault("warnings", []).append(message)
 
     def finish(self, status: str) -> None:
         self.train_seconds = self.elapsed()
@@ -603,6 +639,7 @@ class Trainer:
             test_loss=test_loss,
             test_metrics=test_metric,
         )
+        self.warn_non_finite_metrics({"test_loss": test_loss, "test_metrics": test_metric}, "test split")
 
     # ------------------------------------------------------------------ loops
 
@@ -612,8 +649,8 @@ class Trainer:
         Returns the History. ``meta["status"]`` is ``completed``, ``paused`` (``max_steps`` reached),
         ``stopped`` (``stop()`` was called), ``interrupted`` (KeyboardInterrupt) or ``error`` (re-raised).
         """
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-            raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+        if max_steps is not None:
+            validate.check_int("max_steps", max_steps, 1)
         if not self.lock.acquire(blocking=False):
             raise RuntimeError("this trainer is already running; stop() it or wait for it first")
         try:
@@ -622,58 +659,123 @@ class Trainer:
             self.lock.release()
 
     def run_loop(self, max_steps: int | None) -> History:
-        if self.global_step == 0:
-            torch.manual_seed(self.config.seed)
+        """:meth:`train_until`, then end the run with a status, whatever happened (the History and model kept).
+
+        ``KeyboardInterrupt`` (from Ctrl-C, or raised by a callback) → ``interrupted``; any other exception,
+        ``SystemExit`` included → ``error`` with a note, then re-raised. Never left ``running``.
+        """
+        if self.rng_state is None:
+            if self.global_step == 0:
+                torch.manual_seed(self.config.seed)
+        else:
+            set_global_rng_state(self.rng_state, self.device)
         self.stop_event.clear()
+        self.interrupt_event.clear()
         self.history.update_meta(status="running")
         self.loop_started = time.perf_counter()
-        taken = 0
-        status = "completed"
+        status, error = "interrupted", None
         try:
-            while self.epoch < self.config.epochs:
-                if self.batch_iterator is None:
-                    self.batch_iterator = self.data.train.batches(
-                        self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
-                    )
-                batch = next(self.batch_iterator, None)
-                if batch is not None:
-                    x, y, masks = batch
-                    if self.config.augment and self.data.augment is not None:
-                        x, y = self.data.augment(x, y, self.batch_generator)
-                    self.train_step(x, y, masks)
-                    taken += 1
-                if batch is None or self.epoch_batches == self.batches_per_epoch:
-                    self.end_epoch()
-                if self.epoch < self.config.epochs and (
-                    self.stop_event.is_set() or (max_steps is not None and taken >= max_steps)
-                ):
-                    status = "stopped" if self.stop_event.is_set() else "paused"
-                    break
+            with deferred_sigint(self.interrupt_event):
+                status = self.train_until(max_steps)
+                self.flush()
         except KeyboardInterrupt:
             status = "interrupted"
-            warnings.warn("training interrupted: the History and the model keep what was done so far", stacklevel=2)
-        except Exception as exc:
-            self.fail(exc)
-            raise
-        self.flush()
+        except BaseException as exc:  # noqa: BLE001 — SystemExit too: the run must end with a status
+            error = exc
+        self.rng_state = global_rng_state(self.device)
+        if error is not None:
+            self.fail(error)
+            raise error
+        if status == "interrupted":
+            self.flush_after_interrupt()
+            warnings.warn("training interrupted: the History and the model keep what was done so far; "
+                          "fit() continues exactly where it stopped", stacklevel=3)
         self.finish(status)
-        self.emit("end", {"status": status})
+        self.emit_end(status)
         return self.history
+
+    def train_until(self, max_steps: int | None) -> str:
+        """The loop over batches; returns ``completed``, ``paused``, ``stopped`` or ``interrupted``."""
+        taken = 0
+        while self.epoch < self.config.epochs:
+            if self.batch_iterator is None:
+                self.epoch_start_rng = self.batch_generator.get_state()
+                self.batch_iterator = self.data.train.batches(
+                    self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
+                )
+            batch = next(self.batch_iterator, None)
+            if batch is not None:
+                x, y, masks = batch
+                if self.config.augment and self.data.augment is not None:
+                    x, y = self.data.augment(x, y, self.batch_generator)
+                self.train_step_guarded(x, y, masks)
+                taken += 1
+            if batch is None or self.epoch_batches == self.batches_per_epoch:
+                self.end_epoch()
+            if self.epoch < self.config.epochs:
+                if self.interrupt_event.is_set():
+                    return "interrupted"
+                if self.stop_event.is_set():
+                    return "stopped"
+                if max_steps is not None and taken >= max_steps:
+                    return "paused"
+        return "completed"
+
+    def train_step_guarded(
+        self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """:meth:`train_step`; when it fails after the device-side flag was set, the flag is the real news
+        (a method that reads the losses on the host may raise on the NaN first)."""
+        try:
+            self.train_step(x, targets, masks)
+        except Exception:
+            first_bad = self.guard.tripped()
+            if first_bad is None:
+                raise
+            try:
+                self.flush()  # the steps before this one; raises the same news, which is raised below
+            except NonFiniteLossError:
+                pass
+            if first_bad not in self.history.steps:  # the bad step itself: its losses, no weights
+                losses = self.guard.first_bad_losses
+                row = losses.tolist() if losses is not None else [math.nan] * len(self.task_names)
+                self.history.add_steps([first_bad], [row], [[math.nan] * len(self.task_names)])
+            self.raise_deferred_non_finite(first_bad)
+
+    def flush_after_interrupt(self) -> None:
+        """Move buffered steps to the History; a second interrupt from a view cannot lose them."""
+        try:
+            self.flush()
+        except KeyboardInterrupt:
+            pass
+
+    def emit_end(self, status: str) -> None:
+        """The ``end`` event; the run has ended already, so a callback's interrupt only leaves a note."""
+        try:
+            self.emit("end", {"status": status})
+        except BaseException as exc:  # noqa: BLE001
+            self.history.add_note({"step": self.global_step, "callback_error": repr(exc)})
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
 
     def elapsed(self) -> float:
         """Seconds spent in training loops so far (this run's loop included)."""
         return self.train_seconds + time.perf_counter() - self.loop_started
 
-    def fail(self, exc: Exception) -> None:
+    def fail(self, exc: BaseException) -> None:
         """Record an error: keep what was buffered, mark the History, tell the views."""
         try:
             self.flush()
-        except Exception:
+        except BaseException:  # noqa: BLE001 — the records are in the History already; the error is the news
             self.buffer = []
         self.train_seconds = self.elapsed()
         message = f"{type(exc).__name__}: {exc}"
+        self.history.add_note({"step": self.global_step, "error": message})
         self.history.update_meta(status="error", error=message, steps=self.global_step, epochs_done=self.epoch)
-        self.emit("error", {"error": message})
+        try:
+            self.emit("error", {"error": message})
+        except BaseException as again:  # noqa: BLE001
+            self.history.add_note({"step": self.global_step, "callback_error": repr(again)})
 
     def start(self, max_steps: int | None = None) -> RunHandle:
         """Run :meth:`fit` in a background thread; returns a handle to stop, join and watch it."""
@@ -690,46 +792,90 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def save(self, path: str | Path) -> Path:
-        """Model, optimiser, scheduler, method state, counters and History in one file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def identity(self) -> dict:
+        """What a checkpoint must agree on with this trainer (see :mod:`mtl_lab.checkpoint`)."""
+        c = self.config
+        return checkpoint.identity(self.model.architecture, self.task_names, c.optimizer, c.schedule,
+                                   self.weighting.name, c.batch_size)
+
+    def position(self) -> RunPosition:
+        """Every random state and the position within the epoch (see :mod:`mtl_lab.resume`)."""
+        running = self.lock.locked()
+        rng = global_rng_state(self.device) if running else self.rng_state
+        return RunPosition(rng, self.batch_generator.get_state(), self.method_generator.get_state(),
+                           self.epoch_start_rng, self.epoch_batches)
+
+    def state(self) -> dict:
+        """Everything :meth:`save` writes, as a dict (tensors shared with the live objects)."""
         self.flush()
-        torch.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "weighting": self.weighting.state_dict(),
-                "history": self.history.to_dict(),
-                "counters": {"global_step": self.global_step, "epoch": self.epoch},
-                "epoch_losses": [list(e) for e in self.epoch_losses],
-                "first_losses": list(self.first_losses) if self.first_losses is not None else None,
-                "generators": [self.batch_generator.get_state(), self.method_generator.get_state()],
-            },
-            path,
-        )
-        return path
+        return {
+            "identity": self.identity(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "weighting": self.weighting.state_dict(),
+            "history": self.history.to_dict(),
+            "counters": {"global_step": self.global_step, "epoch": self.epoch, "epoch_batches": self.epoch_batches},
+            "epoch_loss_sum": self.epoch_loss_sum.detach().cpu().clone(),
+            "epoch_labelled": self.epoch_labelled.detach().cpu().clone(),
+            "epoch_losses": [list(e) for e in self.epoch_losses],
+            "first_losses": list(self.first_losses) if self.first_losses is not None else None,
+            "position": self.position().to_dict(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Everything needed to continue bitwise, in one file (written atomically; see :mod:`mtl_lab.checkpoint`).
+
+        May be called between ``fit()`` calls or from a callback during a run.
+        """
+        return checkpoint.write(path, self.state())
 
     def load(self, path: str | Path) -> None:
-        """Restore what :meth:`save` wrote (``weights_only=True``: no code is unpickled).
+        """Restore what :meth:`save` wrote, after checking it is a checkpoint of this kind of run.
 
-        Training resumes at the start of the next epoch boundary's batch order.
+        ``weights_only=True``: no code is unpickled. Nothing is changed when the file is not a checkpoint or
+        belongs to another architecture, task set, optimiser, schedule, method or batch size. ``fit()``
+        then continues at the very step where the checkpoint was taken, with every random state restored.
         """
-        state = torch.load(Path(path), map_location=self.device, weights_only=True)
+        if self.lock.locked():
+            raise RuntimeError("this trainer is running; stop() it before loading a checkpoint")
+        state = checkpoint.read(path, self.device)
+        checkpoint.check_compatible(state, self.identity(), self.model.state_dict(), path)
+        backup = copy.deepcopy(self.state())
+        try:
+            self.apply_state(state)
+        except Exception as exc:
+            self.apply_state(backup)
+            message = f"checkpoint {str(path)!r} could not be loaded ({exc}); the trainer is unchanged"
+            raise ValueError(message) from None
+
+    def apply_state(self, state: dict) -> None:
+        """Put a :meth:`state` dict into the live objects."""
+        impl = [(g.get("foreach"), g.get("fused")) for g in self.optimizer.param_groups]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, (foreach, fused) in zip(self.optimizer.param_groups, impl):  # this trainer's implementation
+            group["foreach"], group["fused"] = foreach, fused
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.weighting.load_state_dict(state["weighting"])
         self.history = History.from_dict(state["history"])
-        self.global_step = state["counters"]["global_step"]
-        self.epoch = state["counters"]["epoch"]
+        counters = state["counters"]
+        self.global_step, self.epoch = counters["global_step"], counters["epoch"]
+        self.epoch_batches = counters["epoch_batches"]
+        self.epoch_loss_sum = state["epoch_loss_sum"].to(self.device).clone()
+        self.epoch_labelled = state["epoch_labelled"].to(self.device).clone()
         self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
         self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
-        self.batch_generator.set_state(state["generators"][0])
-        self.method_generator.set_state(state["generators"][1])
-        self.batch_iterator = None
+        position = RunPosition.from_dict(state["position"])
+        position.batch_rng, position.method_rng = position.batch_rng.cpu(), position.method_rng.cpu()
+        if position.epoch_start_rng is not None:
+            position.epoch_start_rng = position.epoch_start_rng.cpu()
+        self.rng_state = position.global_rng
+        self.method_generator.set_state(position.method_rng)
+        self.epoch_start_rng = position.epoch_start_rng
+        self.batch_iterator = epoch_batches(self.data.train, self.config.batch_size, self.batch_generator, position)
+        self.buffer = []
 
 
 class RunHandle:
@@ -801,13 +947,27 @@ def build_trainer(
     For the ``grouped`` architecture, ``model_options={"groups": "auto"}`` first runs the grouping probe
     of :func:`mtl_lab.grouping.resolve_auto_groups` on ``data``.
     """
-    seed = train_options.get("seed", TrainConfig.seed)
+    config = replace(TrainConfig(), **train_options) if set(train_options) <= set(TrainConfig.option_names()) else None
+    seed = config.seed if config is not None else TrainConfig.seed  # unknown options: Trainer names them below
+    check_architecture_options(architecture, model_options or {})
     model_options = resolve_auto_groups(data, model_options or {}, seed) if architecture == "grouped" else model_options
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(architecture, data, **(model_options or {}))
     weighting = create(method, **(method_options or {}))
     return Trainer(model, data, weighting, callback=callback, **train_options)
+
+
+def check_architecture_options(architecture: str, options: dict) -> None:
+    """Model options of the kinds their defaults have (``num_experts`` an int, ``dropout`` a number …)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    if not isinstance(options, dict):
+        raise ValueError(f"model_options must be a dict, got {options!r}")
+    validate.check_model_options(ARCHITECTURES[architecture], options, f"architecture {architecture!r}")
+    trunk = options.get("trunk", "mlp")
+    if isinstance(trunk, str) and trunk in TRUNKS:
+        validate.check_model_options(TRUNKS[trunk], options, f"{trunk} trunk")
 
 
 def train(data: MultiTaskData, architecture: str = "hard", method: str | Weighting = "equal", **options) -> Trainer:

@@ -21,6 +21,7 @@ from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.related import related
+from mtl_lab.validate import check_options
 
 DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "digits": digits,
@@ -72,4 +73,5 @@ def load(name: str, **options: object) -> MultiTaskData:
     unknown = [key for key in options if key not in allowed]
     if unknown:
         raise ValueError(f"dataset {name!r} has no option(s) {unknown}; its options are {allowed}")
+    check_options(DATASETS[name], options, f"dataset {name!r}")  # kinds as the defaults, seeds in range
     return DATASETS[name](**{**DEFAULT_OPTIONS.get(name, {}), **options})

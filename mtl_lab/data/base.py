@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from mtl_lab.tasks import Task
+from mtl_lab.validate import check_bool, check_finite, check_seed
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 MaskedBatch = tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]
@@ -136,7 +137,7 @@ class MultiTaskData:
                 raise ValueError(f"dataset {self.name!r}: {split_name} split has no targets for tasks {missing}")
             for task in self.tasks:
                 task.check_target(split.y[task.name], len(split))
-            check_masks(self.name, split_name, split, names)
+            check_masks(self.name, split_name, split, names, self.info.get("allow_nonfinite", False))
         empty = [t for t in names if self.train.n_labelled(t) == 0]
         if empty:
             raise ValueError(f"dataset {self.name!r}: task(s) {empty} have no labelled row in the train split")
@@ -230,12 +231,14 @@ class MultiTaskData:
         name: str = "custom",
         per_feature: bool | None = None,
         masks: dict[str, torch.Tensor] | None = None,
+        allow_nonfinite: bool = False,
     ) -> MultiTaskData:
         """Build a dataset from your own tensors: a seeded random split into disjoint train/val/test.
 
         ``x`` has one row per example; ``targets`` maps every task name to a tensor with as many rows.
         Normalisation uses train statistics per feature for tabular ``x`` and one scalar for images
-        (``x`` with 4 dimensions) unless ``per_feature`` says otherwise.
+        (``x`` with 4 dimensions) unless ``per_feature`` says otherwise. NaN or inf in ``x`` or a float
+        target is an error naming its rows and columns unless ``allow_nonfinite=True``.
 
         Missing labels: ``masks`` maps a task to a boolean tensor ``[N]`` (``True`` = this row has a label
         for the task). The target values of unlabelled rows are never read (they may be anything, NaN
@@ -258,6 +261,7 @@ class MultiTaskData:
                 check_mask(masks[task.name], x.shape[0], f"masks[{task.name!r}]")
                 targets[task.name] = fill_unlabelled(targets[task.name], masks[task.name], task.name)
             task.check_target(targets[task.name], x.shape[0])
+        check_inputs(x, targets, seed, allow_nonfinite)
         for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= frac < 1.0:
                 raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
@@ -275,7 +279,19 @@ class MultiTaskData:
         train = whole.take(order[n_test + n_val :])
         if per_feature is None:
             per_feature = x.dim() < 4
-        return make_data(name, tasks, train, val, test, normalize=normalize, per_feature=per_feature)
+        info = {"allow_nonfinite": True} if allow_nonfinite else None  # the NaN check of each split honours it
+        return make_data(name, tasks, train, val, test, normalize=normalize, per_feature=per_feature, info=info)
+
+
+def check_inputs(x: torch.Tensor, targets: dict[str, torch.Tensor], seed: int, allow_nonfinite: bool) -> None:
+    """``from_tensors``' value checks (:mod:`mtl_lab.validate`): finite data, a valid seed."""
+    check_seed(seed)
+    check_bool("allow_nonfinite", allow_nonfinite)
+    check_finite("x", x, allow_nonfinite)
+    for task_name, y in targets.items():
+        check_finite(f"the targets of task {task_name!r}", y, allow_nonfinite,
+                     hint="; if those rows have no label for the task, mark missing labels with masks="
+                     "{task: bool tensor} instead of NaN")
 
 
 def fit_normalizer(x: torch.Tensor, per_feature: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -331,8 +347,9 @@ def check_mask(mask: object, n: int, label: str) -> None:
         raise ValueError(f"{label} must be a boolean tensor of shape [{n}] (True = labelled), got {got}")
 
 
-def check_masks(dataset: str, split_name: str, split: Split, names: list[str]) -> None:
-    """Masks name known tasks, have one boolean per row, and no labelled float target is NaN."""
+def check_masks(dataset: str, split_name: str, split: Split, names: list[str], allow_nonfinite: bool = False) -> None:
+    """Masks name known tasks, have one boolean per row, and no labelled float target is NaN (unless the data
+    were made with ``allow_nonfinite=True``)."""
     unknown = [t for t in split.mask if t not in names]
     if unknown:
         raise ValueError(f"dataset {dataset!r}: {split_name} split has masks for unknown task(s) {unknown}")
@@ -341,7 +358,7 @@ def check_masks(dataset: str, split_name: str, split: Split, names: list[str]) -
         if name in split.mask:
             check_mask(split.mask[name], len(split), label)
         y = split.y[name]
-        if y.dtype.is_floating_point and y.numel() and bool(torch.isnan(y).any()):
+        if not allow_nonfinite and y.dtype.is_floating_point and y.numel() and bool(torch.isnan(y).any()):
             raise ValueError(
                 f"dataset {dataset!r}: {split_name} targets of task {name!r} contain NaN; mark missing labels "
                 "with a mask (MultiTaskData.from_tensors(..., masks={task: labelled_rows})), not with NaN"

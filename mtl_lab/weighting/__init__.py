@@ -146,7 +146,10 @@ def aggregate(
     return ``Gᵀw``. A fresh instance is reset on every call, so stateful methods act as on a first step;
     pass a ``context`` (:class:`StepContext`: epoch losses, first losses …) to show a later step.
     """
-    G = torch.as_tensor(G)
+    try:
+        G = torch.as_tensor(G)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"G must be a [T, P] matrix of numbers (a tensor or nested lists), got {G!r:.80}") from None
     if G.dim() != 2 or G.shape[0] < 1 or G.shape[1] < 1:
         raise ValueError(f"G must be a [T, P] matrix with T, P ≥ 1, got shape {tuple(G.shape)}")
     if not G.dtype.is_floating_point:

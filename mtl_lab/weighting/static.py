@@ -8,11 +8,11 @@ multi-task objective; the weights may be changed between steps with :meth:`Stati
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 
+from mtl_lab.validate import check_bool, check_task_weights, check_weight_spec
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 
 WeightSpec = Sequence[float] | Mapping[str, float] | None
@@ -21,32 +21,10 @@ WeightSpec = Sequence[float] | Mapping[str, float] | None
 def resolve_weights(weights: WeightSpec, task_names: list[str], normalize: bool) -> list[float]:
     """Turn a list or a ``{task: weight}`` dict into one checked weight per task.
 
-    Missing dict entries default to 1. Raises ``ValueError`` naming the bad value and what is allowed.
+    Missing dict entries default to 1; a string or a single number is an error, never read as a list
+    (:func:`mtl_lab.validate.check_task_weights`). Raises ``ValueError`` naming the bad value.
     """
-    if weights is None:
-        values = [1.0] * len(task_names)
-    elif isinstance(weights, Mapping):
-        unknown = [k for k in weights if k not in task_names]
-        if unknown:
-            raise ValueError(f"weights name unknown task(s) {unknown}; the tasks are {task_names}")
-        values = [weights.get(name, 1.0) for name in task_names]
-    else:
-        values = list(weights)
-        if len(values) != len(task_names):
-            raise ValueError(
-                f"weights has {len(values)} entries, the data has {len(task_names)} tasks ({task_names})"
-            )
-    out = []
-    for name, v in zip(task_names, values):
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"weight of task {name!r} must be a number, got {v!r}") from None
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"weight of task {name!r} must be finite and ≥ 0, got {v!r}")
-        out.append(v)
-    if sum(out) <= 0:
-        raise ValueError(f"at least one weight must be > 0, got {out}")
+    out = check_task_weights(weights, task_names)
     if normalize:
         total = sum(out)
         out = [v / total for v in out]
@@ -61,8 +39,9 @@ class Static(Weighting):
 
     def __init__(self, weights: WeightSpec = None, normalize: bool = False) -> None:
         super().__init__()
+        check_weight_spec(weights)
         self.weights = weights
-        self.normalize = bool(normalize)
+        self.normalize = check_bool("normalize", normalize)
         self.values: list[float] = []
         self.weight_tensor: torch.Tensor | None = None  # cached on the losses' device (no copy per step)
 
@@ -73,6 +52,7 @@ class Static(Weighting):
 
     def set_weights(self, weights: WeightSpec) -> None:
         """Change the weights; they are checked now and used from the next step on."""
+        check_weight_spec(weights)
         values = resolve_weights(weights, self.task_names, self.normalize)
         self.weights = weights
         self.values = values

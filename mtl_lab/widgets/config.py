@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from mtl_lab import data as datasets
+from mtl_lab import validate
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import DEVICES, OPTIMIZERS, TrainConfig, Trainer, build_trainer
-from mtl_lab.weighting import METHODS
+from mtl_lab.train import TrainConfig, Trainer, build_trainer, check_architecture_options
+from mtl_lab.weighting import METHODS, create
 
 FORMAT = "mtl_lab.lab/1"
 
@@ -107,6 +107,9 @@ class LabConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad value and what is allowed."""
+        for name in ("data", "architecture", "method", "optimizer", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         if self.data not in datasets.DATASETS:
             raise ValueError(f"unknown data set {self.data!r}; choose from {list(datasets.DATASETS)}")
         if self.architecture not in ARCHITECTURES:
@@ -122,16 +125,30 @@ class LabConfig:
         unknown = [k for k in self.method_options if k not in allowed]
         if unknown:
             raise ValueError(f"method {self.method!r} has no option(s) {unknown}; its options are {allowed}")
+        validate.check_weight_spec(self.weights)
         for task, w in self.weights.items():
-            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
-                raise ValueError(f"weight of task {task!r} must be a finite number ≥ 0, got {w!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
-        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
-            raise ValueError(f"device {self.device!r} is not one of {DEVICES}")
-        if not isinstance(self.baselines, bool):
-            raise ValueError(f"baselines must be true or false, got {self.baselines!r}")
-        TrainConfig(**self.train_options())  # lr, epochs, batch size, seed …: TrainConfig's own checks
+            validate.check_number(f"weight of task {task!r}", w, 0)
+        validate.check_bool("baselines", self.baselines)
+        TrainConfig(**self.train_options())  # lr, epochs, batch size, seed, device spelling: TrainConfig's checks
+        self.check_against_data()
+
+    def check_against_data(self) -> None:
+        """The checks that need the data set or the machine, by the same functions the API calls.
+
+        Task names (of ``tasks`` and of ``weights``), the method's options (its constructor checks them),
+        the architecture's option types, and whether the device exists here (``cuda:1`` is never ``auto``).
+        """
+        data = load_data(self.data, self.data_options)
+        if self.tasks is not None:
+            validate.check_task_names(self.tasks, "tasks")
+            data = data.select(self.tasks)
+        unknown = [t for t in self.weights if t not in load_data(self.data, self.data_options).task_names]
+        if unknown:
+            raise ValueError(f"weights name unknown task(s) {unknown}; the tasks of {self.data!r} are "
+                             f"{load_data(self.data, self.data_options).task_names}")
+        create(self.method, **self.method_kwargs(data.task_names)).reset(data.task_names)
+        check_architecture_options(self.architecture, self.model_options)
+        validate.check_device_available(self.device)
 
     def train_options(self) -> dict:
         return {"optimizer": self.optimizer, "lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size,

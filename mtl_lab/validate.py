@@ -1,0 +1,283 @@
+"""The one validation layer: value checks shared by the Python API, the command line and the lab panel.
+
+Every check raises ``ValueError`` with a message that names the bad value (its ``repr``) and what is
+allowed. The config objects and constructors call these functions (``TrainConfig``, ``Task``,
+``MultiTaskData.from_tensors``, ``History``, the static method's weights, :func:`check_model_options`
+in ``build_trainer``); the CLI and ``LabConfig`` only build those objects, so they cannot drift apart.
+Widget limits are display ranges, never a second validator.
+
+Rules that are choices, with their reasons:
+
+* **Types are taken as written.** A string is never read as a list (``'125'`` is not ``[1, 2, 5]``), a
+  bool is not a number, an int option does not take ``2.5``, a float option takes an int.
+* **Seeds** are ints with ``0 ≤ seed ≤ 2**63 − 2``: the trainer seeds the method's generator with
+  ``seed + 1``, and both must fit a signed 64-bit integer (what a tensor, a checkpoint and NumPy hold).
+* **Devices**: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (``N`` a non-negative int) or ``mps``; a device
+  that is not on this machine is an error when a trainer is built (``cuda:1`` is never quietly ``auto``).
+* **Options a setting does not use are errors**, not warnings: ``momentum`` ≠ 0 with Adam, or
+  ``gamma``/``step_size`` changed without ``schedule='step'``. A warning would leave the run's recorded
+  config claiming something that was not applied; an error costs one edit and cannot be missed.
+* **Task names** are 1–64 printable characters without ``.`` (PyTorch module keys) or ``$`` (matplotlib
+  mathtext in plot labels) and are not an attribute of ``torch.nn.Module`` (``to``, ``train`` …), since
+  the models keep one sub-module per task under its name.
+* **Data must be finite** where it enters (``from_tensors``): NaN or inf in ``x`` or a target is an error
+  naming the rows and columns, unless ``allow_nonfinite=True`` says the caller means it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import torch
+
+SEED_MAX = 2**63 - 2
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+TASK_NAME_MAX = 64
+MODULE_ATTRIBUTES = frozenset(dir(torch.nn.Module()))
+
+
+def is_int(value) -> bool:
+    """An int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """An int or float (not a bool, not a string)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def describe_range(low, high, low_open: bool = False) -> str:
+    """`` > 0``, `` ≥ 1``, `` ≤ 5`` or `` in [0, 9]`` (the allowed range, for messages)."""
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low}, {high}]"
+    if low is not None:
+        return f" {'>' if low_open else '≥'} {low}"
+    return "" if high is None else f" ≤ {high}"
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    """``value`` must be an int (not a bool) in ``[low, high]`` (either bound may be open-ended)."""
+    if not is_int(value) or (low is not None and value < low) or (high is not None and value > high):
+        kind = "" if is_int(value) else f" ({type(value).__name__})"
+        raise ValueError(f"{name} must be an int{describe_range(low, high)}, got {value!r}{kind}")
+    return value
+
+
+def check_number(
+    name: str, value, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
+    """``value`` must be a finite int or float with ``low ≤ value`` (``<`` when ``low_open``) and ``≤ high``."""
+    ok = is_number(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        kind = "" if is_number(value) else f" ({type(value).__name__})"
+        raise ValueError(f"{name} must be a finite number{describe_range(low, high, low_open)}, got {value!r}{kind}")
+    return value
+
+
+def check_choice(name: str, value, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} {value!r} is not one of {tuple(allowed)}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """A seed: an int with ``0 ≤ seed ≤ 2**63 − 2`` (see the module docstring)."""
+    return check_int(name, value, 0, SEED_MAX)
+
+
+def check_device(value) -> str:
+    """The spelling of a device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if not isinstance(value, str) or not DEVICE_PATTERN.match(value):
+        raise ValueError(f"device {value!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, …) or 'mps'")
+    return value
+
+
+def check_device_available(value: str) -> torch.device:
+    """The device ``value`` names (``auto`` resolved), or an error saying that this machine lacks it."""
+    check_device(value)
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    if value.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {value!r} requested but torch.cuda.is_available() is False on this machine")
+        index = torch.device(value).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {value!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist "
+                f"(cuda:0 … cuda:{torch.cuda.device_count() - 1})"
+            )
+    if value == "mps" and not mps:
+        raise ValueError("device 'mps' requested but torch.backends.mps.is_available() is False on this machine")
+    return torch.device(value)
+
+
+def check_unused_options(optimizer: str, momentum: float, schedule: str, step_size: int, gamma: float) -> None:
+    """Options the chosen optimiser or schedule would not use are errors (never silently recorded)."""
+    if optimizer != "sgd" and momentum != 0:
+        raise ValueError(f"momentum={momentum!r} applies only to optimizer 'sgd', not {optimizer!r}; leave it at 0")
+    if schedule != "step":
+        for name, value, default in (("step_size", step_size, 10), ("gamma", gamma, 0.5)):
+            if value != default:
+                raise ValueError(
+                    f"{name}={value!r} applies only to schedule 'step', not {schedule!r}; leave it at {default}"
+                )
+
+
+# ---------------------------------------------------------------- tasks and data
+
+
+def check_task_name(name) -> str:
+    """A task name that is safe as a module key and in plot labels (see the module docstring)."""
+    rule = (
+        f"a task name is 1–{TASK_NAME_MAX} printable characters without '.' or '$', "
+        "and not an attribute of torch.nn.Module such as 'to' or 'train'"
+    )
+    if not isinstance(name, str):
+        raise ValueError(f"task name must be a string, got {name!r} ({type(name).__name__}); {rule}")
+    if not name or len(name) > TASK_NAME_MAX or not name.isprintable() or "." in name or "$" in name:
+        raise ValueError(f"task name {name!r} is not allowed: {rule}")
+    if name in MODULE_ATTRIBUTES:
+        raise ValueError(f"task name {name!r} is not allowed: it is an attribute of torch.nn.Module; {rule}")
+    return name
+
+
+def check_task_names(value, what: str = "task_names") -> list[str]:
+    """A list (or tuple) of distinct strings — a single string is not a list of names."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"{what} must be a list of task names, got {value!r} ({type(value).__name__})")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"{what} must contain only strings, got {bad[0]!r} in {list(value)!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{what} repeats a name: {list(value)!r}")
+    return list(value)
+
+
+def check_finite(name: str, tensor: torch.Tensor, allow_nonfinite: bool = False, shown: int = 5,
+                 hint: str = "") -> None:
+    """No NaN or inf in ``tensor`` (rows are its first dimension); the message names rows and columns
+    (and ends with ``hint`` when given)."""
+    if allow_nonfinite or not tensor.dtype.is_floating_point:
+        return
+    bad = ~torch.isfinite(tensor)
+    if not bool(bad.any()):
+        return
+    flat = bad.reshape(bad.shape[0], -1)
+    rows = flat.any(dim=1).nonzero().flatten().tolist()
+    cols = flat.any(dim=0).nonzero().flatten().tolist()
+    more_rows = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    more_cols = f" and {len(cols) - shown} more" if len(cols) > shown else ""
+    first = tensor.reshape(tensor.shape[0], -1)[rows[0], cols[0]].item() if tensor.dim() > 1 else tensor[rows[0]].item()
+    raise ValueError(
+        f"{name} has non-finite values ({first} …) in rows {rows[:shown]}{more_rows}, "
+        f"columns {cols[:shown]}{more_cols} (flattened per row); clean the data, or pass allow_nonfinite=True "
+        f"if you mean it{hint}"
+    )
+
+
+# ---------------------------------------------------------------- weights
+
+
+def check_weight_spec(weights, name: str = "weights") -> None:
+    """Static weights: ``None``, a list/tuple of numbers (one per task) or a ``{task: weight}`` dict.
+
+    Only the shape of the value is checked here; :func:`check_task_weights` checks it against the tasks.
+    """
+    if weights is None:
+        return
+    allowed = "a list with one number per task, or a {task: weight} dict"
+    if isinstance(weights, str | bytes) or not isinstance(weights, Mapping | Sequence | torch.Tensor):
+        raise ValueError(f"{name} must be {allowed}, got {weights!r} ({type(weights).__name__})")
+    values = weights.values() if isinstance(weights, Mapping) else weights
+    if isinstance(weights, Mapping):
+        keys = [k for k in weights if not isinstance(k, str)]
+        if keys:
+            raise ValueError(f"{name} must be keyed by task name (a string), got key {keys[0]!r}")
+    for v in values:
+        number = is_number(v) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+        if not number:
+            raise ValueError(f"{name} must hold numbers, got {v!r} ({type(v).__name__}) in {weights!r}")
+
+
+def check_task_weights(weights, task_names: list[str], name: str = "weights") -> list[float]:
+    """One finite weight ≥ 0 per task (a dict names tasks; missing ones get 1); at least one > 0."""
+    check_weight_spec(weights, name)
+    if weights is None:
+        values = [1.0] * len(task_names)
+    elif isinstance(weights, Mapping):
+        unknown = [k for k in weights if k not in task_names]
+        if unknown:
+            raise ValueError(f"{name} name unknown task(s) {unknown}; the tasks are {task_names}")
+        values = [weights.get(t, 1.0) for t in task_names]
+    else:
+        values = list(weights)
+        if len(values) != len(task_names):
+            raise ValueError(f"{name} has {len(values)} entries, the data has {len(task_names)} tasks ({task_names})")
+    out = []
+    for task, v in zip(task_names, values):
+        v = float(v)
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"weight of task {task!r} must be finite and ≥ 0, got {v!r}")
+        out.append(v)
+    if sum(out) <= 0:
+        raise ValueError(f"at least one weight must be > 0, got {out}")
+    return out
+
+
+# ---------------------------------------------------------------- options checked against their defaults
+
+
+def check_model_options(cls: type, options: Mapping, where: str) -> None:
+    """Each option against the kind of its default in ``cls.__init__`` (see :func:`check_options`)."""
+    check_options(cls.__init__, options, where)
+
+
+def check_options(function, options: Mapping, where: str) -> None:
+    """Each option of ``function`` against the kind of its default value.
+
+    ``int`` defaults take ints, ``float`` defaults take numbers, ``bool`` defaults take bools, ``str``
+    defaults take strings, tuple defaults take a list/tuple of the kind of their elements (ints when
+    empty), and an option called ``seed`` is a seed. Options whose default is ``None`` or absent are
+    left to the function (they accept several shapes).
+    """
+    params = inspect.signature(function).parameters
+    for key, value in options.items():
+        if key == "seed":
+            check_seed(value, f"{where} option seed")
+            continue
+        if key not in params or params[key].default is inspect.Parameter.empty:
+            continue
+        check_like_default(f"{where} option {key}", value, params[key].default)
+
+
+def check_like_default(name: str, value, default) -> None:
+    """``value`` must have the kind of ``default`` (see :func:`check_options`)."""
+    if isinstance(default, bool):
+        check_bool(name, value)
+    elif isinstance(default, int):
+        check_int(name, value)
+    elif isinstance(default, float):
+        check_number(name, value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, tuple):
+        floats = any(isinstance(v, float) for v in default)
+        kind, ok = ("numbers", is_number) if floats else ("ints", is_int)
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(ok(v) for v in value):
+            example = list(default) or [32]
+            raise ValueError(f"{name} must be a list of {kind} such as {example}, got {value!r}")

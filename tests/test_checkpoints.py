@@ -1,0 +1,153 @@
+"""Checkpoints: a file that is not one is named as such; one of another run is refused before anything is
+loaded, naming the mismatch; a failed load or save overwrites nothing."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+
+import pytest
+import torch
+
+from mtl_lab import tasks
+from mtl_lab.data.base import MultiTaskData
+from mtl_lab.train import build_trainer
+
+OPTIONS = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "model_options": {"hidden": (8,)}}
+
+
+def data(names=("r", "s")) -> MultiTaskData:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=g)
+    return MultiTaskData.from_tensors(x, {n: torch.randn(40, 1, generator=g) for n in names},
+                                      [tasks.regression(n) for n in names])
+
+
+def trained(**extra):
+    options = {**OPTIONS, **extra}
+    architecture = options.pop("architecture", "hard")
+    method = options.pop("method", "equal")
+    names = options.pop("names", ("r", "s"))
+    trainer = build_trainer(data(names), architecture, method, **options)
+    trainer.fit(max_steps=3)
+    return trainer
+
+
+def snapshot(trainer) -> dict:
+    return copy.deepcopy(trainer.state())
+
+
+def assert_unchanged(trainer, before: dict) -> None:
+    after = trainer.state()
+    for key, value in before["model"].items():
+        assert torch.equal(value, after["model"][key]), key
+    assert str(before["optimizer"]) == str(after["optimizer"])
+    assert before["history"] == after["history"] and before["counters"] == after["counters"]
+    assert torch.equal(before["position"]["batch_rng"], after["position"]["batch_rng"])
+
+
+class Payload:
+    """An object torch's weights-only loader refuses (a pickle that would run code)."""
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "empty", "history.json", "plain dict", "pickled object",
+                                  "tensor"])
+def test_a_file_that_is_not_a_checkpoint_is_named_so(kind, tmp_path):
+    trainer = trained()
+    path = tmp_path / f"{kind.replace(' ', '_')}.pt"
+    if kind == "random bytes":
+        path.write_bytes(os.urandom(256))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "history.json":
+        path = trainer.history.save(tmp_path / "history.json")
+    elif kind == "plain dict":
+        torch.save({"model": {}}, path)
+    elif kind == "pickled object":
+        path.write_bytes(pickle.dumps(Payload()))
+    else:
+        torch.save(torch.zeros(3), path)
+    before = snapshot(trainer)
+    with pytest.raises(ValueError) as info:
+        trainer.load(path)
+    message = str(info.value)
+    assert message.startswith(f"not an mtl_lab checkpoint: {path}")
+    assert "weights_only" not in message  # never the advice to unpickle arbitrary code
+    assert_unchanged(trainer, before)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint file at .*nothere.pt"):
+        trained().load(tmp_path / "nothere.pt")
+
+
+@pytest.mark.parametrize(
+    "saved,loading,fragments",
+    [
+        ({}, {"architecture": "mmoe"}, ["checkpoint is for architecture 'hard' with tasks ['r', 's']", "'mmoe'",
+                                        "['architecture']"]),
+        ({}, {"names": ("r", "t")}, ["with tasks ['r', 's']", "['r', 't']", "['tasks']"]),
+        ({}, {"optimizer": "sgd"}, ["optimizer 'adam'", "optimizer 'sgd'"]),
+        ({}, {"method": "pcgrad"}, ["method 'equal'", "method 'pcgrad'"]),
+        ({}, {"schedule": "cosine"}, ["schedule 'none'", "schedule 'cosine'"]),
+        ({}, {"batch_size": 4}, ["batch size 8", "batch size 4"]),
+        ({}, {"model_options": {"hidden": (16,)}}, ["shape (8, 3)", "(16, 3)"]),
+        ({"model_options": {"hidden": (8, 8)}}, {}, ["unexpected ["]),
+    ],
+)
+def test_a_checkpoint_of_another_run_is_refused_before_anything_is_loaded(saved, loading, fragments, tmp_path):
+    path = trained(**saved).save(tmp_path / "other.pt")
+    trainer = trained(**loading)
+    before = snapshot(trainer)
+    with pytest.raises(ValueError) as info:
+        trainer.load(path)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    assert str(path) in str(info.value)
+    assert_unchanged(trainer, before)
+
+
+def test_a_load_that_fails_half_way_puts_the_previous_state_back(tmp_path):
+    source = trained()
+    state = source.state()
+    state["weighting"] = {"not": "a state this method knows"}
+    state["optimizer"] = {"state": {}, "param_groups": []}  # fails after the model was loaded
+    from mtl_lab import checkpoint
+
+    path = checkpoint.write(tmp_path / "broken.pt", state)
+    trainer = trained(seed=7)
+    before = snapshot(trainer)
+    with pytest.raises(ValueError, match="could not be loaded .* the trainer is unchanged"):
+        trainer.load(path)
+    assert_unchanged(trainer, before)
+
+
+def test_save_is_atomic_and_refuses_a_folder(tmp_path):
+    trainer = trained()
+    path = trainer.save(tmp_path / "run.pt")
+    good = path.read_bytes()
+    with pytest.raises(ValueError, match="is a folder"):
+        trainer.save(tmp_path)
+    original = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        raise OSError("disk full")
+
+    torch.save = failing_save
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            trainer.save(path)
+    finally:
+        torch.save = original
+    assert path.read_bytes() == good  # the previous checkpoint is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # no temporary file left behind
+
+
+def test_a_checkpoint_round_trip_restores_everything(tmp_path):
+    trainer = trained()
+    path = trainer.save(tmp_path / "run.pt")
+    other = trained(seed=99)
+    other.load(path)
+    assert_unchanged(other, snapshot(trainer))
+    assert other.identity() == trainer.identity()
