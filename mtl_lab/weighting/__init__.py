@@ -27,6 +27,8 @@ from mtl_lab.weighting.gradnorm import GradNorm
 from mtl_lab.weighting.imtl_l import IMTLL
 from mtl_lab.weighting.inverse_loss import InverseLoss
 from mtl_lab.weighting.rlw import RLW
+from mtl_lab.weighting.scale_invariant import ScaleInvariant
+from mtl_lab.weighting.stch import STCH
 from mtl_lab.weighting.uncertainty import Uncertainty
 
 # isort: split
@@ -35,12 +37,17 @@ from mtl_lab.weighting.uncertainty import Uncertainty
 # isort: split
 from mtl_lab.weighting.aligned_mtl import AlignedMTL
 from mtl_lab.weighting.cagrad import CAGrad
+from mtl_lab.weighting.conflict_free import ConFIG
+from mtl_lab.weighting.cr_mogm import CRMOGM
 from mtl_lab.weighting.dualproj import DualProj
+from mtl_lab.weighting.excess_mtl import ExcessMTL
+from mtl_lab.weighting.fairgrad import FairGrad
 from mtl_lab.weighting.graddrop import GradDrop
 from mtl_lab.weighting.gradvac import GradVac
 from mtl_lab.weighting.imtl_g import IMTLG
 from mtl_lab.weighting.mgda import MGDA, MGDAUB
 from mtl_lab.weighting.nash_mtl import NashMTL
+from mtl_lab.weighting.pcd import PCD
 from mtl_lab.weighting.pcgrad import PCGrad
 from mtl_lab.weighting.upgrad import UPGrad
 
@@ -60,6 +67,8 @@ METHODS: dict[str, type[Weighting]] = {
     IMTLL.name: IMTLL,
     FAMO.name: FAMO,
     DBMTL.name: DBMTL,
+    ScaleInvariant.name: ScaleInvariant,
+    STCH.name: STCH,
     # loss-weighting entries (end)
     # gradient-manipulation entries (start)
     MGDA.name: MGDA,
@@ -73,6 +82,11 @@ METHODS: dict[str, type[Weighting]] = {
     UPGrad.name: UPGrad,
     DualProj.name: DualProj,
     GradDrop.name: GradDrop,
+    FairGrad.name: FairGrad,
+    ConFIG.name: ConFIG,
+    PCD.name: PCD,
+    ExcessMTL.name: ExcessMTL,
+    CRMOGM.name: CRMOGM,
     # gradient-manipulation entries (end)
 }
 
