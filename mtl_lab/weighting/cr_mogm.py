@@ -35,6 +35,7 @@ class CRMOGM(Weighting):
 
     name = "cr_mogm"
     description = "CR-MOGM: an exponential moving average over another method's weights (Zhou et al. 2022)."
+    requires = "gramian"  # that of the default inner method (MGDA); each instance takes its inner method's
 
     def __init__(self, inner: str | Weighting = "mgda", alpha: float = 0.9) -> None:
         super().__init__()
