@@ -56,6 +56,7 @@ METHOD_COLORS = {
     "pcd": "#5a5a00",
     "excess_mtl": "#3d1f00",
     "cr_mogm": "#483d8b",
+    "moco": "#1a3d3d",
 }
 
 

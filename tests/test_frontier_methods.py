@@ -1,4 +1,4 @@
-"""The methods of today's frontier: FairGrad, ConFIG, PCD, ExcessMTL, CR-MOGM, STCH, the scale-invariant loss.
+"""Today's frontier: FairGrad, ConFIG, PCD, ExcessMTL, CR-MOGM, MoCo, STCH, the scale-invariant loss.
 
 Each is checked against TorchJD 0.18 where TorchJD has it, and against its defining equations:
 
@@ -15,6 +15,8 @@ Each is checked against TorchJD 0.18 where TorchJD has it, and against its defin
 * STCH — after the warm-up, T × the autograd gradient of TorchJD's ``scalarization.STCH`` (weights 1,
   reference = log nadir) at the log losses: 1e-10; warm-up weights ``1/L`` and the nadir by hand.
 * Scale-invariant loss — the autograd gradient of ``Σ log L_t`` (1e-12) and invariance to loss scale.
+* MoCo (not in TorchJD) — the paper's Algorithm 1 written out by hand for two steps (float64 defaults
+  of ``assert_close``); the simplex projection against its KKT conditions (1e-12).
 
 End-to-end training of every registered method is in ``test_methods_training.py`` (it walks ``METHODS``).
 """
@@ -37,7 +39,7 @@ from mtl_lab.weighting.solvers import ConvergenceWarning, nash_weights
 jd = pytest.importorskip("torchjd.aggregation")
 jd_scalarization = pytest.importorskip("torchjd.scalarization")
 
-NEW_GRADIENT = ["fairgrad", "config", "pcd", "excess_mtl", "cr_mogm"]
+NEW_GRADIENT = ["fairgrad", "config", "pcd", "excess_mtl", "cr_mogm", "moco"]
 NEW_LOSS = ["scale_invariant", "stch"]
 SHAPES = [(2, 3), (3, 5), (4, 10), (5, 20), (3, 30), (5, 7)]
 
@@ -111,7 +113,7 @@ def test_aggregate_and_degenerate_inputs(name):
         json.dumps(comb.info)
 
 
-@pytest.mark.parametrize("name", ["pcd", "excess_mtl", "cr_mogm", "stch"])
+@pytest.mark.parametrize("name", ["pcd", "excess_mtl", "cr_mogm", "stch", "moco"])
 def test_state_dict_round_trip_continues_the_same_run(name):
     G = [random_matrix(3, 6, seed=s) for s in range(4)]
     L = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
@@ -396,3 +398,65 @@ def test_variants_train_digits_and_a_reused_instance_is_reset(name, options):
     assert sum(sum(r) for r in a.losses[-3:]) / 3 < sum(a.losses[0])
     b = build_trainer(DIGITS, "hard", method, **OPTIONS).fit()
     torch.testing.assert_close(torch.tensor(a.weights), torch.tensor(b.weights))
+
+
+# --------------------------------------------------------------------------- MoCo
+
+
+def test_simplex_projection_against_the_kkt_conditions():
+    from mtl_lab.weighting.moco import project_onto_simplex
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        v = 3 * torch.randn(int(torch.randint(1, 7, (1,), generator=g)), generator=g, dtype=torch.float64)
+        x = project_onto_simplex(v)
+        assert bool((x >= 0).all()) and math.isclose(float(x.sum()), 1.0, rel_tol=1e-12)
+        # x = max(v − θ, 0) for one θ: every positive entry moved by the same amount, the others are below θ
+        theta = float((v - x)[x > 0].mean())
+        torch.testing.assert_close(x, torch.clamp(v - theta, min=0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(project_onto_simplex(torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)),
+                               torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(project_onto_simplex(torch.tensor([2.0, 0.0], dtype=torch.float64)),
+                               torch.tensor([1.0, 0.0], dtype=torch.float64))
+
+
+def test_moco_two_steps_by_hand():
+    """Algorithm 1 written out on two tasks, raw gradients (normalize=False), β=0.5, γ=0.1, σ=0.5, ρ=0.2."""
+    method = fresh("moco", 2, normalize=False, rho=0.2)
+    G1 = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    G2 = torch.tensor([[2.0, 1.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    # step 1: β_1 = 0.5, γ_1 = 0.1; y = 0.5·G1; λ = Π(½·1 − 0.1 (YYᵀ + 0.2 I) ½·1)
+    Y = 0.5 * G1
+    M = Y @ Y.T + 0.2 * torch.eye(2, dtype=torch.float64)  # [[1.45, -0.5], [-0.5, 0.7]]; M·½1 = [0.475, 0.1]
+    lam = torch.tensor([0.5, 0.5], dtype=torch.float64) - 0.1 * M @ torch.tensor([0.5, 0.5], dtype=torch.float64)
+    lam = lam + (1 - lam.sum()) / 2  # both stay positive: the projection shifts them equally
+    torch.testing.assert_close(lam, torch.tensor([0.48125, 0.51875], dtype=torch.float64))
+    comb = combination_for(method, G1, torch.ones(2, dtype=torch.float64), ctx())
+    torch.testing.assert_close(comb.direction, Y.T @ lam)
+    torch.testing.assert_close(torch.tensor(comb.info["lambda"], dtype=torch.float64), lam)
+    # step 2: β_2 = 0.5/√2, γ_2 = 0.1/√2
+    b2, g2 = 0.5 / math.sqrt(2), 0.1 / math.sqrt(2)
+    Y = Y - b2 * (Y - G2)
+    M = Y @ Y.T + 0.2 * torch.eye(2, dtype=torch.float64)
+    moved = lam - g2 * M @ lam
+    lam = moved + (1 - moved.sum()) / 2
+    assert bool((lam > 0).all())
+    comb = combination_for(method, G2, torch.ones(2, dtype=torch.float64), ctx())
+    torch.testing.assert_close(comb.direction, Y.T @ lam)
+    # the effective weights are the least-squares fit: what is left of d is orthogonal to every gradient
+    torch.testing.assert_close(G2 @ (comb.weights @ G2 - comb.direction), torch.zeros(2, dtype=torch.float64))
+    assert comb.info["lstsq_residual"] > 1e-3  # d carries step 1's gradients: not in this step's span
+
+
+def test_moco_normalises_gradients_to_the_loss_and_softmax_variant():
+    method = fresh("moco", 2, lambda_update="softmax", beta=1.0)
+    G = torch.tensor([[3.0, 4.0], [0.0, 2.0]], dtype=torch.float64)
+    L = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    comb = combination_for(method, G, L, ctx())
+    norms = torch.tensor([[5.0], [2.0]], dtype=torch.float64)
+    h = G / (norms + 1e-8) * L[:, None]  # each gradient rescaled to the length of its loss (β = 1: y = h)
+    half = torch.full((2,), 0.5, dtype=torch.float64)
+    lam = torch.softmax(half - 0.1 * (h @ h.T) @ half, 0)
+    torch.testing.assert_close(comb.direction, h.T @ lam)
+    with pytest.raises(ValueError, match="lambda_update"):
+        create("moco", lambda_update="exp")

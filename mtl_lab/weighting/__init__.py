@@ -46,6 +46,7 @@ from mtl_lab.weighting.graddrop import GradDrop
 from mtl_lab.weighting.gradvac import GradVac
 from mtl_lab.weighting.imtl_g import IMTLG
 from mtl_lab.weighting.mgda import MGDA, MGDAUB
+from mtl_lab.weighting.moco import MoCo
 from mtl_lab.weighting.nash_mtl import NashMTL
 from mtl_lab.weighting.pcd import PCD
 from mtl_lab.weighting.pcgrad import PCGrad
@@ -87,6 +88,7 @@ METHODS: dict[str, type[Weighting]] = {
     PCD.name: PCD,
     ExcessMTL.name: ExcessMTL,
     CRMOGM.name: CRMOGM,
+    MoCo.name: MoCo,
     # gradient-manipulation entries (end)
 }
 
