@@ -57,6 +57,7 @@ from mtl_lab.grouping import resolve_auto_groups
 from mtl_lab.history import History
 from mtl_lab.models import build_model
 from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.rep_grad import check_rep_grads, method_input, representation_direction, step_need
 from mtl_lab.weighting import StepContext, Weighting, create
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -85,6 +86,8 @@ class TrainConfig:
         evaluate: evaluate the validation split after every epoch.
         train_metrics: also evaluate the training split's metrics after every epoch.
         augment: apply the data set's training augmentation, when it has one.
+        rep_grads: feed a gradient method the per-task gradients of the shared representation instead of
+            the shared parameters (see :mod:`mtl_lab.rep_grad`).
     """
 
     epochs: int = 20
@@ -105,6 +108,7 @@ class TrainConfig:
     evaluate: bool = True
     train_metrics: bool = True
     augment: bool = False
+    rep_grads: bool = False
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_zero: bool = False) -> None:
@@ -134,6 +138,10 @@ class TrainConfig:
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("gradient_path", GRADIENT_PATHS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
+        if not isinstance(self.rep_grads, bool):
+            raise ValueError(f"rep_grads must be True or False, got {self.rep_grads!r}")
+        if self.rep_grads and self.gradient_path == "gramian":
+            raise ValueError("rep_grads=True and gradient_path='gramian' exclude each other: choose one")
         if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
             raise ValueError(f"device {self.device!r} is not one of {DEVICES} (or 'cuda:N')")
 
@@ -239,6 +247,8 @@ class Trainer:
         self.task_names = data.task_names
         self.weighting = create(weighting)
         self.weighting.reset(self.task_names)
+        if self.config.rep_grads:
+            check_rep_grads(self.weighting)
         self.shared = list(model.shared_parameters())
         self.heads = [list(model.task_parameters(n)) for n in self.task_names]
         self.check_parameter_groups()
@@ -312,7 +322,7 @@ class Trainer:
         has not been measured on a GPU. ``gradient_path="gramian"`` turns it on.
         """
         if self.weighting.requires != "gramian" or self.config.gradient_path != "gramian":
-            return None
+            return None  # (rep_grads=True with gradient_path="gramian" is refused by TrainConfig)
         if not LinearGramian.applies_to(self.model, self.shared):
             raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
         return LinearGramian(self.model, self.shared)
@@ -368,9 +378,7 @@ class Trainer:
         """One optimisation step on a batch; returns the detached per-task losses."""
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
-        need = self.weighting.requires
-        if need == "rep_grads" and not self.model.has_shared_trunk:
-            need = "grads"  # no shared representation: the gradients of the task parameters stand in
+        need = step_need(self.weighting.requires, self.config.rep_grads, self.model.has_shared_trunk)
         diagnose = self.diagnostics_due() and self.model.has_shared_trunk
         use_gramian = self.gramian is not None
         if use_gramian:
@@ -420,12 +428,11 @@ class Trainer:
                 self.record_diagnostics(diagnostics_from_gramian(K, combination.weights, lr).as_dict())
         elif need == "rep_grads":
             Z, head_grads = representation_gradients(losses, rep, self.heads)
-            combination = self.weighting.combine(detached, Z, ctx)
-            self.require_weights_only(combination)
+            combination = self.weighting.combine(detached, method_input(Z, self.weighting.requires), ctx)
             if diagnose:
                 G, _ = task_gradients(losses, self.shared, self.heads)
                 self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, lr).as_dict())
-            rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep))  # the trunk's last use of the graph
+            rep.backward(representation_direction(combination, Z).view_as(rep))  # the trunk's last use of the graph
         else:
             # the last task's pass frees the graph: nothing after it differentiates the losses again
             G, head_grads = task_gradients(losses, self.shared, self.heads, retain_graph=False)
