@@ -57,6 +57,8 @@ METHOD_COLORS = {
     "excess_mtl": "#3d1f00",
     "cr_mogm": "#483d8b",
     "moco": "#1a3d3d",
+    "sdmgrad": "#252a5c",
+    "modo": "#556b2f",
 }
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from mtl_lab.data.base import MultiTaskData
+from mtl_lab.extra_batches import ExtraBatches
 from mtl_lab.gradients import (
     LinearGramian,
     assign_flat_grad,
@@ -258,6 +259,7 @@ class Trainer:
         self.optimizer = self.make_optimizer()
         self.scheduler = self.make_scheduler()
         self.gramian = self.make_gramian_engine()
+        self.extra_batches = self.make_extra_batches()
         self.record_every = self.config.record_every or (10 if self.device.type == "cpu" else 25)
         self.callback = callback
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
@@ -326,6 +328,12 @@ class Trainer:
         if not LinearGramian.applies_to(self.model, self.shared):
             raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
         return LinearGramian(self.model, self.shared)
+
+    def make_extra_batches(self) -> ExtraBatches | None:
+        """The independent batch stream of a method with ``requires="cross_gramian"`` (SDMGrad, MoDo)."""
+        if self.weighting.requires != "cross_gramian":
+            return None
+        return ExtraBatches(self.data.train, self.config.batch_size, self.config.seed)
 
     def describe(self) -> dict:
         """Run metadata for the History (JSON-friendly)."""
@@ -399,6 +407,8 @@ class Trainer:
         if need == "losses" and not diagnose:
             combination = self.weighting.combine(detached, None, ctx)
             (combination.weights * torch.stack(losses)).sum().backward()
+        elif need == "cross_gramian":
+            combination = self.cross_gramian_step(losses, diagnose, ctx)
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
         regularizer = self.add_regularizers()
@@ -449,6 +459,18 @@ class Trainer:
         if factors is None:
             factors = combination.weights if need == "losses" else None
         assign_head_grads(self.heads, head_grads, [1.0] * len(self.tasks) if factors is None else list(factors))
+        return combination
+
+    def cross_gramian_step(self, losses, diagnose: bool, ctx: StepContext):
+        """Weights from ``A = G_ξ G_ξ'ᵀ`` of two extra batches, applied to this batch's losses (heads included)."""
+        A = self.extra_batches.cross_gramian(self.model, self.compute_losses, self.shared, self.heads)
+        detached = torch.stack([loss.detach() for loss in losses])
+        combination = self.weighting.combine(detached, A, ctx)
+        self.require_weights_only(combination)
+        if diagnose:
+            G, _ = task_gradients(losses, self.shared, self.heads)
+            self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, ctx.lr).as_dict())
+        (combination.weights.to(detached.dtype) * torch.stack(losses)).sum().backward()
         return combination
 
     def require_weights_only(self, combination) -> None:

@@ -1,4 +1,4 @@
-"""Today's frontier: FairGrad, ConFIG, PCD, ExcessMTL, CR-MOGM, MoCo, STCH, the scale-invariant loss.
+"""Today's frontier: FairGrad, ConFIG, PCD, ExcessMTL, CR-MOGM, MoCo, SDMGrad, MoDo, STCH, SI loss.
 
 Each is checked against TorchJD 0.18 where TorchJD has it, and against its defining equations:
 
@@ -17,6 +17,10 @@ Each is checked against TorchJD 0.18 where TorchJD has it, and against its defin
 * Scale-invariant loss — the autograd gradient of ``Σ log L_t`` (1e-12) and invariance to loss scale.
 * MoCo (not in TorchJD) — the paper's Algorithm 1 written out by hand for two steps (float64 defaults
   of ``assert_close``); the simplex projection against its KKT conditions (1e-12).
+* SDMGrad, MoDo — TorchJD's ``SDMGradWeighting`` / ``MoDoWeighting`` on the same non-symmetric
+  ``A = G_ξ G_ξ'ᵀ`` over several steps: 1e-9; MoDo's step by hand; the Trainer's extra batches replayed.
+* Representation gradients — ``mgda`` with ``rep_grads=True`` is ``mgda_ub`` bit for bit; one step of
+  PCGrad, GradDrop and ConFIG on ``Z`` replayed by hand through the trunk (1e-5, float32).
 
 End-to-end training of every registered method is in ``test_methods_training.py`` (it walks ``METHODS``).
 """
@@ -39,7 +43,7 @@ from mtl_lab.weighting.solvers import ConvergenceWarning, nash_weights
 jd = pytest.importorskip("torchjd.aggregation")
 jd_scalarization = pytest.importorskip("torchjd.scalarization")
 
-NEW_GRADIENT = ["fairgrad", "config", "pcd", "excess_mtl", "cr_mogm", "moco"]
+NEW_GRADIENT = ["fairgrad", "config", "pcd", "excess_mtl", "cr_mogm", "moco", "sdmgrad", "modo"]
 NEW_LOSS = ["scale_invariant", "stch"]
 SHAPES = [(2, 3), (3, 5), (4, 10), (5, 20), (3, 30), (5, 7)]
 
@@ -113,7 +117,7 @@ def test_aggregate_and_degenerate_inputs(name):
         json.dumps(comb.info)
 
 
-@pytest.mark.parametrize("name", ["pcd", "excess_mtl", "cr_mogm", "stch", "moco"])
+@pytest.mark.parametrize("name", ["pcd", "excess_mtl", "cr_mogm", "stch", "moco", "sdmgrad", "modo"])
 def test_state_dict_round_trip_continues_the_same_run(name):
     G = [random_matrix(3, 6, seed=s) for s in range(4)]
     L = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
@@ -525,3 +529,60 @@ def test_gradient_methods_train_on_representation_gradients(method):
     assert h.status == "completed" and h.meta["config"]["rep_grads"] is True
     assert sum(sum(r) for r in h.losses[-3:]) / 3 < sum(h.losses[0])
     assert all(math.isfinite(v) for d in h.diagnostics for v in d["shares"])
+
+
+# --------------------------------------------------------------------------- SDMGrad and MoDo: three batches per step
+
+
+def cross_matrices(T: int, seed: int, steps: int = 5) -> list[torch.Tensor]:
+    """``A = G_ξ G_ξ'ᵀ`` of two independent random gradient matrices: not symmetric, not PSD."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(T, 7, generator=g, dtype=torch.float64) @ torch.randn(T, 7, generator=g, dtype=torch.float64).T
+            for _ in range(steps)]
+
+
+@pytest.mark.parametrize("T", [2, 3, 5])
+def test_modo_and_sdmgrad_match_torchjd_over_several_steps(T):
+    for name, theirs in (("modo", jd.MoDoWeighting(gamma=0.1, rho=0.1)), ("sdmgrad", jd.SDMGradWeighting())):
+        ours = fresh(name, T)
+        assert ours.requires == "cross_gramian"
+        for A in cross_matrices(T, seed=T):
+            w = ours.combine(torch.ones(T, dtype=torch.float64), A, ctx()).weights
+            torch.testing.assert_close(w, theirs(A), rtol=1e-9, atol=1e-12)
+
+
+def test_modo_one_step_by_hand():
+    A = torch.tensor([[2.0, 0.5], [-0.5, 1.0]], dtype=torch.float64)
+    comb = fresh("modo", 2, gamma=0.2, rho=0.1).combine(torch.ones(2, dtype=torch.float64), A, ctx())
+    # λ = ½·1 − 0.2 (Aλ + 0.1 λ) = ½ − 0.2·([1.25, 0.25] + 0.05) = [0.24, 0.44]; projection adds 0.16 to each
+    torch.testing.assert_close(comb.weights, torch.tensor([0.4, 0.6], dtype=torch.float64))
+    torch.testing.assert_close(comb.head_weights, comb.weights)
+
+
+def test_sdmgrad_lambda_interpolates_between_mgda_and_the_mean():
+    G = random_matrix(3, 6, seed=8)
+    far = combination_for(fresh("sdmgrad", 3, lambda_=1e6), G, None, ctx()).weights
+    torch.testing.assert_close(far, torch.full((3,), 1 / 3, dtype=torch.float64), rtol=0, atol=1e-5)
+    near = combination_for(fresh("sdmgrad", 3, lambda_=0.0, n_iter=2000, lr=1.0), G, None, ctx()).weights
+    mgda = combination_for(fresh("mgda", 3), G, None, ctx()).weights
+    torch.testing.assert_close(near, mgda, rtol=0, atol=1e-4)
+
+
+def test_the_trainer_draws_two_independent_extra_batches_per_step():
+    from mtl_lab.extra_batches import ExtraBatches
+
+    options = {**REP, "lr": 1e-12, "optimizer": "sgd", "diagnostics_every": 0, "batch_size": 64}
+    trainer = build_trainer(DIGITS, "hard", "modo", **options)
+    x, y = next(iter(DIGITS.train.batches(64, shuffle=False)))
+    trainer.train_step(x, y)
+    weights = trainer.buffer[0][2]
+    extra = ExtraBatches(DIGITS.train, 64, seed=0)
+    A = extra.cross_gramian(trainer.model, trainer.compute_losses, trainer.shared, trainer.heads)
+    expected = fresh("modo", 3).combine(torch.ones(3), A, ctx()).weights
+    torch.testing.assert_close(weights, expected.float(), rtol=1e-5, atol=1e-6)
+    # the Trainer's own batch order is untouched: the first losses are those of equal weighting
+    a = build_trainer(DIGITS, "hard", "modo", **{**REP, "epochs": 1}).fit(max_steps=1)
+    b = build_trainer(DIGITS, "hard", "equal", **{**REP, "epochs": 1}).fit(max_steps=1)
+    assert a.losses[0] == b.losses[0]
+    with pytest.raises(ValueError, match="independent extra"):
+        build_trainer(DIGITS, "hard", "sdmgrad", rep_grads=True, **REP)

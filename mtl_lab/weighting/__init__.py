@@ -47,9 +47,11 @@ from mtl_lab.weighting.gradvac import GradVac
 from mtl_lab.weighting.imtl_g import IMTLG
 from mtl_lab.weighting.mgda import MGDA, MGDAUB
 from mtl_lab.weighting.moco import MoCo
+from mtl_lab.weighting.modo import MoDo
 from mtl_lab.weighting.nash_mtl import NashMTL
 from mtl_lab.weighting.pcd import PCD
 from mtl_lab.weighting.pcgrad import PCGrad
+from mtl_lab.weighting.sdmgrad import SDMGrad
 from mtl_lab.weighting.upgrad import UPGrad
 
 # isort: split
@@ -89,6 +91,8 @@ METHODS: dict[str, type[Weighting]] = {
     ExcessMTL.name: ExcessMTL,
     CRMOGM.name: CRMOGM,
     MoCo.name: MoCo,
+    SDMGrad.name: SDMGrad,
+    MoDo.name: MoDo,
     # gradient-manipulation entries (end)
 }
 
@@ -140,7 +144,7 @@ def combination_for(
         losses = torch.ones(T, dtype=G.dtype, device=G.device)
     if weighting.requires == "losses":
         extra = None
-    elif weighting.requires == "gramian":
+    elif weighting.requires in ("gramian", "cross_gramian"):  # one matrix: one batch stands for both of A's
         extra = G @ G.T
     else:  # "grads", or "rep_grads" where G stands for the representation gradients
         extra = G
