@@ -59,6 +59,7 @@ METHOD_COLORS = {
     "moco": "#1a3d3d",
     "sdmgrad": "#252a5c",
     "modo": "#556b2f",
+    "auto_lambda": "#8b008b",
 }
 
 

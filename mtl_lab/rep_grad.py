@@ -49,10 +49,10 @@ def check_rep_grads(weighting: Weighting) -> None:
             f"rep_grads=True needs a gradient method; {weighting.name!r} uses only the losses "
             "(choose e.g. mgda, pcgrad, cagrad, upgrad, or set rep_grads=False)"
         )
-    if weighting.requires == "cross_gramian":
+    if weighting.requires in ("cross_gramian", "lookahead"):
         raise ValueError(
-            f"rep_grads=True cannot be used with {weighting.name!r}: it needs gradients from independent extra "
-            "batches (requires='cross_gramian'), not the representation of this batch"
+            f"rep_grads=True cannot be used with {weighting.name!r}: it needs gradients of other batches "
+            f"(requires={weighting.requires!r}), not the representation of this batch"
         )
     inner = getattr(weighting, "inner", None)  # a wrapper (cr_mogm) is as good as the method it wraps
     for method in (weighting, inner):

@@ -56,6 +56,7 @@ from mtl_lab.gradients import (
 )
 from mtl_lab.grouping import resolve_auto_groups
 from mtl_lab.history import History
+from mtl_lab.lookahead import Lookahead
 from mtl_lab.models import build_model
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.rep_grad import check_rep_grads, method_input, representation_direction, step_need
@@ -260,6 +261,8 @@ class Trainer:
         self.scheduler = self.make_scheduler()
         self.gramian = self.make_gramian_engine()
         self.extra_batches = self.make_extra_batches()
+        self.lookahead = Lookahead(self.data.val, self.config.batch_size, self.config.seed) if (
+            self.weighting.requires == "lookahead") else None
         self.record_every = self.config.record_every or (10 if self.device.type == "cpu" else 25)
         self.callback = callback
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
@@ -409,6 +412,8 @@ class Trainer:
             (combination.weights * torch.stack(losses)).sum().backward()
         elif need == "cross_gramian":
             combination = self.cross_gramian_step(losses, diagnose, ctx)
+        elif need == "lookahead":
+            combination = self.lookahead_step(losses, diagnose, ctx)
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
         regularizer = self.add_regularizers()
@@ -466,6 +471,19 @@ class Trainer:
         A = self.extra_batches.cross_gramian(self.model, self.compute_losses, self.shared, self.heads)
         detached = torch.stack([loss.detach() for loss in losses])
         combination = self.weighting.combine(detached, A, ctx)
+        self.require_weights_only(combination)
+        if diagnose:
+            G, _ = task_gradients(losses, self.shared, self.heads)
+            self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, ctx.lr).as_dict())
+        (combination.weights.to(detached.dtype) * torch.stack(losses)).sum().backward()
+        return combination
+
+    def lookahead_step(self, losses, diagnose: bool, ctx: StepContext):
+        """Auto-λ: the hypergradient of a validation lookahead, the method's update, then the weighted step."""
+        current = self.weighting.current_weights()
+        H = self.lookahead.hypergradient(self.model, self.compute_losses, losses, current, ctx.lr)
+        detached = torch.stack([loss.detach() for loss in losses])
+        combination = self.weighting.combine(detached, H[:, None], ctx)
         self.require_weights_only(combination)
         if diagnose:
             G, _ = task_gradients(losses, self.shared, self.heads)

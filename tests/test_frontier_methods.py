@@ -1,4 +1,4 @@
-"""Today's frontier: FairGrad, ConFIG, PCD, ExcessMTL, CR-MOGM, MoCo, SDMGrad, MoDo, STCH, SI loss.
+"""Today's frontier: FairGrad, ConFIG, PCD, ExcessMTL, CR-MOGM, MoCo, SDMGrad, MoDo, STCH, SI loss, Auto-λ.
 
 Each is checked against TorchJD 0.18 where TorchJD has it, and against its defining equations:
 
@@ -19,6 +19,8 @@ Each is checked against TorchJD 0.18 where TorchJD has it, and against its defin
   of ``assert_close``); the simplex projection against its KKT conditions (1e-12).
 * SDMGrad, MoDo — TorchJD's ``SDMGradWeighting`` / ``MoDoWeighting`` on the same non-symmetric
   ``A = G_ξ G_ξ'ᵀ`` over several steps: 1e-9; MoDo's step by hand; the Trainer's extra batches replayed.
+* Auto-λ — the Trainer's lookahead hypergradient against autograd through the unrolled virtual step
+  (float64, 1e-10); the weights' Adam step by hand.
 * Representation gradients — ``mgda`` with ``rep_grads=True`` is ``mgda_ub`` bit for bit; one step of
   PCGrad, GradDrop and ConFIG on ``Z`` replayed by hand through the trunk (1e-5, float32).
 
@@ -79,7 +81,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_every_new_method_is_available_and_has_typed_defaults():
     names = dict(available())
-    for name in NEW_GRADIENT + NEW_LOSS:
+    for name in NEW_GRADIENT + NEW_LOSS + ["auto_lambda"]:
         assert name in names and names[name] and len(names[name]) <= 120
         config = create(name).config()
         assert config["name"] == name
@@ -584,5 +586,61 @@ def test_the_trainer_draws_two_independent_extra_batches_per_step():
     a = build_trainer(DIGITS, "hard", "modo", **{**REP, "epochs": 1}).fit(max_steps=1)
     b = build_trainer(DIGITS, "hard", "equal", **{**REP, "epochs": 1}).fit(max_steps=1)
     assert a.losses[0] == b.losses[0]
-    with pytest.raises(ValueError, match="independent extra"):
+    with pytest.raises(ValueError, match="other batches"):
         build_trainer(DIGITS, "hard", "sdmgrad", rep_grads=True, **REP)
+
+
+# --------------------------------------------------------------------------- Auto-λ: a validation lookahead
+
+
+def test_lookahead_hypergradient_equals_autograd_through_the_unrolled_step():
+    """``∂ L_val(θ − α ∇Σλ_t L_t)/∂λ`` by differentiating through the virtual step (create_graph), in float64."""
+    from torch.func import functional_call
+
+    from mtl_lab.lookahead import lookahead_hypergradient
+
+    data = DIGITS
+    trainer = build_trainer(data, "hard", "auto_lambda", {"hidden": (6,)}, epochs=1, batch_size=16)
+    model = trainer.model.double()
+    (x, y), (xv, yv) = next(iter(data.train.batches(16))), next(iter(data.val.batches(16)))
+    x, xv = x.double(), xv.double()
+    y, yv = ({k: v.double() if v.dtype.is_floating_point else v for k, v in d.items()} for d in (y, yv))
+    lam = torch.tensor([0.3, 1.2, 0.7], dtype=torch.float64, requires_grad=True)
+    alpha = 0.05
+    names = [n for n, p in model.named_parameters()]
+    params = list(model.parameters())
+    train_losses = trainer.compute_losses(model(x), y)
+    grads = torch.autograd.grad((lam * torch.stack(train_losses)).sum(), params, create_graph=True)
+    virtual = {n: p - alpha * g for n, p, g in zip(names, params, grads)}
+    val = torch.stack(trainer.compute_losses(functional_call(model, virtual, (xv,)), yv)).sum()
+    (expected,) = torch.autograd.grad(val, lam)
+    losses = trainer.compute_losses(model(x), y)
+    H = lookahead_hypergradient(model, trainer.compute_losses, losses, lam.detach(), alpha, (xv, yv))
+    torch.testing.assert_close(H, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_auto_lambda_takes_an_adam_step_on_the_hypergradient_and_keeps_weights_non_negative():
+    method = fresh("auto_lambda", 3, lr=0.01, init_weight=0.1)
+    torch.testing.assert_close(method.current_weights(), torch.full((3,), 0.1, dtype=torch.float64))
+    H = torch.tensor([[2.0], [-0.5], [0.0]], dtype=torch.float64)
+    w = method.combine(torch.ones(3, dtype=torch.float64), H, ctx()).weights
+    # Adam's first step moves each coordinate by lr·sign(gradient) (lr·g/(|g| + 1e-8))
+    torch.testing.assert_close(w, torch.tensor([0.09, 0.11, 0.1], dtype=torch.float64), rtol=0, atol=1e-9)
+    big = fresh("auto_lambda", 2, lr=1.0)
+    assert float(big.combine(torch.ones(2), torch.tensor([[5.0], [5.0]]), ctx()).weights.min()) == 0.0
+    again = fresh("auto_lambda", 3, lr=0.01, init_weight=0.1)
+    again.load_state_dict(method.state_dict())
+    torch.testing.assert_close(again.combine(torch.ones(3, dtype=torch.float64), H, ctx()).weights,
+                               method.combine(torch.ones(3, dtype=torch.float64), H, ctx()).weights)
+    with pytest.raises(ValueError, match="validation lookahead"):
+        aggregate("auto_lambda", random_matrix(2, 3, 0))
+    with pytest.raises(ValueError, match="other batches"):
+        build_trainer(DIGITS, "hard", "auto_lambda", rep_grads=True, **REP)
+
+
+def test_simplex_projection_of_huge_float32_entries():
+    from mtl_lab.weighting.moco import project_onto_simplex
+
+    x = project_onto_simplex(torch.tensor([3e8, -2e8, 1e7], dtype=torch.float32))
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x, torch.tensor([1.0, 0.0, 0.0]))

@@ -19,6 +19,7 @@ from mtl_lab.weighting.static import Static
 
 # loss-weighting imports (start)
 # isort: split
+from mtl_lab.weighting.auto_lambda import AutoLambda
 from mtl_lab.weighting.db_mtl import DBMTL
 from mtl_lab.weighting.dwa import DWA
 from mtl_lab.weighting.famo import FAMO
@@ -72,6 +73,7 @@ METHODS: dict[str, type[Weighting]] = {
     DBMTL.name: DBMTL,
     ScaleInvariant.name: ScaleInvariant,
     STCH.name: STCH,
+    AutoLambda.name: AutoLambda,
     # loss-weighting entries (end)
     # gradient-manipulation entries (start)
     MGDA.name: MGDA,
@@ -144,6 +146,8 @@ def combination_for(
         losses = torch.ones(T, dtype=G.dtype, device=G.device)
     if weighting.requires == "losses":
         extra = None
+    elif weighting.requires == "lookahead":
+        raise ValueError(f"method {weighting.name!r} learns from a validation lookahead: train it with the Trainer")
     elif weighting.requires in ("gramian", "cross_gramian"):  # one matrix: one batch stands for both of A's
         extra = G @ G.T
     else:  # "grads", or "rep_grads" where G stands for the representation gradients

@@ -44,14 +44,18 @@ LAMBDA_UPDATES = ("projection", "softmax")
 
 
 def project_onto_simplex(v: torch.Tensor) -> torch.Tensor:
-    """Euclidean projection of ``v`` onto ``{x ≥ 0, Σx = 1}`` (sort-based: Held, Wolfe & Crowder, 1974)."""
-    u, _ = torch.sort(v, descending=True)
+    """Euclidean projection of ``v`` onto ``{x ≥ 0, Σx = 1}`` (sort-based: Held, Wolfe & Crowder, 1974).
+
+    Computed in float64 (a float32 entry above 2^24 would lose the ``− 1`` below); returned in ``v``'s dtype.
+    """
+    w = v.double()
+    u, _ = torch.sort(w, descending=True)
     cumulative = torch.cumsum(u, dim=0) - 1
-    ks = torch.arange(1, v.shape[0] + 1, dtype=v.dtype, device=v.device)
-    support = u - cumulative / ks > 0  # true for the first ρ entries
-    rho = int(support.nonzero().max())
+    ks = torch.arange(1, w.shape[0] + 1, dtype=w.dtype, device=w.device)
+    support = u - cumulative / ks > 0  # true for the first ρ entries (always for the first, in exact arithmetic)
+    rho = int(support.nonzero().max()) if bool(support.any()) else 0
     threshold = cumulative[rho] / (rho + 1)
-    return torch.clamp(v - threshold, min=0)
+    return torch.clamp(w - threshold, min=0).to(v.dtype)
 
 
 class MoCo(Weighting):
