@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -83,7 +84,7 @@ def watch_training(page, seconds: float) -> dict:
     """Press Train; sample the chart and the status line for ``seconds``; press Stop."""
     lab = page.locator(".mtl-lab").first
     chart = lab.locator(".mtl-live-chart").first
-    status = lab.locator(".widget-html-content").filter(has_text="step").first
+    status = lab.locator(".widget-html-content").filter(has_text=re.compile(r"step \d+/")).first
     pressed = time.perf_counter()
     button(lab, "Train").click()
     page.wait_for_function("el => +el.dataset.lastStep >= 0", arg=chart.element_handle(), timeout=30_000)

@@ -12,7 +12,7 @@ per-task gradients:
 
 Goals (issue "method zoo"): no method above the FLOP bound of the per-task Jacobian ``(1 + 2T)/3`` plus
 10 %; at least as fast as naive and TorchJD on every row; ``mgda_ub`` within 1.3× of equal weighting.
-Run: ``python benchmarks/bench_methods.py [--quick] [--methods a,b]``.
+Run: ``python benchmarks/bench_methods.py [--quick] [--methods a,b] [--models digits|compute-bound]``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,17 @@ TORCHJD_AGGREGATORS = {
     "gradvac": ("GradVac", {}), "cagrad": ("CAGrad", {"c": 0.5}), "imtl_g": ("IMTLG", {}),
     "nash_mtl": ("NashMTL", {"n_tasks": None}), "aligned_mtl": ("AlignedMTL", {}), "upgrad": ("UPGrad", {}),
     "dualproj": ("DualProj", {}), "graddrop": ("GradDrop", {}),
+    "fairgrad": ("FairGrad", {"alpha": 1.0}), "config": ("ConFIG", {}), "pcd": ("PCD", {}),
+    "excess_mtl": ("ExcessMTL", {}), "cr_mogm": ("GramianWeightedAggregator", {}),
 }
 TORCHJD_WEIGHTINGS = {
     "mgda": ("MGDAWeighting", {}), "upgrad": ("UPGradWeighting", {}), "imtl_g": ("IMTLGWeighting", {}),
     "cagrad": ("CAGradWeighting", {"c": 0.5}), "aligned_mtl": ("AlignedMTLWeighting", {}),
-    "dualproj": ("DualProjWeighting", {}),
+    "dualproj": ("DualProjWeighting", {}), "fairgrad": ("FairGradWeighting", {"alpha": 1.0}),
+    "pcd": ("PCDWeighting", {}), "cr_mogm": ("CRMOGMWeighting", {}),
 }
+# TorchJD's CR-MOGM wraps another weighting: ours defaults to MGDA inside, so theirs gets MGDA too
+TORCHJD_WRAPPED = {"cr_mogm": "MGDAWeighting"}
 
 
 def trainer_runner(data, hidden, batch, method):
@@ -118,11 +123,14 @@ def torchjd_runner(data, hidden, batch, method_name, engine: bool):
 
         gram_engine = Engine(model.trunk, batch_dim=None)
         name, options = TORCHJD_WEIGHTINGS[method_name]
-        weighting = getattr(jd, name)(**options)
+        weighting = getattr(jd, name)(*wrapped(jd, method_name), **options)
     else:
         name, options = TORCHJD_AGGREGATORS[method_name]
         options = {k: (len(data.tasks) if v is None else v) for k, v in options.items()}
-        aggregator = getattr(jd, name)(**options)
+        if method_name in TORCHJD_WRAPPED:
+            aggregator = getattr(jd, name)(jd.CRMOGMWeighting(*wrapped(jd, method_name)))
+        else:
+            aggregator = getattr(jd, name)(**options)
 
     def step():
         x, y = next(feed)
@@ -140,6 +148,11 @@ def torchjd_runner(data, hidden, batch, method_name, engine: bool):
         opt.step()
 
     return warmed(step)
+
+
+def wrapped(jd, method_name: str) -> list:
+    """The inner TorchJD weighting of a wrapper method (CR-MOGM), or nothing."""
+    return [getattr(jd, TORCHJD_WRAPPED[method_name])()] if method_name in TORCHJD_WRAPPED else []
 
 
 def warmed(step):
@@ -168,7 +181,7 @@ def variants_of(data, hidden, batch, methods: list[str]) -> dict[tuple[str, str]
     return runners
 
 
-def run(quick: bool, only: list[str] | None, rounds: int | None = None) -> list[dict]:
+def run(quick: bool, only: list[str] | None, rounds: int | None = None, models: str | None = None) -> list[dict]:
     """Interleaved rounds: each round times every variant once for a block of steps.
 
     Reported per row: the median over rounds of the time per step, the median over rounds of the
@@ -180,6 +193,8 @@ def run(quick: bool, only: list[str] | None, rounds: int | None = None) -> list[
     methods = [m for m in METHODS if m != "static" and (only is None or m in only or m == "equal")]
     rows = []
     for label, (hidden, batch, steps) in MODELS.items():
+        if models is not None and not label.startswith(models):
+            continue
         steps = max(3, steps // 3) if quick else steps
         for T in (3, 5):
             data = make_data(T, batch, steps + 4)
@@ -272,11 +287,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round, fewer steps")
     parser.add_argument("--methods", default=None, help="comma-separated subset (equal is always measured)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, 1 with --quick)")
+    parser.add_argument("--models", default=None, choices=("digits", "compute-bound"), help="only this model")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # solver notices from optional packages would flood the table
     only = args.methods.split(",") if args.methods else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; medians of interleaved rounds")
-    rows = run(args.quick, only, args.rounds)
+    rows = run(args.quick, only, args.rounds, args.models)
     print(table(rows))
     print()
     print(summary(rows))

@@ -49,6 +49,17 @@ METHOD_COLORS = {
     "dualproj": "#b15928",
     "graddrop": "#35978f",
     "torchjd": "#252525",
+    "scale_invariant": "#00008b",
+    "stch": "#4d004b",
+    "fairgrad": "#2b5c00",
+    "config": "#00334d",
+    "pcd": "#5a5a00",
+    "excess_mtl": "#3d1f00",
+    "cr_mogm": "#483d8b",
+    "moco": "#1a3d3d",
+    "sdmgrad": "#252a5c",
+    "modo": "#556b2f",
+    "auto_lambda": "#8b008b",
 }
 
 

@@ -53,6 +53,7 @@ import torch
 from mtl_lab import checkpoint, validate
 from mtl_lab import masks as label_masks
 from mtl_lab.data.base import MultiTaskData
+from mtl_lab.extra_batches import ExtraBatches
 from mtl_lab.gradients import (
     LinearGramian,
     assign_flat_grad,
@@ -66,8 +67,10 @@ from mtl_lab.grouping import resolve_auto_groups
 from mtl_lab.guards import NonFiniteGuard, NonFiniteLossError
 from mtl_lab.history import History
 from mtl_lab.interrupts import deferred_sigint
+from mtl_lab.lookahead import Lookahead
 from mtl_lab.models import ARCHITECTURES, TRUNKS, build_model
 from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.rep_grad import check_rep_grads, method_input, representation_direction, step_need
 from mtl_lab.resume import RunPosition, epoch_batches, global_rng_state, set_global_rng_state
 from mtl_lab.weighting import StepContext, Weighting, create
 
@@ -101,6 +104,8 @@ class TrainConfig:
         nonfinite_check: how a NaN/inf loss or gradient is kept from the weights (:mod:`mtl_lab.guards`):
             ``host`` (read at once), ``device`` (a device-side flag gating a fused optimiser, read at the next
             flush) or ``auto`` (``host`` on CPU, ``device`` elsewhere).
+        rep_grads: feed a gradient method the per-task gradients of the shared representation instead of
+            the shared parameters (see :mod:`mtl_lab.rep_grad`).
     """
 
     epochs: int = 20
@@ -122,6 +127,7 @@ class TrainConfig:
     train_metrics: bool = True
     augment: bool = False
     nonfinite_check: str = "auto"
+    rep_grads: bool = False
 
     def __post_init__(self) -> None:
         """Every value through :mod:`mtl_lab.validate` (the one validation layer)."""
@@ -142,6 +148,9 @@ class TrainConfig:
             validate.check_bool(name, getattr(self, name))
         validate.check_device(self.device)
         validate.check_unused_options(self.optimizer, self.momentum, self.schedule, self.step_size, self.gamma)
+        validate.check_bool("rep_grads", self.rep_grads)
+        if self.rep_grads and self.gradient_path == "gramian":
+            raise ValueError("rep_grads=True and gradient_path='gramian' exclude each other: choose one")
 
     @staticmethod
     def option_names() -> list[str]:
@@ -230,6 +239,8 @@ class Trainer:
         self.task_names = data.task_names
         self.weighting = create(weighting)
         self.weighting.reset(self.task_names)
+        if self.config.rep_grads:
+            check_rep_grads(self.weighting)
         self.shared = list(model.shared_parameters())
         self.heads = [list(model.task_parameters(n)) for n in self.task_names]
         self.check_parameter_groups()
@@ -240,6 +251,9 @@ class Trainer:
         self.optimizer = self.make_optimizer()
         self.scheduler = self.make_scheduler()
         self.gramian = self.make_gramian_engine()
+        self.extra_batches = self.make_extra_batches()
+        self.lookahead = Lookahead(self.data.val, self.config.batch_size, self.config.seed) if (
+            self.weighting.requires == "lookahead") else None
         self.record_every = self.config.record_every or (10 if self.device.type == "cpu" else 25)
         self.callback = callback
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
@@ -323,10 +337,16 @@ class Trainer:
         has not been measured on a GPU. ``gradient_path="gramian"`` turns it on.
         """
         if self.weighting.requires != "gramian" or self.config.gradient_path != "gramian":
-            return None
+            return None  # (rep_grads=True with gradient_path="gramian" is refused by TrainConfig)
         if not LinearGramian.applies_to(self.model, self.shared):
             raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
         return LinearGramian(self.model, self.shared)
+
+    def make_extra_batches(self) -> ExtraBatches | None:
+        """The independent batch stream of a method with ``requires="cross_gramian"`` (SDMGrad, MoDo)."""
+        if self.weighting.requires != "cross_gramian":
+            return None
+        return ExtraBatches(self.data.train, self.config.batch_size, self.config.seed)
 
     def describe(self) -> dict:
         """Run metadata for the History (JSON-friendly)."""
@@ -383,9 +403,7 @@ class Trainer:
         detached per-task losses."""
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
-        need = self.weighting.requires
-        if need == "rep_grads" and not self.model.has_shared_trunk:
-            need = "grads"  # no shared representation: the gradients of the task parameters stand in
+        need = step_need(self.weighting.requires, self.config.rep_grads, self.model.has_shared_trunk)
         diagnose = self.diagnostics_due() and self.model.has_shared_trunk
         use_gramian = self.gramian is not None
         if use_gramian:
@@ -409,6 +427,10 @@ class Trainer:
         if need == "losses" and not diagnose:
             combination = self.weighting.combine(seen, None, ctx)
             (combination.weights * torch.stack(losses)).sum().backward()
+        elif need == "cross_gramian":
+            combination = self.cross_gramian_step(losses, diagnose, ctx)
+        elif need == "lookahead":
+            combination = self.lookahead_step(losses, diagnose, ctx)
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx, seen)
         regularizer = self.add_regularizers()
@@ -443,12 +465,11 @@ class Trainer:
                 self.record_diagnostics(diagnostics_from_gramian(K, combination.weights, lr).as_dict())
         elif need == "rep_grads":
             Z, head_grads = representation_gradients(losses, rep, self.heads)
-            combination = self.weighting.combine(detached, Z, ctx)
-            self.require_weights_only(combination)
+            combination = self.weighting.combine(detached, method_input(Z, self.weighting.requires), ctx)
             if diagnose:
                 G, _ = task_gradients(losses, self.shared, self.heads)
                 self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, lr).as_dict())
-            rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep))  # the trunk's last use of the graph
+            rep.backward(representation_direction(combination, Z).view_as(rep))  # the trunk's last use of the graph
         else:
             # the last task's pass frees the graph: nothing after it differentiates the losses again
             G, head_grads = task_gradients(losses, self.shared, self.heads, retain_graph=False)
@@ -475,6 +496,31 @@ class Trainer:
         self.buffer.append((self.global_step, losses, nan, None))
         self.history.add_note({"step": self.global_step, "non_finite": message})
         raise NonFiniteLossError(message)
+
+    def cross_gramian_step(self, losses, diagnose: bool, ctx: StepContext):
+        """Weights from ``A = G_ξ G_ξ'ᵀ`` of two extra batches, applied to this batch's losses (heads included)."""
+        A = self.extra_batches.cross_gramian(self.model, self.compute_losses, self.shared, self.heads)
+        detached = torch.stack([loss.detach() for loss in losses])
+        combination = self.weighting.combine(detached, A, ctx)
+        self.require_weights_only(combination)
+        if diagnose:
+            G, _ = task_gradients(losses, self.shared, self.heads)
+            self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, ctx.lr).as_dict())
+        (combination.weights.to(detached.dtype) * torch.stack(losses)).sum().backward()
+        return combination
+
+    def lookahead_step(self, losses, diagnose: bool, ctx: StepContext):
+        """Auto-λ: the hypergradient of a validation lookahead, the method's update, then the weighted step."""
+        current = self.weighting.current_weights()
+        H = self.lookahead.hypergradient(self.model, self.compute_losses, losses, current, ctx.lr)
+        detached = torch.stack([loss.detach() for loss in losses])
+        combination = self.weighting.combine(detached, H[:, None], ctx)
+        self.require_weights_only(combination)
+        if diagnose:
+            G, _ = task_gradients(losses, self.shared, self.heads)
+            self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, ctx.lr).as_dict())
+        (combination.weights.to(detached.dtype) * torch.stack(losses)).sum().backward()
+        return combination
 
     def require_weights_only(self, combination) -> None:
         if combination.direction is not None:
@@ -818,6 +864,8 @@ class Trainer:
             "counters": {"global_step": self.global_step, "epoch": self.epoch, "epoch_batches": self.epoch_batches},
             "epoch_loss_sum": self.epoch_loss_sum.detach().cpu().clone(),
             "epoch_labelled": self.epoch_labelled.detach().cpu().clone(),
+            "extra_batches": self.extra_batches.state_dict() if self.extra_batches is not None else None,
+            "lookahead_batches": self.lookahead.batches.state_dict() if self.lookahead is not None else None,
             "epoch_losses": [list(e) for e in self.epoch_losses],
             "first_losses": list(self.first_losses) if self.first_losses is not None else None,
             "position": self.position().to_dict(),
@@ -865,6 +913,10 @@ class Trainer:
         self.epoch_batches = counters["epoch_batches"]
         self.epoch_loss_sum = state["epoch_loss_sum"].to(self.device).clone()
         self.epoch_labelled = state["epoch_labelled"].to(self.device).clone()
+        if self.extra_batches is not None:
+            self.extra_batches.load_state_dict(state["extra_batches"])
+        if self.lookahead is not None:
+            self.lookahead.batches.load_state_dict(state["lookahead_batches"])
         self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
         self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
         position = RunPosition.from_dict(state["position"])

@@ -20,6 +20,7 @@ SMALL = {
     "cross_stitch": {"hidden": (24, 16)},
     "mmoe": {"num_experts": 3, "hidden": (16,), "tower_hidden": (8,)},
     "omoe": {"num_experts": 3, "hidden": (16,), "tower_hidden": (8,)},
+    "dselect_k": {"num_experts": 4, "k": 2, "hidden": (16,), "tower_hidden": (8,)},
     "cgc": {"hidden": (16,), "tower_hidden": (8,)},
     "ple": {"hidden": (16,), "tower_hidden": (8,)},
     "mtan_lite": {"channels": (4, 8), "out_dim": 16},
@@ -59,7 +60,7 @@ def digit_model(arch: str, digits: MultiTaskData):
 def test_registry_names():
     assert set(ARCHITECTURES) == {
         "hard", "soft_sharing", "cross_stitch", "mmoe", "omoe", "cgc", "ple", "mtan_lite", "grouped", "fused",
-        "relation", "cascade",
+        "relation", "cascade", "dselect_k",
     }
     assert all(cls.architecture == name for name, cls in ARCHITECTURES.items())
 
@@ -209,7 +210,7 @@ def test_cross_stitch_starts_near_identity_and_at_identity_is_separate_columns(t
 # ---------------------------------------------------------------- mixtures of experts
 
 
-@pytest.mark.parametrize("arch", ["mmoe", "omoe", "cgc", "ple"])
+@pytest.mark.parametrize("arch", ["mmoe", "omoe", "cgc", "ple", "dselect_k"])
 def test_gates_are_distributions_and_are_recorded(arch, digits):
     model = digit_model(arch, digits)
     x, _ = next(digits.train.batches(12))

@@ -24,6 +24,7 @@ SMALL = {
     "omoe": {"num_experts": 2, "hidden": (8,), "tower_hidden": (4,)},
     "cgc": {"hidden": (8,), "tower_hidden": (4,)},
     "ple": {"hidden": (8,), "tower_hidden": (4,)},
+    "dselect_k": {"num_experts": 4, "k": 2, "hidden": (8,), "tower_hidden": (4,)},
     "mtan_lite": {"channels": (2, 4), "out_dim": 8},
     "grouped": {"hidden": (16,)},
     "fused": {"hidden": (16,), "fuse_hidden": (8,)},

@@ -9,6 +9,7 @@ from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.models.cascade import Cascade
 from mtl_lab.models.cgc import CGC, PLE
 from mtl_lab.models.cross_stitch import CrossStitch
+from mtl_lab.models.dselect_k import DSelectK
 from mtl_lab.models.fused import Fused
 from mtl_lab.models.grouped import Grouped
 from mtl_lab.models.hard import HardSharing
@@ -24,6 +25,7 @@ ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     CrossStitch.architecture: CrossStitch,
     MMoE.architecture: MMoE,
     OMoE.architecture: OMoE,
+    DSelectK.architecture: DSelectK,
     CGC.architecture: CGC,
     PLE.architecture: PLE,
     MTANLite.architecture: MTANLite,
@@ -39,6 +41,7 @@ __all__ = [
     "CNNTrunk",
     "Cascade",
     "CrossStitch",
+    "DSelectK",
     "Fused",
     "Grouped",
     "HardSharing",

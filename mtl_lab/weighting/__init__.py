@@ -19,6 +19,7 @@ from mtl_lab.weighting.static import Static
 
 # loss-weighting imports (start)
 # isort: split
+from mtl_lab.weighting.auto_lambda import AutoLambda
 from mtl_lab.weighting.db_mtl import DBMTL
 from mtl_lab.weighting.dwa import DWA
 from mtl_lab.weighting.famo import FAMO
@@ -27,6 +28,8 @@ from mtl_lab.weighting.gradnorm import GradNorm
 from mtl_lab.weighting.imtl_l import IMTLL
 from mtl_lab.weighting.inverse_loss import InverseLoss
 from mtl_lab.weighting.rlw import RLW
+from mtl_lab.weighting.scale_invariant import ScaleInvariant
+from mtl_lab.weighting.stch import STCH
 from mtl_lab.weighting.uncertainty import Uncertainty
 
 # isort: split
@@ -35,13 +38,21 @@ from mtl_lab.weighting.uncertainty import Uncertainty
 # isort: split
 from mtl_lab.weighting.aligned_mtl import AlignedMTL
 from mtl_lab.weighting.cagrad import CAGrad
+from mtl_lab.weighting.conflict_free import ConFIG
+from mtl_lab.weighting.cr_mogm import CRMOGM
 from mtl_lab.weighting.dualproj import DualProj
+from mtl_lab.weighting.excess_mtl import ExcessMTL
+from mtl_lab.weighting.fairgrad import FairGrad
 from mtl_lab.weighting.graddrop import GradDrop
 from mtl_lab.weighting.gradvac import GradVac
 from mtl_lab.weighting.imtl_g import IMTLG
 from mtl_lab.weighting.mgda import MGDA, MGDAUB
+from mtl_lab.weighting.moco import MoCo
+from mtl_lab.weighting.modo import MoDo
 from mtl_lab.weighting.nash_mtl import NashMTL
+from mtl_lab.weighting.pcd import PCD
 from mtl_lab.weighting.pcgrad import PCGrad
+from mtl_lab.weighting.sdmgrad import SDMGrad
 from mtl_lab.weighting.upgrad import UPGrad
 
 # isort: split
@@ -60,6 +71,9 @@ METHODS: dict[str, type[Weighting]] = {
     IMTLL.name: IMTLL,
     FAMO.name: FAMO,
     DBMTL.name: DBMTL,
+    ScaleInvariant.name: ScaleInvariant,
+    STCH.name: STCH,
+    AutoLambda.name: AutoLambda,
     # loss-weighting entries (end)
     # gradient-manipulation entries (start)
     MGDA.name: MGDA,
@@ -73,6 +87,14 @@ METHODS: dict[str, type[Weighting]] = {
     UPGrad.name: UPGrad,
     DualProj.name: DualProj,
     GradDrop.name: GradDrop,
+    FairGrad.name: FairGrad,
+    ConFIG.name: ConFIG,
+    PCD.name: PCD,
+    ExcessMTL.name: ExcessMTL,
+    CRMOGM.name: CRMOGM,
+    MoCo.name: MoCo,
+    SDMGrad.name: SDMGrad,
+    MoDo.name: MoDo,
     # gradient-manipulation entries (end)
 }
 
@@ -124,7 +146,9 @@ def combination_for(
         losses = torch.ones(T, dtype=G.dtype, device=G.device)
     if weighting.requires == "losses":
         extra = None
-    elif weighting.requires == "gramian":
+    elif weighting.requires == "lookahead":
+        raise ValueError(f"method {weighting.name!r} learns from a validation lookahead: train it with the Trainer")
+    elif weighting.requires in ("gramian", "cross_gramian"):  # one matrix: one batch stands for both of A's
         extra = G @ G.T
     else:  # "grads", or "rep_grads" where G stands for the representation gradients
         extra = G

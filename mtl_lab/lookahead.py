@@ -1,0 +1,69 @@
+"""The validation lookahead of bilevel weighting methods (Auto-λ): ``∂ L_val(θ − α∇Σ_t w_t L_t) / ∂w``.
+
+A method with ``requires = "lookahead"`` (see :mod:`mtl_lab.weighting.base`) learns its task weights ``w``
+so that one training step with them lowers the **validation** loss. At every step the Trainer takes a
+batch ``v`` from the validation split (:class:`~mtl_lab.extra_batches.ExtraBatches` over ``data.val``,
+its own seeded order) and computes, at the method's current weights::
+
+    θ'      = θ − α Σ_t w_t ∇_θ L_t(θ)                 (a virtual SGD step on the training batch, α = the lr)
+    H_t     = ∂ L_val(θ') / ∂w_t = −α ∇_θ L_t(θ) · ∇_θ' L_val(θ')      (chain rule; exact)
+    L_val   = Σ_t L_t^val                               (every task is a primary task)
+
+with ``θ`` every trainable parameter (shared and task-specific). The Auto-λ paper approximates the
+mixed second derivative by finite differences (the DARTS trick: ``(L_t(θ + εu) − L_t(θ − εu))/2ε``
+with ``u = ∇_θ' L_val``); since ``∂/∂w_t ∇_θ Σ w L = ∇_θ L_t``, the term is exactly ``G u``, computed
+here from the per-task gradients ``G`` of the training batch.
+
+Extra cost per step, on top of the training step: ``T`` backward passes for ``G`` (over all parameters),
+one forward and one backward pass on the validation batch at ``θ'`` — about ``T + 2`` times the
+backward work of a loss-weighted step. The validation batches are read every step, so the
+validation split also steers training: its epoch-end numbers are no longer an independent check
+(keep the test split for that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.func import functional_call
+
+from mtl_lab.extra_batches import ExtraBatches
+from mtl_lab.gradients import task_gradients
+
+
+def lookahead_hypergradient(
+    model: torch.nn.Module,
+    compute_losses: Callable,
+    losses: list[torch.Tensor],
+    weights: torch.Tensor,
+    lr: float,
+    validation: tuple[torch.Tensor, dict[str, torch.Tensor]],
+) -> torch.Tensor:
+    """``H[T]``, ``H_t = −α ∇_θ L_t(θ) · ∇_θ' L_val(θ')`` (see the module docstring); ``losses`` keep their graph."""
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
+    T = len(losses)
+    G, _ = task_gradients(losses, params, [[] for _ in range(T)], retain_graph=True)  # [T, P] over all parameters
+    step = weights.detach().to(G.dtype) @ G
+    virtual, offset = {}, 0
+    for name, p in zip(names, params):
+        virtual[name] = (p.detach() - lr * step[offset : offset + p.numel()].view_as(p)).requires_grad_(True)
+        offset += p.numel()
+    x, targets = validation
+    val_loss = torch.stack(compute_losses(functional_call(model, virtual, (x,)), targets)).sum()
+    u = torch.autograd.grad(val_loss, list(virtual.values()), allow_unused=True)
+    u = torch.cat([torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1) for p, g in zip(params, u)])
+    return -lr * (G @ u)
+
+
+class Lookahead:
+    """The validation batches of a lookahead method, and its hypergradient at each step."""
+
+    def __init__(self, validation_split, batch_size: int, seed: int) -> None:
+        if len(validation_split) < 1:
+            raise ValueError("a lookahead method (auto_lambda) needs a non-empty validation split")
+        self.batches = ExtraBatches(validation_split, batch_size, seed + 1)  # its own order, not the extra batches'
+
+    def hypergradient(self, model, compute_losses, losses, weights: torch.Tensor, lr: float) -> torch.Tensor:
+        return lookahead_hypergradient(model, compute_losses, losses, weights, lr, self.batches.next())
