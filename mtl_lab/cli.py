@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from mtl_lab import data as datasets
-from mtl_lab import plots
+from mtl_lab import distributed, plots
+from mtl_lab.cli_study import add_study_parser, study_command
 from mtl_lab.history import History
 from mtl_lab.metrics import baseline_metrics, delta_m, directions, metrics_table, single_task_baselines
 from mtl_lab.models import ARCHITECTURES
@@ -103,29 +104,19 @@ def parse_method_options(items: list[str], methods: list[str]) -> dict[str, dict
 
 
 class Progress:
-    """A progress bar on stderr, redrawn in place each epoch on a terminal; elsewhere ~5 plain lines."""
+    """A tqdm progress bar over a run's epochs on stderr, showing the summed training loss."""
 
     def __init__(self, label: str, epochs: int, stream=sys.stderr) -> None:
-        self.label, self.epochs, self.stream = label, epochs, stream
-        self.started = time.perf_counter()
-        self.live = stream.isatty()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, desc=f"{label:>18}", unit="epoch", file=stream, leave=True)
 
     def __call__(self, event: Event) -> None:
-        if event.kind != "epoch":
-            return
-        done = event.data["epoch"]
-        if not self.live and done % max(1, self.epochs // 5) and done != self.epochs:
-            return
-        width = 24
-        filled = round(width * done / self.epochs)
-        loss = sum(event.data["train_loss"].values())
-        line = (
-            f"\r{self.label:>18} [{'#' * filled}{'.' * (width - filled)}] epoch {done}/{self.epochs} "
-            f"loss {loss:.4f}  {time.perf_counter() - self.started:5.1f}s"
-        )
-        end = "\n" if done >= self.epochs or not self.live else ""
-        self.stream.write((line if self.live else line[1:]) + end)
-        self.stream.flush()
+        if event.kind == "epoch":
+            self.bar.set_postfix(loss=f"{sum(event.data['train_loss'].values()):.4f}")
+            self.bar.update(1)
+        elif event.kind in ("end", "error"):
+            self.bar.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-baselines", action="store_true", help="skip the single-task baselines (no Δm %%)")
     run.add_argument("--out", required=True, help="report folder (created)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--nproc", type=int, default=1,
+                     help="data-parallel processes for each run (torch.distributed; see README, Scaling up)")
 
     sub.add_parser("list", help="list data sets, methods and architectures")
+    add_study_parser(sub)
 
     lab = sub.add_parser("lab", help="open JupyterLab on the notebooks (localhost, token authentication)")
     lab.add_argument("--port", type=int, default=8888)
@@ -185,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_command(args: argparse.Namespace) -> Path:
+def run_command(args: argparse.Namespace) -> Path | None:
     data = datasets.load(args.data, **parse_assignments(args.data_option, "--data-option"))
     if args.tasks:
         data = data.select(parse_list(args.tasks, "--tasks"))
@@ -217,18 +211,28 @@ def run_command(args: argparse.Namespace) -> Path:
         "seed": args.seed, "diagnostics_every": args.diagnostics_every, "augment": args.augment,
     }
     TrainConfig(**train_options)  # validate everything before the first run starts
+    data_parallel = distributed.from_environment()  # started by torchrun: one rank of a data-parallel run
+    if data_parallel is not None:
+        train_options["device"] = data_parallel.device(args.device)
+    quiet = args.quiet or (data_parallel is not None and data_parallel.rank != 0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    say = (lambda *_: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"data {data.name}: tasks {data.task_names}, train/val/test = "
         f"{len(data.train)}/{len(data.val)}/{len(data.test)}")
 
     started = time.perf_counter()
     histories: dict[str, History] = {}
     for method in methods:
-        progress = None if args.quiet else Progress(method, args.epochs)
+        progress = None if quiet else Progress(method, args.epochs)
         trainer = build_trainer(data, args.arch, method, model_options, options[method], progress, **train_options)
+        if data_parallel is not None:
+            data_parallel.attach(trainer)
         histories[method] = trainer.fit()
+    if data_parallel is not None:
+        distributed.finish()
+        if data_parallel.rank != 0:  # only rank 0 trains the baselines and writes the report
+            return None
     baseline = None
     if not args.no_baselines:
         say("single-task baselines …")
@@ -374,11 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "run" and args.nproc != 1:
+            return distributed.launch(args.nproc, sys.argv[1:] if argv is None else argv)
         if args.command == "run":
             out = run_command(args)
-            print(f"report: {out / 'report.md'}")
+            if out is not None:
+                print(f"report: {out / 'report.md'}")
         elif args.command == "list":
             list_command()
+        elif args.command == "study":
+            study_command(args)
         elif args.command == "lab":
             return lab_command(args)
         elif args.command == "app":

@@ -248,6 +248,8 @@ class Trainer:
         self.optimizer = self.make_optimizer()
         self.scheduler = self.make_scheduler()
         self.gramian = self.make_gramian_engine()
+        # data-parallel hook: a mtl_lab.distributed.DataParallel when this trainer is one rank of several
+        self.data_parallel = None
         self.record_every = self.config.record_every or (10 if self.device.type == "cpu" else 25)
         self.callback = callback
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
@@ -358,7 +360,10 @@ class Trainer:
         self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     ) -> list[torch.Tensor]:
         """Each task's scalar loss, as a list (the gradient engine differentiates them one by one)."""
-        return [task.loss(outputs[task.name], targets[task.name]) for task in self.tasks]
+        losses = [task.loss(outputs[task.name], targets[task.name]) for task in self.tasks]
+        if self.data_parallel is not None:  # the whole batch's values; gradients of this rank's rows
+            losses = self.data_parallel.losses(losses)
+        return losses
 
     def diagnostics_due(self) -> bool:
         every = self.config.diagnostics_every
@@ -368,6 +373,8 @@ class Trainer:
         """One optimisation step on a batch; returns the detached per-task losses."""
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
+        if self.data_parallel is not None:  # one rank of a data-parallel run: its own rows of the batch
+            x, targets = self.data_parallel.shard(x, targets)
         need = self.weighting.requires
         if need == "rep_grads" and not self.model.has_shared_trunk:
             need = "grads"  # no shared representation: the gradients of the task parameters stand in
@@ -394,6 +401,8 @@ class Trainer:
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx)
         regularizer = self.add_regularizers()
+        if self.data_parallel is not None:  # every rank takes the same step
+            self.data_parallel.average_gradients(self.model.parameters())
         self.optimizer.step()
         self.model.after_step(self.global_step)
 
@@ -420,15 +429,20 @@ class Trainer:
                 self.record_diagnostics(diagnostics_from_gramian(K, combination.weights, lr).as_dict())
         elif need == "rep_grads":
             Z, head_grads = representation_gradients(losses, rep, self.heads)
-            combination = self.weighting.combine(detached, Z, ctx)
+            whole_Z = Z if self.data_parallel is None else self.data_parallel.representation_gradients(Z)
+            combination = self.weighting.combine(detached, whole_Z, ctx)
             self.require_weights_only(combination)
             if diagnose:
                 G, _ = task_gradients(losses, self.shared, self.heads)
+                if self.data_parallel is not None:
+                    G = self.data_parallel.gradients(G)
                 self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, lr).as_dict())
             rep.backward((combination.weights.to(Z.dtype) @ Z).view_as(rep))  # the trunk's last use of the graph
         else:
             # the last task's pass frees the graph: nothing after it differentiates the losses again
             G, head_grads = task_gradients(losses, self.shared, self.heads, retain_graph=False)
+            if self.data_parallel is not None:  # the whole batch's G, the same on every rank
+                G = self.data_parallel.gradients(G)
             extra = G @ G.T if need == "gramian" else (G if need == "grads" else None)
             combination = self.weighting.combine(detached, extra, ctx)
             direction = combination.direction

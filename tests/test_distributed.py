@@ -1,0 +1,116 @@
+"""Data-parallel training (mtl_lab.distributed) against one process on the whole batch, for every method.
+
+Two ranks on the gloo backend (spawned processes on 127.0.0.1), each on its part of every batch, must end
+with the parameters that one process reaches on the whole batches, for every registered method
+(``METHODS`` is read when the test runs, so methods added later are covered too). The batch size leaves
+uneven shards (45 → 23 + 22 rows; the last batch 33 → 17 + 16) and the diagnostics path runs every third
+step. Both ranks must also agree with each other exactly: they take the same step.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from toy_data import make_toy
+
+from mtl_lab.distributed import DataParallel, launch, without_nproc
+from mtl_lab.train import build_trainer
+from mtl_lab.weighting import METHODS
+
+OPTIONS = {"epochs": 2, "batch_size": 45, "lr": 1e-2, "diagnostics_every": 3, "device": "cpu", "seed": 3}
+MODEL = {"hidden": (16,)}
+# float32 training, 8 steps: the two computations differ only in the order of floating-point sums
+ATOL, RTOL = 2e-5, 1e-4
+
+
+def flat_parameters(trainer) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()]).double()
+
+
+def train(method: str, data, data_parallel: DataParallel | None) -> dict:
+    trainer = build_trainer(data, "hard", method, MODEL, **OPTIONS)
+    if data_parallel is not None:
+        data_parallel.attach(trainer)
+    history = trainer.fit()
+    return {"params": flat_parameters(trainer), "losses": torch.tensor(history.losses), "status": history.status}
+
+
+def rank_main(rank: int, world: int, port: int, methods: list[str], folder: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        data_parallel = DataParallel()
+        data = make_toy()
+        out = {}
+        for method in methods:
+            try:
+                out[method] = train(method, data, data_parallel)
+            except Exception as exc:  # reported by the test, per method
+                out[method] = {"error": f"{type(exc).__name__}: {exc}"}
+        out["bytes"] = data_parallel.bytes
+        torch.save(out, os.path.join(folder, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """Both ranks' results for every method: one process group, one spawn for the whole module."""
+    folder = tmp_path_factory.mktemp("ranks")
+    mp.spawn(rank_main, args=(2, free_port(), list(METHODS), str(folder)), nprocs=2, join=True)
+    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_two_ranks_on_half_batches_match_one_process_on_whole_batches(ranks, method):
+    rank0, rank1 = ranks[0][method], ranks[1][method]
+    assert "error" not in rank0, rank0.get("error")
+    torch.set_num_threads(1)
+    reference = train(method, make_toy(), None)
+    assert rank0["status"] == reference["status"] == "completed"
+    torch.testing.assert_close(rank0["losses"], reference["losses"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(rank0["params"], reference["params"], atol=ATOL, rtol=RTOL)
+    # the ranks take the very same steps
+    assert torch.equal(rank0["params"], rank1["params"])
+    # and training moved the parameters (a comparison of two untouched models would prove nothing)
+    start = flat_parameters(build_trainer(make_toy(), "hard", method, MODEL, **OPTIONS))
+    assert (reference["params"] - start).abs().max() > 1e-3
+
+
+def test_collectives_were_used(ranks):
+    assert ranks[0]["bytes"] > 0 and ranks[0]["bytes"] == ranks[1]["bytes"]
+
+
+def test_shard_bounds_cover_the_batch_once():
+    class Fake(DataParallel):
+        def __init__(self, rank, world):  # no process group needed for the arithmetic
+            self.rank, self.world, self.bytes = rank, world, 0
+
+    x = torch.arange(10).float()[:, None]
+    for world in (1, 2, 3, 4):
+        rows = torch.cat([Fake(r, world).shard(x, {"t": x})[0] for r in range(world)])
+        assert torch.equal(rows, x)
+    with pytest.raises(ValueError, match="cannot be split among 4 ranks"):
+        Fake(0, 4).shard(x[:3], {"t": x[:3]})
+
+
+def test_data_parallel_needs_a_process_group():
+    with pytest.raises(ValueError, match="init_process_group"):
+        DataParallel()
+
+
+def test_nproc_is_removed_from_the_forwarded_command_and_checked():
+    assert without_nproc(["run", "--nproc", "2", "--out", "x", "--nproc=3"]) == ["run", "--out", "x"]
+    with pytest.raises(ValueError, match="--nproc must be an int ≥ 1, got 0"):
+        launch(0, [])
