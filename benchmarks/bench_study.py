@@ -7,7 +7,7 @@ processes, or starting Ray) is inside the measured time, as a user would see it.
 seconds of each, the speed-up (1-worker seconds / 2-worker seconds; 2.0 is the ideal on 2 free cores),
 and whether both tables are identical (they must be: same seeds, same threads → same numbers).
 
-Run: ``python benchmarks/bench_study.py [--engine processes|ray] [--epochs N]``.
+Run: ``python benchmarks/bench_study.py [--engine processes|ray] [--epochs N] [--quick]``.
 """
 
 from __future__ import annotations
@@ -51,8 +51,11 @@ def timed(engine: str, workers: int, epochs: int) -> tuple[float, float, list[di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default="processes", choices=["processes", "ray"])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="1-epoch runs (a smoke test: start-up dominates)")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs = 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     one, busy_one, table_one = timed(args.engine, 1, args.epochs)
     two, busy_two, table_two = timed(args.engine, 2, args.epochs)

@@ -9,6 +9,7 @@ step. Both ranks must also agree with each other exactly: they take the same ste
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 
@@ -48,11 +49,12 @@ def rank_main(rank: int, world: int, port: int, methods: list[str], folder: str)
         data = make_toy()
         out = {}
         for method in methods:
+            data_parallel.bytes = 0
             try:
                 out[method] = train(method, data, data_parallel)
             except Exception as exc:  # reported by the test, per method
                 out[method] = {"error": f"{type(exc).__name__}: {exc}"}
-        out["bytes"] = data_parallel.bytes
+            out[method]["bytes"] = data_parallel.bytes
         torch.save(out, os.path.join(folder, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -88,8 +90,31 @@ def test_two_ranks_on_half_batches_match_one_process_on_whole_batches(ranks, met
     assert (reference["params"] - start).abs().max() > 1e-3
 
 
-def test_collectives_were_used(ranks):
-    assert ranks[0]["bytes"] > 0 and ranks[0]["bytes"] == ranks[1]["bytes"]
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "famo", "pcgrad", "mgda", "mgda_ub"])
+def test_bytes_per_step_follow_the_readme_table(ranks, method):
+    """README, "Scaling up": what each method family sends per step, in float32 numbers.
+
+    Every step: the T losses and the average of all P gradients; gradient methods add G (T·P_s);
+    representation methods add their block of Z (T·⌈B/N⌉·D); the diagnostics steps (every third)
+    add G for the others; methods that look at the losses after the step (FAMO) add T more.
+    """
+    trainer = build_trainer(make_toy(), "hard", method, MODEL, **OPTIONS)
+    T = len(trainer.task_names)
+    P = sum(p.numel() for p in trainer.model.parameters())
+    P_s = sum(p.numel() for p in trainer.shared)
+    D = MODEL["hidden"][-1]
+    batches = [45, 45, 45, 33] * 2  # 168 training rows in batches of 45, two epochs
+    need = trainer.weighting.requires
+    numbers = 0
+    for step, B in enumerate(batches):
+        numbers += T + P
+        if need in ("grads", "gramian") or (step % 3 == 0):
+            numbers += T * P_s
+        if need == "rep_grads":
+            numbers += T * math.ceil(B / 2) * D
+        if trainer.weighting.needs_losses_after_step:
+            numbers += T
+    assert ranks[0][method]["bytes"] == ranks[1][method]["bytes"] == 4 * numbers
 
 
 def test_shard_bounds_cover_the_batch_once():
