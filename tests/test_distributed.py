@@ -9,9 +9,11 @@ step. Both ranks must also agree with each other exactly: they take the same ste
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from toy_data import make_toy
 
+from mtl_lab import cli
 from mtl_lab.distributed import DataParallel, launch, without_nproc
 from mtl_lab.train import build_trainer
 from mtl_lab.weighting import METHODS
@@ -55,9 +58,14 @@ def rank_main(rank: int, world: int, port: int, methods: list[str], folder: str)
             except Exception as exc:  # reported by the test, per method
                 out[method] = {"error": f"{type(exc).__name__}: {exc}"}
             out[method]["bytes"] = data_parallel.bytes
+        # the command line as torchrun starts it: WORLD_SIZE set, the process group reused, then left
+        os.environ["WORLD_SIZE"] = str(world)
+        out["cli_out"] = Path(folder) / "cli"
+        out["cli_status"] = cli.main([*CLI_RUN, "--out", str(out["cli_out"])])
         torch.save(out, os.path.join(folder, f"rank{rank}.pt"))
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def free_port() -> int:
@@ -139,3 +147,24 @@ def test_nproc_is_removed_from_the_forwarded_command_and_checked():
     assert without_nproc(["run", "--nproc", "2", "--out", "x", "--nproc=3"]) == ["run", "--out", "x"]
     with pytest.raises(ValueError, match="--nproc must be an int ≥ 1, got 0"):
         launch(0, [])
+
+
+
+CLI_RUN = ["run", "--data", "linnerud", "--methods", "equal,mgda", "--epochs", "3", "--batch-size", "8",
+           "--device", "cpu", "--no-baselines", "--quiet"]
+
+
+def test_the_command_line_as_two_ranks_writes_the_report_of_one_process(ranks, tmp_path):
+    """``mtl-lab run`` under torchrun's variables (run in the same two spawned ranks): rank 0 alone writes
+    the report, and its numbers are those of the same command in one process."""
+    folder = ranks[0]["cli_out"]
+    assert ranks[0]["cli_status"] == ranks[1]["cli_status"] == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["report.md", "metrics.json", "history.json",
+                                                                "curves.png", "curves_equal.png",
+                                                                "curves_mgda.png", "comparison.png"])
+    assert cli.main([*CLI_RUN, "--out", str(tmp_path)]) == 0
+    two = json.loads((folder / "metrics.json").read_text())["runs"]
+    one = json.loads((tmp_path / "metrics.json").read_text())["runs"]
+    for method in ("equal", "mgda"):
+        for task, value in one[method]["test_metrics"].items():
+            assert two[method]["test_metrics"][task] == pytest.approx(value, rel=1e-4, abs=1e-5), (method, task)
