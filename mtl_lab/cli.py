@@ -9,6 +9,9 @@ method (same seed, same initial weights), single-task baselines for Δm %, and w
 * ``curves.png``     — the signature figure of the first method (``curves_<method>.png`` for each);
 * ``comparison.png`` — validation curves of all runs overlaid, when there are several.
 
+``mtl-lab run --nproc N …`` trains each model data-parallel on N processes (torchrun; :mod:`mtl_lab.distributed`).
+``mtl-lab study FILE --out DIR`` runs a grid of methods × architectures × seeds (:mod:`mtl_lab.cli_study`).
+
 ``mtl-lab list`` shows the data sets, methods and architectures. ``mtl-lab lab`` opens JupyterLab on the
 notebooks and ``mtl-lab app`` serves the weight-tuning lab as a standalone page (Voila: the notebook's
 widgets without its code); both listen on 127.0.0.1 only and keep token authentication.

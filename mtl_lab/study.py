@@ -254,8 +254,11 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        """A hash of :meth:`config` and the torch version: equal keys, equal runs."""
-        text = json.dumps({"config": self.config(), "torch": torch.__version__}, sort_keys=True, default=str)
+        """A hash of :meth:`config` and the versions of torch and mtl_lab: equal keys, equal runs."""
+        from mtl_lab import __version__
+
+        text = json.dumps({"config": self.config(), "torch": torch.__version__, "mtl_lab": __version__},
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
