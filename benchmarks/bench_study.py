@@ -51,7 +51,7 @@ def timed(engine: str, workers: int, epochs: int) -> tuple[float, float, list[di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default="processes", choices=["processes", "ray"])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="1-epoch runs (a smoke test: start-up dominates)")
     args = parser.parse_args()
     if args.quick:

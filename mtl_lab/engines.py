@@ -57,11 +57,21 @@ def start_ray(address: str | None, workers: int):
         import ray
     except ImportError:
         raise ValueError("the ray engine needs Ray: pip install 'mtl-lab[ray]' (make install does it)") from None
-    if not ray.is_initialized():
-        if address is not None:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    if ray.is_initialized():
+        return ray
+    where = f"the cluster at {address!r}" if address is not None else f"a local Ray with {workers} CPUs"
+    attempts = 1 if address is not None else 2  # a local node that misses Ray's start-up deadline on a busy
+    for attempt in range(attempts):  # machine gets one more try
+        try:
+            if address is not None:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            return ray
+        except Exception as exc:  # e.g. no cluster at that address, or a local node that timed out starting
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise ValueError(f"could not start or join {where}: {type(exc).__name__}: {exc}") from exc
     return ray
 
 

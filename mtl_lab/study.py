@@ -38,6 +38,7 @@ import torch
 
 from mtl_lab.metrics import delta_m
 from mtl_lab.models import ARCHITECTURES
+from mtl_lab.sweep import weight_grid
 from mtl_lab.train import TrainConfig, build_trainer
 from mtl_lab.weighting import METHODS
 
@@ -77,7 +78,8 @@ name = "uncertainty"
 name = "cagrad"
 options = { c = 0.4 }
 
-# Static weights: one run per vector (one weight per task, in the order of `tasks`).
+# Static weights: one run per vector (one weight per task, in the order of `tasks`); `grid = 4` would add
+# the points of mtl_lab.sweep.weight_grid (log-spaced ratios for 2 tasks, a simplex grid for more).
 [static]
 weights = [[1, 1, 10]]
 """
@@ -163,7 +165,7 @@ class Study:
 
 
 def static_label(weights: Iterable[float]) -> str:
-    return "static " + ":".join(f"{v:g}" for v in weights)
+    return "static " + ":".join(f"{v:.3g}" for v in weights)
 
 
 def variant(entry: str | dict, kind: str) -> Variant:
@@ -193,16 +195,22 @@ def study_from_dict(spec: dict) -> Study:
     if "data" not in spec:
         raise ValueError("a study needs 'data' (a data-set name)")
     static = spec.get("static", {})
-    if not isinstance(static, dict) or sorted(static) not in ([], ["weights"]):
-        raise ValueError(f"'static' must be a table with one key 'weights' (a list of weight vectors), got {static!r}")
+    if not isinstance(static, dict) or not set(static) <= {"weights", "grid"}:
+        raise ValueError(f"'static' must be a table with 'weights' (a list of weight vectors) and/or 'grid' "
+                         f"(points of mtl_lab.sweep.weight_grid), got {static!r}")
     tasks = spec.get("tasks")
+    weights = [list(w) for w in static.get("weights", [])]
+    if "grid" in static:
+        n_tasks = len(tasks) if tasks is not None else len(load_data(spec["data"], spec.get("data_options", {}))
+                                                            .task_names)
+        weights += weight_grid(n_tasks, static["grid"])
     return Study(
         data=spec["data"],
         data_options=dict(spec.get("data_options", {})),
         tasks=tuple(tasks) if tasks is not None else None,
         architectures=tuple(variant(a, "architecture") for a in spec.get("architectures", ["hard"])),
         methods=tuple(variant(m, "method") for m in spec.get("methods", [])),
-        static_weights=tuple(tuple(float(v) for v in w) for w in static.get("weights", [])),
+        static_weights=tuple(tuple(float(v) for v in w) for w in weights),
         seeds=tuple(spec.get("seeds", (0, 1, 2))),
         train=dict(spec.get("train", {})),
         baselines=bool(spec.get("baselines", True)),

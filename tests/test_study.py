@@ -212,6 +212,18 @@ def test_cli_study_errors_are_one_line(tmp_path, capsys):
     assert "needs a study FILE and --out DIR" in capsys.readouterr().err
 
 
+def test_a_static_grid_is_the_sweep_grid():
+    from mtl_lab.sweep import weight_grid
+
+    study = tiny(static={"weights": [[2, 1]], "grid": 3})
+    assert study.static_weights == ((2.0, 1.0), *(tuple(w) for w in weight_grid(2, 3)))
+    assert study.method_labels[-3:] == ["static 0.0099:0.99", "static 0.5:0.5", "static 0.99:0.0099"]
+    with pytest.raises(ValueError, match="points must be an int ≥ 2, got 1"):
+        tiny(static={"grid": 1})
+    with pytest.raises(ValueError, match="'static' must be a table with 'weights'"):
+        tiny(static={"vectors": []})
+
+
 def test_variants_with_labels():
     study = tiny(methods=[{"name": "cagrad", "options": {"c": 0.2}, "label": "cagrad 0.2"},
                           {"name": "cagrad", "options": {"c": 0.5}, "label": "cagrad 0.5"}])
