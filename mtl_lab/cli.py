@@ -214,7 +214,7 @@ def run_command(args: argparse.Namespace) -> Path | None:
         "seed": args.seed, "diagnostics_every": args.diagnostics_every, "augment": args.augment,
     }
     TrainConfig(**train_options)  # validate everything before the first run starts
-    data_parallel = distributed.from_environment()  # started by torchrun: one rank of a data-parallel run
+    data_parallel = distributed.from_environment(args.device)  # started by torchrun: one rank of several
     if data_parallel is not None:
         train_options["device"] = data_parallel.device(args.device)
     quiet = args.quiet or (data_parallel is not None and data_parallel.rank != 0)

@@ -77,14 +77,14 @@ class DataParallel:
             for tensor in [*trainer.model.parameters(), *trainer.model.buffers()]:
                 dist.broadcast(tensor.data, src=0)
         for generator in (trainer.batch_generator, trainer.method_generator):
-            state = generator.get_state()
+            state = generator.get_state().to(trainer.device)  # NCCL moves device tensors only
             dist.broadcast(state, src=0)
-            generator.set_state(state)
+            generator.set_state(state.cpu())
         trainer.data_parallel = self
 
     def device(self, name: str) -> str:
         """The device this rank trains on: ``cuda:LOCAL_RANK`` when ``name`` asks for CUDA, else ``name``."""
-        if name in ("auto", "cuda") and torch.cuda.is_available():
+        if name in ("auto", "cuda") and uses_cuda(name):
             return f"cuda:{int(os.environ.get('LOCAL_RANK', self.rank)) % torch.cuda.device_count()}"
         return name
 
@@ -151,15 +151,22 @@ class DataParallel:
 # ---------------------------------------------------------------------------------------------- launching
 
 
-def from_environment() -> DataParallel | None:
+def uses_cuda(device: str) -> bool:
+    return torch.cuda.is_available() and (device == "auto" or device.startswith("cuda"))
+
+
+def from_environment(device: str = "auto") -> DataParallel | None:
     """A :class:`DataParallel` when this process was started by torchrun with ``WORLD_SIZE > 1``, else ``None``.
 
-    Initialises the default process group: ``nccl`` when CUDA is available, ``gloo`` otherwise.
+    Initialises the default process group: ``nccl`` when the run trains on CUDA (each rank on
+    ``cuda:LOCAL_RANK``), ``gloo`` otherwise.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if uses_cuda(device):
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        dist.init_process_group("nccl" if uses_cuda(device) else "gloo")
     return DataParallel()
 
 
