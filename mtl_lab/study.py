@@ -399,14 +399,14 @@ def average_ranks(scores: list[float], higher_is_better: bool) -> list[float]:
     return ranks
 
 
-def summarise(study: Study, results: dict[str, dict], specs: list[RunSpec]) -> list[dict]:
-    """One record per (architecture, method): metrics mean ± CI, Δm % ± CI, mean rank, cost, failures."""
+def summarise(study: Study, results: dict[str, dict], specs: list[RunSpec], task_names: list[str],
+              higher: dict[str, bool]) -> list[dict]:
+    """One record per (architecture, method): metrics mean ± CI, Δm % ± CI, mean rank, cost, failures.
+
+    ``task_names`` and ``higher`` (higher is better, per task) are the study's tasks and their directions.
+    """
     done = [results[s.key] for s in specs if s.key in results]
     ok = [r for r in done if r["status"] == "completed"]
-    task_names = next((list(r["test_metrics"]) for r in ok if r["method"] != BASELINE), list(study.tasks or []))
-    higher = {}
-    for r in ok:
-        higher.update(r["higher_is_better"])
     baseline: dict[tuple[str, int], dict[str, float]] = {}
     for r in ok:
         if r["method"] == BASELINE:
@@ -423,7 +423,10 @@ def summarise(study: Study, results: dict[str, dict], specs: list[RunSpec]) -> l
             deltas = []
             for r in good:
                 base = baseline.get((arch.display, r["seed"]), {})
-                if task_names and all(t in base for t in task_names):
+                values = [r["test_metrics"].get(t, math.nan) for t in task_names] + [base.get(t, math.nan)
+                                                                                     for t in task_names]
+                usable = all(math.isfinite(v) for v in values) and all(base[t] != 0 for t in task_names)
+                if task_names and usable:  # Δm needs finite metrics and non-zero baselines
                     deltas.append(delta_m(r["test_metrics"], {t: base[t] for t in task_names}, higher))
             record["delta_m_mean"], record["delta_m_ci"] = mean_ci(deltas)
             record["seconds"] = statistics.fmean([r["seconds"] for r in good]) if good else math.nan
@@ -433,8 +436,8 @@ def summarise(study: Study, results: dict[str, dict], specs: list[RunSpec]) -> l
         rows = [r for r in records if r["architecture"] == arch.display]
         per_task = [average_ranks([r[f"{t}_mean"] for r in rows], higher.get(t, True)) for t in task_names]
         for i, r in enumerate(rows):
-            ok = per_task and r["completed"]
-            r["mean_rank"] = statistics.fmean(ranks[i] for ranks in per_task) if ok else math.nan
+            ranked = per_task and r["completed"]
+            r["mean_rank"] = statistics.fmean(ranks[i] for ranks in per_task) if ranked else math.nan
     return records
 
 
@@ -527,7 +530,8 @@ def run_study(
     runs = [results[s.key] for s in specs]
     return StudyResult(
         study=study,
-        records=summarise(study, results, specs),
+        records=summarise(study, results, specs, list(data.task_names),
+                          {t.name: t.higher_is_better for t in data.tasks}),
         runs=runs,
         task_names=list(data.task_names),
         higher_is_better={t.name: t.higher_is_better for t in data.tasks},
