@@ -487,7 +487,8 @@ def run_study(
         out: the folder whose ``runs/`` keeps one JSON file per finished run (``None``: no cache).
         engine: ``sequential`` (in this process), ``processes`` (a local spawn pool) or ``ray``.
         workers: parallel runs (``processes``: default the CPU count; ``ray``: the CPUs of a local cluster).
-        threads: torch threads per run (default: 1 per worker for the parallel engines; unchanged when sequential).
+        threads: torch threads per run (default: the CPU count over ``workers`` for the parallel engines,
+            unchanged when sequential). Engines given the same value give the same numbers.
         address: ``ray`` only — join the cluster at this address instead of starting a local one.
         progress: ``True`` for a tqdm bar over the runs, or a callback ``progress(done, total, label)``.
     """
