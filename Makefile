@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --progress-bar off "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --progress-bar off -e ".[lab,app,browser,dev,torchjd]"
+	$(BIN)/python -m pip install --progress-bar off -e ".[lab,app,browser,dev,torchjd,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -9,6 +9,9 @@ method (same seed, same initial weights), single-task baselines for Δm %, and w
 * ``curves.png``     — the signature figure of the first method (``curves_<method>.png`` for each);
 * ``comparison.png`` — validation curves of all runs overlaid, when there are several.
 
+``mtl-lab run --nproc N …`` trains each model data-parallel on N processes (torchrun; :mod:`mtl_lab.distributed`).
+``mtl-lab study FILE --out DIR`` runs a grid of methods × architectures × seeds (:mod:`mtl_lab.cli_study`).
+
 ``mtl-lab list`` shows the data sets, methods and architectures. ``mtl-lab lab`` opens JupyterLab on the
 notebooks and ``mtl-lab app`` serves the weight-tuning lab as a standalone page (Voila: the notebook's
 widgets without its code); both listen on 127.0.0.1 only and keep token authentication.
@@ -28,7 +31,8 @@ import time
 from pathlib import Path
 
 from mtl_lab import data as datasets
-from mtl_lab import plots, validate
+from mtl_lab import distributed, plots, validate
+from mtl_lab.cli_study import add_study_parser, study_command
 from mtl_lab.guards import NonFiniteLossError
 from mtl_lab.history import History
 from mtl_lab.metrics import (
@@ -111,29 +115,19 @@ def parse_method_options(items: list[str], methods: list[str]) -> dict[str, dict
 
 
 class Progress:
-    """A progress bar on stderr, redrawn in place each epoch on a terminal; elsewhere ~5 plain lines."""
+    """A tqdm progress bar over a run's epochs on stderr, showing the summed training loss."""
 
     def __init__(self, label: str, epochs: int, stream=sys.stderr) -> None:
-        self.label, self.epochs, self.stream = label, epochs, stream
-        self.started = time.perf_counter()
-        self.live = stream.isatty()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, desc=f"{label:>18}", unit="epoch", file=stream, leave=True)
 
     def __call__(self, event: Event) -> None:
-        if event.kind != "epoch":
-            return
-        done = event.data["epoch"]
-        if not self.live and done % max(1, self.epochs // 5) and done != self.epochs:
-            return
-        width = 24
-        filled = round(width * done / self.epochs)
-        loss = sum(event.data["train_loss"].values())
-        line = (
-            f"\r{self.label:>18} [{'#' * filled}{'.' * (width - filled)}] epoch {done}/{self.epochs} "
-            f"loss {loss:.4f}  {time.perf_counter() - self.started:5.1f}s"
-        )
-        end = "\n" if done >= self.epochs or not self.live else ""
-        self.stream.write((line if self.live else line[1:]) + end)
-        self.stream.flush()
+        if event.kind == "epoch":
+            self.bar.set_postfix(loss=f"{sum(event.data['train_loss'].values()):.4f}")
+            self.bar.update(1)
+        elif event.kind in ("end", "error"):
+            self.bar.close()
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -177,8 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-baselines", action="store_true", help="skip the single-task baselines (no Δm %%)")
     run.add_argument("--out", required=True, help="report folder (created)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--nproc", type=int, default=1,
+                     help="data-parallel processes for each run (torch.distributed; see README, Scaling up)")
 
     sub.add_parser("list", help="list data sets, methods and architectures")
+    add_study_parser(sub)
 
     lab = sub.add_parser("lab", help="open JupyterLab on the notebooks (localhost, token authentication)")
     lab.add_argument("--port", type=int, default=8888)
@@ -202,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_command(args: argparse.Namespace) -> Path:
+def run_command(args: argparse.Namespace) -> Path | None:
     data_options = parse_assignments(args.data_option, "--data-option")
     if args.augment:  # the data set carries the augmentation; the trainer applies it
         data_options.setdefault("augment", True)
@@ -237,11 +234,15 @@ def run_command(args: argparse.Namespace) -> Path:
         "seed": args.seed, "diagnostics_every": args.diagnostics_every, "augment": args.augment,
     }
     check_before_training(data, args.arch, model_options, methods, options, train_options)
+    data_parallel = distributed.from_environment(args.device)  # started by torchrun: one rank of several
+    if data_parallel is not None:
+        train_options["device"] = data_parallel.device(args.device)
+    quiet = args.quiet or (data_parallel is not None and data_parallel.rank != 0)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is an existing file; give a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
-    say = (lambda *_: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"data {data.name}: tasks {data.task_names}, train/val/test = "
         f"{len(data.train)}/{len(data.val)}/{len(data.test)}")
 
@@ -249,13 +250,19 @@ def run_command(args: argparse.Namespace) -> Path:
     histories: dict[str, History] = {}
     failures: list[str] = []
     for method in methods:
-        progress = None if args.quiet else Progress(method, args.epochs)
+        progress = None if quiet else Progress(method, args.epochs)
         trainer = build_trainer(data, args.arch, method, model_options, options[method], progress, **train_options)
+        if data_parallel is not None:
+            data_parallel.attach(trainer)
         try:
             histories[method] = trainer.fit()
         except NonFiniteLossError as exc:  # keep the run (status error) and go on with the other methods
             histories[method] = trainer.history
             failures.append(f"method {method!r}: {exc}")
+    if data_parallel is not None:
+        distributed.finish()
+        if data_parallel.rank != 0:  # only rank 0 trains the baselines and writes the report
+            return None
     baseline = None
     if not args.no_baselines and not failures:
         say("single-task baselines …")
@@ -450,11 +457,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "run" and args.nproc != 1:
+            return distributed.launch(args.nproc, sys.argv[1:] if argv is None else argv)
         if args.command == "run":
             out = run_command(args)
-            print(f"report: {out / 'report.md'}")
+            if out is not None:
+                print(f"report: {out / 'report.md'}")
         elif args.command == "list":
             list_command()
+        elif args.command == "study":
+            study_command(args)
         elif args.command == "lab":
             return lab_command(args)
         elif args.command == "app":

@@ -254,6 +254,8 @@ class Trainer:
         self.extra_batches = self.make_extra_batches()
         self.lookahead = Lookahead(self.data.val, self.config.batch_size, self.config.seed) if (
             self.weighting.requires == "lookahead") else None
+        # data-parallel hook: a mtl_lab.distributed.DataParallel when this trainer is one rank of several
+        self.data_parallel = None
         self.record_every = self.config.record_every or (10 if self.device.type == "cpu" else 25)
         self.callback = callback
         self.batch_generator = torch.Generator().manual_seed(self.config.seed)
@@ -390,7 +392,10 @@ class Trainer:
     ) -> list[torch.Tensor]:
         """Each task's scalar loss over its labelled rows (:mod:`mtl_lab.masks`), as a list (the gradient
         engine differentiates them one by one)."""
-        return label_masks.losses(self.tasks, outputs, targets, masks)
+        losses = label_masks.losses(self.tasks, outputs, targets, masks)
+        if self.data_parallel is not None:  # the whole batch's values; gradients of this rank's rows
+            losses = self.data_parallel.losses(losses, self.task_names)
+        return losses
 
     def diagnostics_due(self) -> bool:
         every = self.config.diagnostics_every
@@ -403,6 +408,8 @@ class Trainer:
         detached per-task losses."""
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
+        if self.data_parallel is not None:  # one rank of a data-parallel run: its own rows of the batch
+            x, targets, masks = self.data_parallel.shard(x, targets, masks)
         need = step_need(self.weighting.requires, self.config.rep_grads, self.model.has_shared_trunk)
         diagnose = self.diagnostics_due() and self.model.has_shared_trunk
         use_gramian = self.gramian is not None
@@ -434,6 +441,8 @@ class Trainer:
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx, seen)
         regularizer = self.add_regularizers()
+        if self.data_parallel is not None:  # every rank takes the same step
+            self.data_parallel.average_gradients(self.model.parameters())
         self.stop_if_non_finite(self.guard.check_gradients(self.trainable, self.global_step), detached)
         self.guard.gate(self.optimizer)
         self.optimizer.step()
@@ -465,14 +474,19 @@ class Trainer:
                 self.record_diagnostics(diagnostics_from_gramian(K, combination.weights, lr).as_dict())
         elif need == "rep_grads":
             Z, head_grads = representation_gradients(losses, rep, self.heads)
-            combination = self.weighting.combine(detached, method_input(Z, self.weighting.requires), ctx)
+            whole_Z = Z if self.data_parallel is None else self.data_parallel.representation_gradients(Z)
+            combination = self.weighting.combine(detached, method_input(whole_Z, self.weighting.requires), ctx)
             if diagnose:
                 G, _ = task_gradients(losses, self.shared, self.heads)
+                if self.data_parallel is not None:
+                    G = self.data_parallel.gradients(G)
                 self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, lr).as_dict())
             rep.backward(representation_direction(combination, Z).view_as(rep))  # the trunk's last use of the graph
         else:
             # the last task's pass frees the graph: nothing after it differentiates the losses again
             G, head_grads = task_gradients(losses, self.shared, self.heads, retain_graph=False)
+            if self.data_parallel is not None:  # the whole batch's G, the same on every rank
+                G = self.data_parallel.gradients(G)
             extra = G @ G.T if need == "gramian" else (G if need == "grads" else None)
             combination = self.weighting.combine(detached, extra, ctx)
             direction = combination.direction
