@@ -397,6 +397,13 @@ class Trainer:
             losses = self.data_parallel.losses(losses, self.task_names)
         return losses
 
+    def whole_batch_losses(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict | None = None
+    ) -> list[torch.Tensor]:
+        """The per-task losses of a batch every rank holds whole (extra batches, validation lookahead): never
+        shared out among data-parallel ranks."""
+        return label_masks.losses(self.tasks, outputs, targets, masks)
+
     def diagnostics_due(self) -> bool:
         every = self.config.diagnostics_every
         return every > 0 and self.global_step % every == 0
@@ -513,7 +520,7 @@ class Trainer:
 
     def cross_gramian_step(self, losses, diagnose: bool, ctx: StepContext):
         """Weights from ``A = G_ξ G_ξ'ᵀ`` of two extra batches, applied to this batch's losses (heads included)."""
-        A = self.extra_batches.cross_gramian(self.model, self.compute_losses, self.shared, self.heads)
+        A = self.extra_batches.cross_gramian(self.model, self.whole_batch_losses, self.shared, self.heads)
         detached = torch.stack([loss.detach() for loss in losses])
         combination = self.weighting.combine(detached, A, ctx)
         self.require_weights_only(combination)
@@ -526,7 +533,7 @@ class Trainer:
     def lookahead_step(self, losses, diagnose: bool, ctx: StepContext):
         """Auto-λ: the hypergradient of a validation lookahead, the method's update, then the weighted step."""
         current = self.weighting.current_weights()
-        H = self.lookahead.hypergradient(self.model, self.compute_losses, losses, current, ctx.lr)
+        H = self.lookahead.hypergradient(self.model, self.whole_batch_losses, losses, current, ctx.lr)
         detached = torch.stack([loss.detach() for loss in losses])
         combination = self.weighting.combine(detached, H[:, None], ctx)
         self.require_weights_only(combination)
