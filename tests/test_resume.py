@@ -3,6 +3,7 @@ bitwise like the uninterrupted one (CPU), for every registered method, with drop
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -102,6 +103,25 @@ def test_a_checkpoint_saved_from_a_callback_during_the_run_resumes_exactly(kind,
     assert_same_run(whole, running)  # saving changed nothing in the run itself
     resumed = make("rlw", record_every=1)
     resumed.load(path)
+    resumed.fit()
+    assert_same_run(whole, resumed)
+
+
+def jitter(x: torch.Tensor, targets: dict, generator: torch.Generator):
+    """A train-time augmentation drawing from the batch-order generator (as the image data sets' shifts do)."""
+    return x + 0.1 * torch.randn(x.shape, generator=generator), targets
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 6])
+def test_resume_mid_epoch_with_augmentation_draws_continues_exactly(step, tmp_path):
+    data = dataclasses.replace(DATA, augment=jitter)
+    build = lambda: build_trainer(data, "hard", "graddrop", augment=True, **OPTIONS)  # noqa: E731
+    whole = build()
+    whole.fit()
+    first = build()
+    first.fit(max_steps=step)
+    resumed = build()
+    resumed.load(first.save(tmp_path / "aug.pt"))
     resumed.fit()
     assert_same_run(whole, resumed)
 
