@@ -671,7 +671,15 @@ class Trainer:
             self.flush_after_interrupt()
             warnings.warn("training interrupted: the History and the model keep what was done so far; "
                           "fit() continues exactly where it stopped", stacklevel=3)
-        self.finish(status)
+        try:
+            self.finish(status)
+        except KeyboardInterrupt:  # during the test evaluation: the run itself is intact
+            status = "interrupted"
+            self.history.update_meta(status=status, steps=self.global_step, epochs_done=self.epoch)
+            self.history.add_note({"step": self.global_step, "note": "interrupted during the test evaluation"})
+        except Exception as exc:
+            self.fail(exc)
+            raise
         self.emit_end(status)
         return self.history
 

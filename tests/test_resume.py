@@ -224,3 +224,18 @@ def test_a_background_run_ended_by_system_exit_is_not_left_running():
     history = handle.join(timeout=60, raise_error=False)
     assert not handle.running and isinstance(handle.error, SystemExit)
     assert history.status == "error" and "SystemExit" in history.meta["error"]
+
+
+def test_an_interrupt_during_the_test_evaluation_still_ends_with_a_status(monkeypatch):
+    trainer = make("equal")
+    original = trainer.evaluate
+
+    def evaluate(split="val", batch_size=1024):
+        if split == "test":
+            raise KeyboardInterrupt
+        return original(split, batch_size)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    history = trainer.fit()
+    assert history.status == "interrupted" and history.meta["epochs_done"] == OPTIONS["epochs"]
+    assert any("test evaluation" in n.get("note", "") for n in history.notes)
