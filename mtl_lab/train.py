@@ -64,7 +64,7 @@ from mtl_lab.grouping import resolve_auto_groups
 from mtl_lab.guards import NonFiniteGuard, NonFiniteLossError
 from mtl_lab.history import History
 from mtl_lab.interrupts import deferred_sigint
-from mtl_lab.models import ARCHITECTURES, TRUNKS, build_model
+from mtl_lab.models import build_model, check_option_kinds
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.resume import global_rng_state, set_global_rng_state
 from mtl_lab.weighting import StepContext, Weighting, create
@@ -878,15 +878,8 @@ def build_trainer(
 
 
 def check_architecture_options(architecture: str, options: dict) -> None:
-    """Model options of the kinds their defaults have (``num_experts`` an int, ``dropout`` a number …)."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
-    if not isinstance(options, dict):
-        raise ValueError(f"model_options must be a dict, got {options!r}")
-    validate.check_model_options(ARCHITECTURES[architecture], options, f"architecture {architecture!r}")
-    trunk = options.get("trunk", "mlp")
-    if isinstance(trunk, str) and trunk in TRUNKS:
-        validate.check_model_options(TRUNKS[trunk], options, f"{trunk} trunk")
+    """Model options checked before anything is built (:func:`mtl_lab.models.check_option_kinds`)."""
+    check_option_kinds(architecture, options)
 
 
 def train(data: MultiTaskData, architecture: str = "hard", method: str | Weighting = "equal", **options) -> Trainer:

@@ -15,6 +15,7 @@ from mtl_lab import data as datasets
 from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History, load_runs
+from mtl_lab.models import build_model
 from mtl_lab.train import TrainConfig, build_trainer
 from mtl_lab.validate import SEED_MAX
 from mtl_lab.weighting import aggregate, create
@@ -106,6 +107,7 @@ API_CASES = [
     ("head_hidden scalar", lambda: build_trainer(small_data(), model_options={"head_hidden": 5}), ["got 5"]),
     ("coupling text", lambda: build_trainer(small_data(), "soft_sharing", model_options={"coupling": "x"}),
      ["'x'"]),
+    ("build_model dropout text", lambda: build_model("hard", small_data(), dropout="0.5"), ["'0.5'", "dropout"]),
     ("model options not a dict", lambda: build_trainer(small_data(), model_options="hidden"), ["'hidden'"]),
     # History
     ("History task_names str", lambda: History(task_names="abc"), ["'abc'"]),
