@@ -139,7 +139,8 @@ class TrainConfig:
         for name in ("evaluate", "train_metrics", "augment"):
             validate.check_bool(name, getattr(self, name))
         validate.check_device(self.device)
-        validate.check_unused_options(self.optimizer, self.momentum, self.schedule, self.step_size, self.gamma)
+        step_options = {"step_size": (self.step_size, TrainConfig.step_size), "gamma": (self.gamma, TrainConfig.gamma)}
+        validate.check_unused_options(self.optimizer, self.momentum, self.schedule, step_options)
 
     @staticmethod
     def option_names() -> list[str]:
