@@ -39,7 +39,6 @@ position within the epoch (:mod:`mtl_lab.resume`), so a resumed run is bitwise t
 from __future__ import annotations
 
 import collections
-import copy
 import math
 import threading
 import time
@@ -68,10 +67,10 @@ from mtl_lab.guards import NonFiniteGuard, NonFiniteLossError
 from mtl_lab.history import History
 from mtl_lab.interrupts import deferred_sigint
 from mtl_lab.lookahead import Lookahead
-from mtl_lab.models import ARCHITECTURES, TRUNKS, build_model
+from mtl_lab.models import build_model, check_option_kinds
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.rep_grad import check_rep_grads, method_input, representation_direction, step_need
-from mtl_lab.resume import RunPosition, epoch_batches, global_rng_state, set_global_rng_state
+from mtl_lab.resume import global_rng_state, set_global_rng_state
 from mtl_lab.weighting import StepContext, Weighting, create
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -147,7 +146,8 @@ class TrainConfig:
         for name in ("evaluate", "train_metrics", "augment"):
             validate.check_bool(name, getattr(self, name))
         validate.check_device(self.device)
-        validate.check_unused_options(self.optimizer, self.momentum, self.schedule, self.step_size, self.gamma)
+        step_options = {"step_size": (self.step_size, TrainConfig.step_size), "gamma": (self.gamma, TrainConfig.gamma)}
+        validate.check_unused_options(self.optimizer, self.momentum, self.schedule, step_options)
         validate.check_bool("rep_grads", self.rep_grads)
         if self.rep_grads and self.gradient_path == "gramian":
             raise ValueError("rep_grads=True and gradient_path='gramian' exclude each other: choose one")
@@ -757,7 +757,15 @@ class Trainer:
             self.flush_after_interrupt()
             warnings.warn("training interrupted: the History and the model keep what was done so far; "
                           "fit() continues exactly where it stopped", stacklevel=3)
-        self.finish(status)
+        try:
+            self.finish(status)
+        except KeyboardInterrupt:  # during the test evaluation: the run itself is intact
+            status = "interrupted"
+            self.history.update_meta(status=status, steps=self.global_step, epochs_done=self.epoch)
+            self.history.add_note({"step": self.global_step, "note": "interrupted during the test evaluation"})
+        except Exception as exc:
+            self.fail(exc)
+            raise
         self.emit_end(status)
         return self.history
 
@@ -859,45 +867,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def identity(self) -> dict:
-        """What a checkpoint must agree on with this trainer (see :mod:`mtl_lab.checkpoint`)."""
-        c = self.config
-        return checkpoint.identity(self.model.architecture, self.task_names, c.optimizer, c.schedule,
-                                   self.weighting.name, c.batch_size)
-
-    def position(self) -> RunPosition:
-        """Every random state and the position within the epoch (see :mod:`mtl_lab.resume`)."""
-        running = self.lock.locked()
-        rng = global_rng_state(self.device) if running else self.rng_state
-        return RunPosition(rng, self.batch_generator.get_state(), self.method_generator.get_state(),
-                           self.epoch_start_rng, self.epoch_batches)
-
-    def state(self) -> dict:
-        """Everything :meth:`save` writes, as a dict (tensors shared with the live objects)."""
-        self.flush()
-        return {
-            "identity": self.identity(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "weighting": self.weighting.state_dict(),
-            "history": self.history.to_dict(),
-            "counters": {"global_step": self.global_step, "epoch": self.epoch, "epoch_batches": self.epoch_batches},
-            "epoch_loss_sum": self.epoch_loss_sum.detach().cpu().clone(),
-            "epoch_labelled": self.epoch_labelled.detach().cpu().clone(),
-            "extra_batches": self.extra_batches.state_dict() if self.extra_batches is not None else None,
-            "lookahead_batches": self.lookahead.batches.state_dict() if self.lookahead is not None else None,
-            "epoch_losses": [list(e) for e in self.epoch_losses],
-            "first_losses": list(self.first_losses) if self.first_losses is not None else None,
-            "position": self.position().to_dict(),
-        }
-
     def save(self, path: str | Path) -> Path:
         """Everything needed to continue bitwise, in one file (written atomically; see :mod:`mtl_lab.checkpoint`).
 
         May be called between ``fit()`` calls or from a callback during a run.
         """
-        return checkpoint.write(path, self.state())
+        return checkpoint.write(path, checkpoint.trainer_state(self))
 
     def load(self, path: str | Path) -> None:
         """Restore what :meth:`save` wrote, after checking it is a checkpoint of this kind of run.
@@ -908,47 +883,7 @@ class Trainer:
         """
         if self.lock.locked():
             raise RuntimeError("this trainer is running; stop() it before loading a checkpoint")
-        state = checkpoint.read(path, self.device)
-        checkpoint.check_compatible(state, self.identity(), self.model.state_dict(), path)
-        backup = copy.deepcopy(self.state())
-        try:
-            self.apply_state(state)
-        except Exception as exc:
-            self.apply_state(backup)
-            message = f"checkpoint {str(path)!r} could not be loaded ({exc}); the trainer is unchanged"
-            raise ValueError(message) from None
-
-    def apply_state(self, state: dict) -> None:
-        """Put a :meth:`state` dict into the live objects."""
-        impl = [(g.get("foreach"), g.get("fused")) for g in self.optimizer.param_groups]
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group, (foreach, fused) in zip(self.optimizer.param_groups, impl):  # this trainer's implementation
-            group["foreach"], group["fused"] = foreach, fused
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.weighting.load_state_dict(state["weighting"])
-        self.history = History.from_dict(state["history"])
-        counters = state["counters"]
-        self.global_step, self.epoch = counters["global_step"], counters["epoch"]
-        self.epoch_batches = counters["epoch_batches"]
-        self.epoch_loss_sum = state["epoch_loss_sum"].to(self.device).clone()
-        self.epoch_labelled = state["epoch_labelled"].to(self.device).clone()
-        if self.extra_batches is not None:
-            self.extra_batches.load_state_dict(state["extra_batches"])
-        if self.lookahead is not None:
-            self.lookahead.batches.load_state_dict(state["lookahead_batches"])
-        self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
-        self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
-        position = RunPosition.from_dict(state["position"])
-        position.batch_rng, position.method_rng = position.batch_rng.cpu(), position.method_rng.cpu()
-        if position.epoch_start_rng is not None:
-            position.epoch_start_rng = position.epoch_start_rng.cpu()
-        self.rng_state = position.global_rng
-        self.method_generator.set_state(position.method_rng)
-        self.epoch_start_rng = position.epoch_start_rng
-        self.batch_iterator = epoch_batches(self.data.train, self.config.batch_size, self.batch_generator, position)
-        self.buffer = []
+        checkpoint.load_into(self, path)
 
 
 class RunHandle:
@@ -1032,15 +967,8 @@ def build_trainer(
 
 
 def check_architecture_options(architecture: str, options: dict) -> None:
-    """Model options of the kinds their defaults have (``num_experts`` an int, ``dropout`` a number …)."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
-    if not isinstance(options, dict):
-        raise ValueError(f"model_options must be a dict, got {options!r}")
-    validate.check_model_options(ARCHITECTURES[architecture], options, f"architecture {architecture!r}")
-    trunk = options.get("trunk", "mlp")
-    if isinstance(trunk, str) and trunk in TRUNKS:
-        validate.check_model_options(TRUNKS[trunk], options, f"{trunk} trunk")
+    """Model options checked before anything is built (:func:`mtl_lab.models.check_option_kinds`)."""
+    check_option_kinds(architecture, options)
 
 
 def train(data: MultiTaskData, architecture: str = "hard", method: str | Weighting = "equal", **options) -> Trainer:

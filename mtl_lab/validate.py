@@ -125,12 +125,15 @@ def check_device_available(value: str) -> torch.device:
     return torch.device(value)
 
 
-def check_unused_options(optimizer: str, momentum: float, schedule: str, step_size: int, gamma: float) -> None:
-    """Options the chosen optimiser or schedule would not use are errors (never silently recorded)."""
+def check_unused_options(optimizer: str, momentum: float, schedule: str, step_options: dict[str, tuple]) -> None:
+    """Options the chosen optimiser or schedule would not use are errors (never silently recorded).
+
+    ``step_options`` maps ``step_size`` and ``gamma`` to ``(value, default)``: they apply to ``schedule='step'``.
+    """
     if optimizer != "sgd" and momentum != 0:
         raise ValueError(f"momentum={momentum!r} applies only to optimizer 'sgd', not {optimizer!r}; leave it at 0")
     if schedule != "step":
-        for name, value, default in (("step_size", step_size, 10), ("gamma", gamma, 0.5)):
+        for name, (value, default) in step_options.items():
             if value != default:
                 raise ValueError(
                     f"{name}={value!r} applies only to schedule 'step', not {schedule!r}; leave it at {default}"

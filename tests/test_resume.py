@@ -3,6 +3,7 @@ bitwise like the uninterrupted one (CPU), for every registered method, with drop
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -106,6 +107,25 @@ def test_a_checkpoint_saved_from_a_callback_during_the_run_resumes_exactly(kind,
     assert_same_run(whole, resumed)
 
 
+def jitter(x: torch.Tensor, targets: dict, generator: torch.Generator):
+    """A train-time augmentation drawing from the batch-order generator (as the image data sets' shifts do)."""
+    return x + 0.1 * torch.randn(x.shape, generator=generator), targets
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 6])
+def test_resume_mid_epoch_with_augmentation_draws_continues_exactly(step, tmp_path):
+    data = dataclasses.replace(DATA, augment=jitter)
+    build = lambda: build_trainer(data, "hard", "graddrop", augment=True, **OPTIONS)  # noqa: E731
+    whole = build()
+    whole.fit()
+    first = build()
+    first.fit(max_steps=step)
+    resumed = build()
+    resumed.load(first.save(tmp_path / "aug.pt"))
+    resumed.fit()
+    assert_same_run(whole, resumed)
+
+
 def test_pause_and_continue_in_one_process_ignores_the_callers_random_numbers():
     whole = make("rlw")
     whole.fit()
@@ -204,3 +224,18 @@ def test_a_background_run_ended_by_system_exit_is_not_left_running():
     history = handle.join(timeout=60, raise_error=False)
     assert not handle.running and isinstance(handle.error, SystemExit)
     assert history.status == "error" and "SystemExit" in history.meta["error"]
+
+
+def test_an_interrupt_during_the_test_evaluation_still_ends_with_a_status(monkeypatch):
+    trainer = make("equal")
+    original = trainer.evaluate
+
+    def evaluate(split="val", batch_size=1024):
+        if split == "test":
+            raise KeyboardInterrupt
+        return original(split, batch_size)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    history = trainer.fit()
+    assert history.status == "interrupted" and history.meta["epochs_done"] == OPTIONS["epochs"]
+    assert any("test evaluation" in n.get("note", "") for n in history.notes)

@@ -15,6 +15,7 @@ from mtl_lab import data as datasets
 from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History, load_runs
+from mtl_lab.models import build_model
 from mtl_lab.train import TrainConfig, build_trainer
 from mtl_lab.validate import SEED_MAX
 from mtl_lab.weighting import aggregate, create
@@ -106,6 +107,7 @@ API_CASES = [
     ("head_hidden scalar", lambda: build_trainer(small_data(), model_options={"head_hidden": 5}), ["got 5"]),
     ("coupling text", lambda: build_trainer(small_data(), "soft_sharing", model_options={"coupling": "x"}),
      ["'x'"]),
+    ("build_model dropout text", lambda: build_model("hard", small_data(), dropout="0.5"), ["'0.5'", "dropout"]),
     ("model options not a dict", lambda: build_trainer(small_data(), model_options="hidden"), ["'hidden'"]),
     # History
     ("History task_names str", lambda: History(task_names="abc"), ["'abc'"]),
@@ -326,3 +328,31 @@ def lab_options(draw):
 @given(options=lab_options())
 def test_property_lab_config_builds_a_trainer_or_names_the_bad_value(options):
     check_outcome(options, lambda: make_trainer(LabConfig.from_dict({"data": "linnerud", **options})))
+
+
+SHARED_FIELDS = {k: TRAIN_FIELDS[k] for k in ("epochs", "batch_size", "optimizer", "lr", "device", "seed",
+                                              "diagnostics_every")}
+
+
+@st.composite
+def shared_options(draw):
+    names = draw(st.lists(st.sampled_from(sorted(SHARED_FIELDS)), min_size=1, max_size=3, unique=True))
+    return {n: draw(st.one_of(SHARED_FIELDS[n], JUNK)) for n in names}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(options=shared_options())
+def test_property_the_panel_and_the_api_accept_and_refuse_the_same_values_with_the_same_message(options):
+    """One validation layer: LabConfig never clamps or re-validates differently from build_trainer."""
+    data = datasets.load("linnerud")
+
+    def outcome(build):
+        try:
+            trainer = build()
+        except ValueError as exc:
+            return "refused", str(exc)
+        return "built", {k: getattr(trainer.config, k) for k in options}
+
+    api = outcome(lambda: build_trainer(data, "hard", "equal", **options))
+    panel = outcome(lambda: make_trainer(LabConfig(data="linnerud", method="equal", baselines=False, **options)))
+    assert api == panel

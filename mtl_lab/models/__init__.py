@@ -18,6 +18,7 @@ from mtl_lab.models.mtan_lite import MTANLite
 from mtl_lab.models.relation import TaskRelation
 from mtl_lab.models.soft_sharing import SoftSharing
 from mtl_lab.models.trunks import TRUNKS, CNNTrunk, MLPTrunk
+from mtl_lab.validate import check_model_options
 
 ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     HardSharing.architecture: HardSharing,
@@ -65,7 +66,21 @@ def build_model(architecture: str, data: MultiTaskData, **options) -> MultiTaskM
     unknown = [key for key in options if key not in allowed]
     if unknown:
         raise ValueError(f"architecture {architecture!r} has no option(s) {unknown}; its options are {allowed}")
+    check_option_kinds(architecture, options)
     return ARCHITECTURES[architecture](data.tasks, data.input_shape, **options)
+
+
+def check_option_kinds(architecture: str, options: dict) -> None:
+    """Each option of the kind of its default (``num_experts`` an int, ``dropout`` a number, ``hidden`` a
+    list of ints …), for the architecture and the trunk it forwards options to (:mod:`mtl_lab.validate`)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    if not isinstance(options, dict):
+        raise ValueError(f"model options must be a dict, got {options!r}")
+    check_model_options(ARCHITECTURES[architecture], options, f"architecture {architecture!r}")
+    trunk = options.get("trunk", "mlp")
+    if isinstance(trunk, str) and trunk in TRUNKS:
+        check_model_options(TRUNKS[trunk], options, f"{trunk} trunk")
 
 
 def architecture_options(architecture: str, trunk: str | None = None) -> list[str]:

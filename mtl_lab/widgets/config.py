@@ -107,7 +107,7 @@ class LabConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad value and what is allowed."""
-        for name in ("data", "architecture", "method", "optimizer", "device"):
+        for name in ("data", "architecture", "method"):  # names looked up in registries (dicts)
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         if self.data not in datasets.DATASETS:
