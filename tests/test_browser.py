@@ -134,6 +134,29 @@ def test_lab_in_jupyterlab(workdir):
     print(f"\nJupyterLab browser test: {timings}, total {time.perf_counter() - started:.1f} s")
 
 
+def test_quickstart_try_it_works_after_run_all(workdir):
+    """Notebook 00's closing exercise: after Run All, type a new weight in the panel and press Train."""
+    sync_api = require_browser()
+    shutil.copy(ROOT / "notebooks" / "00_quickstart.ipynb", workdir / "nb")
+    port = free_port()
+    with serve(lab_command(port, workdir / "nb"), f"http://127.0.0.1:{port}/api/status", workdir), \
+            chromium(sync_api) as page:
+        run_all(page, port, "00_quickstart.ipynb", done_text="mgda")
+        lab = page.locator(".mtl-lab").first
+        lab.scroll_into_view_if_needed()
+        box = lab.locator(".mtl-weight", has_text="recon").locator("input").last
+        box.fill("1")
+        box.press("Enter")
+        button(lab, "Train").click()
+        lab.locator(".widget-html-content").filter(has_text="training").first.wait_for(timeout=30_000)
+        chart = lab.locator(".mtl-live-chart").first
+        page.wait_for_function("el => el.querySelector('.mlc-title').textContent.includes('recon=1')",
+                               arg=chart.element_handle(), timeout=30_000)
+        page.wait_for_function("el => +el.dataset.lastStep > 5", arg=chart.element_handle(), timeout=30_000)
+        button(lab, "Stop").click()
+        lab.locator(".widget-html-content").filter(has_text="stopped").first.wait_for(timeout=15_000)
+
+
 def test_classroom_page_in_voila(workdir):
     """The classroom page: only the instruments (no prose, no code, no prints), the lab works, and the
     kernels of closed pages are culled."""

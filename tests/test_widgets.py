@@ -326,14 +326,15 @@ def test_a_paced_run_keeps_its_pace_and_stops_at_once():
 
 def test_the_panel_keeps_every_value_exactly_as_the_api_would_and_never_clamps():
     config = LabConfig(method="static", weights={"cls": 50.0, "reg": 0.0005}, lr=10.0, epochs=200_000,
-                       device="cuda:1", **{k: v for k, v in SMALL.items() if k not in ("epochs", "lr")})
+                       **{k: v for k, v in SMALL.items() if k not in ("epochs", "lr")})
     lab = Lab(config, name="test-exact")
-    assert lab.ui.lr_w.value == 10.0 and lab.ui.epochs_w.value == 200_000 and lab.ui.device_w.value == "cuda:1"
+    assert lab.ui.lr_w.value == 10.0 and lab.ui.epochs_w.value == 200_000
     assert lab.weight_inputs["cls"].value == 50.0 and lab.weight_inputs["reg"].value == 0.0005
     exported = lab.export_config()
     assert exported["lr"] == 10.0 and exported["epochs"] == 200_000 and exported["weights"]["cls"] == 50.0
-    assert lab.train() is False  # cuda:1 is absent here: an error naming it, never a run on another device
-    assert "cuda:1" in lab.status_text() and lab.trainer is None
+    lab.ui.device_w.value = "cuda:1"  # absent here: an error naming it, never a run on another device
+    assert lab.ui.device_w.value == "cuda:1"
+    assert lab.train() is False and "cuda:1" in lab.status_text() and lab.trainer is None
     lab.ui.device_w.value = "gpu"
     assert lab.train() is False and "'gpu'" in lab.status_text()
     lab.close()

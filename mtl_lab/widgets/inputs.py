@@ -165,6 +165,7 @@ class WeightInput(W.HBox):
         self.slider.observe(self.on_slider, names="value")
         self.box.observe(lambda change: self.show(change["new"]), names="value")
         super().__init__([self.label, self.slider, self.box], layout=W.Layout(width="auto", margin="0 10px 0 0"))
+        self.add_class("mtl-weight")
 
     @property
     def value(self) -> float:
