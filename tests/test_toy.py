@@ -45,7 +45,7 @@ def test_closed_form_gradients_equal_autograd():
     np.testing.assert_allclose(G_b.transpose(2, 0, 1), G.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def random_gramians(count: int, seed: int) -> np.ndarray:
+def random_gradients(count: int, seed: int) -> np.ndarray:
     """Gramians of two random 2-d gradients with norms from 1e-2 to 1e2.
 
     (The closed forms lose digits to cancellation when the two norms differ by more than about 1e4;
@@ -53,18 +53,24 @@ def random_gramians(count: int, seed: int) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((count, 2, 2)) * 10.0 ** rng.uniform(-2, 2, (count, 2, 1))
-    return G @ G.transpose(0, 2, 1)
+    nearly_opposed = -G[: count // 4, :1] * 10.0 ** rng.uniform(-2, 2, (count // 4, 1, 1))
+    G[: count // 4, 1:] = nearly_opposed + 1e-9 * rng.standard_normal((count // 4, 1, 2))  # near-stationary
+    return G
 
 
 @pytest.mark.parametrize("method,options", [("mgda", {}), ("pcgrad", {}), ("cagrad", {}), ("cagrad", {"c": 0.2}),
                                             ("cagrad", {"c": 2.0, "rescale": 0}), ("cagrad", {"rescale": 2})])
 def test_closed_form_weights_equal_the_methods_solvers(method, options):
-    K = random_gramians(300, seed=1)
+    G = random_gradients(400, seed=1)
+    K = G @ G.transpose(0, 2, 1)
+    cross2 = (G[:, 0, 0] * G[:, 1, 1] - G[:, 0, 1] * G[:, 1, 0]) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        w1, w2 = toy_batched.COMBINE[method](K[:, 0, 0], K[:, 0, 1], K[:, 1, 1], options)
+        w1, w2 = toy_batched.COMBINE[method](K[:, 0, 0], K[:, 0, 1], K[:, 1, 1], cross2, options)
     weighting = create(method, **options)
     weighting.reset(["L1", "L2"])
-    for k in range(len(K)):
+    handed_over = np.isnan(w1) | np.isnan(w2)  # to the method's own solver: opposed gradients, non-unique optimum
+    assert handed_over.sum() <= len(K) // 4 and not handed_over[len(K) // 4:].any()
+    for k in np.flatnonzero(~handed_over):
         ref = weighting.combine(torch.ones(2, dtype=torch.float64), torch.from_numpy(K[k]), StepContext()).weights
         # relative to the weights' size; the solvers' own tolerances (1e-10 ridge, 1e-12 KKT) are the limit
         assert [w1[k], w2[k]] == pytest.approx(ref.tolist(), rel=1e-8, abs=1e-8 * float(ref.abs().max()))
