@@ -114,3 +114,16 @@ def test_aggregate_matches_the_direction_of_the_fixed_solver():
     G = badly_scaled(7, 3, 6)
     d, _ = cagrad_direction(G, 0.5)
     torch.testing.assert_close(aggregate("cagrad", torch.from_numpy(G), rescale=0), torch.from_numpy(d))
+
+
+@pytest.mark.parametrize("scale", [0.2, 1.0, 5.0, 30.0])
+def test_nash_mtl_unclipped_step_equals_torchjds(scale):
+    """No √‖K‖_F factor between TorchJD's Nash-MTL and this one: the same direction, length √T."""
+    jd = pytest.importorskip("torchjd.aggregation")
+    pytest.importorskip("cvxpy")
+    G = torch.randn(3, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * scale
+    theirs = jd.NashMTL(n_tasks=3, max_norm=0.0)(G.float()).double()
+    ours = aggregate("nash_mtl", G, max_norm=0.0)
+    assert float(ours.norm()) == pytest.approx(3**0.5, rel=1e-7)  # (the 1e-8 ridge moves it by ~3e-8)
+    assert float(theirs.norm()) == pytest.approx(float(ours.norm()), rel=1e-4)  # TorchJD runs in float32
+    assert float(theirs @ ours / (theirs.norm() * ours.norm())) == pytest.approx(1.0, abs=1e-6)
