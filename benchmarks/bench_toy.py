@@ -10,6 +10,11 @@ MGDA, PCGrad, CAGrad) × the paper's 3 starts, Adam at lr 1e-3.
   extrapolated linearly to 100 000 (its cost per step does not change along the run);
 * new on the same ``--old-steps`` steps, for a ratio measured on equal work.
 
+It also measures the landscape widget's Stop: a background run of the four methods plus Nash-MTL
+(per-step path, the slower one) is stopped 1 s after it starts; the time from ``stop()`` to the end
+of the run (goal: ≤ 0.5 s) and to the figure of what it has are printed, as is the longest gap between
+two progress calls.
+
 Goal (issue 11): ≤ 5 s for 4 methods × 3 starts × 100 000 steps on 2 cores. The end points are printed
 so that the run also shows the paper's endings. Run: ``python benchmarks/bench_toy.py [--quick]``.
 """
@@ -35,6 +40,32 @@ def timed(steps: int, vectorised: bool) -> tuple[float, dict[str, list[toy.Traje
     start = time.perf_counter()
     runs = toy.trajectories(METHODS, toy.PAPER_STARTS, steps=steps, lr=toy.PAPER_LR, vectorised=vectorised)
     return time.perf_counter() - start, runs
+
+
+def stop_latency() -> tuple[float, float, float]:
+    """Seconds from Stop to the run's end (the toy's next progress call, which returns False), to the end
+    of the thread (the figure drawn), and the longest gap between progress calls."""
+    from mtl_lab.widgets.landscape import ToyLandscape
+
+    view = ToyLandscape(methods=(*METHODS, "nash_mtl"), name="bench-stop")
+    calls: list[float] = []
+    report = view.progress
+
+    def timed_progress(fraction: float) -> bool:
+        calls.append(time.perf_counter())
+        return report(fraction)
+
+    view.progress = timed_progress  # the same callback, with a clock around it
+    view.start()
+    time.sleep(1.0)
+    stopped_at = time.perf_counter()
+    view.stop()
+    view.wait()
+    drawn = time.perf_counter() - stopped_at
+    ended = min((t for t in calls if t >= stopped_at), default=float("nan")) - stopped_at
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    view.close()
+    return ended, drawn, max(gaps, default=float("nan"))
 
 
 def main() -> None:
@@ -65,6 +96,9 @@ def main() -> None:
     print(f"| per-step (old), extrapolated | {args.steps:,} | {old_full:.0f} s | |")
     print(f"\nratio old/new on {args.old_steps:,} steps: {old_same / new_same:.0f}×; "
           f"new on {args.steps:,} steps: {new_full:.2f} s (goal ≤ 5 s)\n")
+    ended, drawn, gap = stop_latency()
+    print(f"landscape Stop: the run ends {ended * 1000:.0f} ms after stop() (goal ≤ 500 ms), the figure of what "
+          f"it has is shown after {drawn * 1000:.0f} ms; longest gap between progress calls {gap * 1000:.0f} ms\n")
     print("| method | " + " | ".join(f"end from ({a:g}, {b:g})" for a, b in toy.PAPER_STARTS) + " |")
     print("|---|" + "---|" * len(toy.PAPER_STARTS))
     for method, paths in runs.items():

@@ -193,6 +193,8 @@ class ToyLandscape:
     def stop(self) -> None:
         """Ask a background run to end where it is (it shows what it has)."""
         self.stop_event.set()
+        if self.thread is not None and self.thread.is_alive():
+            self.status.value = status_html("stopping", "… the paths end where they are", "#b36b00")
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until a background run has finished (for scripts and tests)."""
