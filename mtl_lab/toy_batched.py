@@ -27,12 +27,14 @@ for a notebook:
     ``F(α) = g_α·g0 + r‖g_α‖`` with ``g_α = g2 + α e``, ``e = g1 − g2``, ``r = c‖g0‖``. With
     ``A = ‖e‖², B = g2·e, C = ‖g2‖², p = e·g0`` and ``κ = p²/r²``, ``F′(α) = 0`` is
     ``(B + αA)² = κ(C + 2Bα + Aα²)`` with ``B + αA`` of the sign opposite to ``p``; its root is
+    (``AC − B² = (g1 × g2)²``, taken from the gradients, not the Gramian, which cancels there)
     ``α = −B/A − sign(p)·√(κ(AC − B²) / (A²(A − κ)))`` when ``A > κ``; F is convex, so clipping the
     root to [0, 1] gives the minimiser (when ``A ≤ κ``, F is monotone and the minimiser is the end
     ``α = 0`` if ``p > 0``, else 1). The weights are ``(½ + r α/‖g_α‖, ½ + r (1 − α)/‖g_α‖)``
-    divided by the method's ``rescale`` divisor. Where ``‖g_α‖`` vanishes (the gradients exactly
-    opposed: Pareto-stationary) the dual gives no direction; those rare points are handed to the
-    method's own solver.
+    divided by the method's ``rescale`` divisor. Where the gradients are opposed (Pareto-stationary,
+    by the solver's own test: ``(1 + cos)/2 ≤ 1e-12``) and α falls inside (0, 1), ``g_α`` vanishes and
+    the optimum is not unique; those points are handed to the method's own solver, so that both paths
+    agree. (On the toy with ``c = 0.5`` the opposed gradients along the Pareto set give α = 0 or 1.)
 * **Adam written out on the batch**, operation for operation as ``torch.optim.Adam`` (Kingma & Ba,
   ICLR 2015; β = (0.9, 0.999), ε = 1e-8, no weight decay): ``m ← m + (1 − β1)(d − m)``,
   ``v ← β2 v + (1 − β2) d²``, ``x ← x − (lr/(1 − β1^k))·m / (√v/√(1 − β2^k) + ε)``; or plain SGD,
@@ -53,10 +55,12 @@ import numpy as np
 
 from mtl_lab.weighting import create
 from mtl_lab.weighting.cagrad import RESCALE_DIVISORS
+from mtl_lab.weighting.solvers import rank_tolerance
 
 LOWER = 5e-6  # the floor under the logarithms' arguments (as in mtl_lab.toy)
 BETAS = (0.9, 0.999)
 EPS = 1e-8
+RANK = rank_tolerance(np.dtype(np.float64), 2)  # the solvers' cut-off for a Gramian's small eigenvalues
 PROGRESS_EVERY = 500  # steps between two progress calls (well under 0.5 s)
 # the methods this module combines in closed form, and the options each accepts here; other options
 # (e.g. MGDA's normalisations) make the caller use the per-step path
@@ -103,21 +107,31 @@ def losses_and_gradients(x1: np.ndarray, x2: np.ndarray, losses: bool = True) ->
     return (up * a + down * b if losses else None), G
 
 
-def mgda_weights(k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, options: dict) -> tuple[np.ndarray, np.ndarray]:
+def mgda_weights(
+    k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, cross2: np.ndarray, options: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """γ of the min-norm point; NaN where ``g1 = g2`` (the solver's ½ then applies)."""
     denom = k11 - 2.0 * k12 + k22
     t = np.minimum(np.maximum((k11 - k12) / np.where(denom > 1e-14 * (k11 + k22), denom, np.nan), 0.0), 1.0)
     return 1.0 - t, t
 
 
-def pcgrad_weights(k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, options: dict) -> tuple[np.ndarray, np.ndarray]:
+def pcgrad_weights(
+    k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, cross2: np.ndarray, options: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """Each gradient projected off the other when they conflict (``k12 < 0``)."""
     conflict = np.minimum(k12, 0.0)
     return 1.0 - conflict / k11, 1.0 - conflict / k22
 
 
-def cagrad_weights(k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, options: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The dual's closed form (module docstring); NaN where the method's own solver must decide."""
+def cagrad_weights(
+    k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, cross2: np.ndarray, options: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """The dual's closed form (module docstring); NaN where the method's own solver must decide.
+
+    ``cross2 = (g1 × g2)² = k11·k22 − k12²``, given from the gradients themselves: computed from the
+    Gramian it cancels to 0 near the balanced point, where the two gradients are almost opposed.
+    """
     c = float(options.get("c", 0.5))
     divisor = RESCALE_DIVISORS[options.get("rescale", 1)](c)
     total, cross = k11 + k22, 2.0 * k12
@@ -126,11 +140,26 @@ def cagrad_weights(k11: np.ndarray, k12: np.ndarray, k22: np.ndarray, options: d
     B = k12 - k22  # g2·e
     p = 0.5 * (k11 - k22)  # e·g0
     kappa = p * p / r2
-    # s² = κ(AC − B²) / (A²(A − κ)); A ≤ κ gives s = inf, so that the clip picks F's lower end
-    s = np.sqrt(np.maximum(kappa * (A * k22 - B * B), 0.0) / (A * A * np.maximum(A - kappa, 0.0)))
-    alpha = np.minimum(np.maximum(-B / A - np.sign(p) * s, 0.0), 1.0)
-    norm2 = k22 + (2.0 * B + A * alpha) * alpha  # ‖g_α‖²
-    lam = np.sqrt(r2 / np.where(norm2 > 1e-12 * total, norm2, np.nan))  # r/‖g_α‖; NaN: Pareto-stationary
+    room = A - kappa
+    # s² = κ(AC − B²) / (A²(A − κ)) with AC − B² = (g1 × g2)²; A ≤ κ: s = inf, so that the clip picks
+    # F's lower end
+    s = np.sqrt(np.where(room > 0, kappa * cross2 / (A * A * room), np.inf))
+    nearest = -B / A  # the least-norm point of the segment (unclipped)
+    alpha = np.minimum(np.maximum(nearest - np.sign(p) * s, 0.0), 1.0)
+    norm2 = cross2 / A + A * (alpha - nearest) ** 2  # ‖g_α‖², without cancellation
+    # Pareto-stationary as the solver decides it, on the unit gradients: ‖(ĝ1 + ĝ2)/2‖² = (1 + cos)/2 ≤ 1e-12,
+    # with 1 + cos = (1 − cos²)/(1 − cos) = (g1 × g2)²/(k11·k22·(1 − cos)). With α inside (0, 1) the dual's
+    # g_α then vanishes and the optimum is not unique: the solver's choice is taken there
+    # (or where the solver's Gramian, cleaned of eigenvalues below RANK·λ_max, has rank 1: λ_min ≈ (g1 × g2)²/tr K)
+    cosine = k12 / np.sqrt(k11 * k22)
+    opposed = (cross2 <= 2e-12 * k11 * k22 * (1.0 - cosine)) | (cross2 <= RANK * total * total)
+    stationary = (cosine < 0) & opposed & (room > 0)
+    lam = np.sqrt(r2 / np.where(stationary, np.nan, norm2))  # r/‖g_α‖
+    # and where g_0 is lost in rounding (the gradients cancel, as at the balanced point: r² even comes out
+    # ≤ 0), the correction r/‖g_α‖·g_α is rounding noise: the mean's weights, as the solver gives for
+    # c‖g_0‖ = 0
+    lost = (r2 <= 0) | (stationary & (r2 <= 1e-12 * c * c * total))
+    lam, alpha = np.where(lost, 0.0, lam), np.where(lost, 0.5, alpha)
     return (0.5 + lam * alpha) / divisor, (0.5 + lam * (1.0 - alpha)) / divisor
 
 
@@ -200,8 +229,10 @@ def integrate(
                     break
             diag = G[:, 0] * G[:, 0] + G[:, 1] * G[:, 1]  # [2, N]: ‖g1‖², ‖g2‖²
             k12 = G[0, 0] * G[1, 0] + G[0, 1] * G[1, 1]
+            det = G[0, 0] * G[1, 1] - G[0, 1] * G[1, 0]  # g1 × g2
+            cross2 = det * det
             for part, combine, opts in blocks:
-                W[0, part], W[1, part] = combine(diag[0, part], k12[part], diag[1, part], opts)
+                W[0, part], W[1, part] = combine(diag[0, part], k12[part], diag[1, part], cross2[part], opts)
             if blocks and np.isnan(W).any():
                 fill_from_solver(W, diag, k12, methods, options, S)
             D = W[0] * G[0] + W[1] * G[1]  # [2, N]: the direction of each point

@@ -114,3 +114,74 @@ def test_aggregate_matches_the_direction_of_the_fixed_solver():
     G = badly_scaled(7, 3, 6)
     d, _ = cagrad_direction(G, 0.5)
     torch.testing.assert_close(aggregate("cagrad", torch.from_numpy(G), rescale=0), torch.from_numpy(d))
+
+
+@pytest.mark.parametrize("scale", [0.2, 1.0, 5.0, 30.0])
+def test_nash_mtl_unclipped_step_equals_torchjds(scale):
+    """No √‖K‖_F factor between TorchJD's Nash-MTL and this one: the same direction, length √T."""
+    jd = pytest.importorskip("torchjd.aggregation")
+    pytest.importorskip("cvxpy")
+    G = torch.randn(3, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * scale
+    theirs = jd.NashMTL(n_tasks=3, max_norm=0.0)(G.float()).double()
+    ours = aggregate("nash_mtl", G, max_norm=0.0)
+    assert float(ours.norm()) == pytest.approx(3**0.5, rel=1e-7)  # (the 1e-8 ridge moves it by ~3e-8)
+    assert float(theirs.norm()) == pytest.approx(float(ours.norm()), rel=1e-4)  # TorchJD runs in float32
+    assert float(theirs @ ours / (theirs.norm() * ours.norm())) == pytest.approx(1.0, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- MGDA's gradient normalisations
+
+MGDA_G = torch.tensor([[3.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
+MGDA_LOSSES = torch.tensor([2.0, 0.5], dtype=torch.float64)
+HAND_NORMALIZERS = {  # n_t written out for g1 = (3, 0), g2 = (1, 2), L = (2, 0.5)
+    "none": (1.0, 1.0),
+    "l2": (3.0, 5**0.5),
+    "loss": (2.0, 0.5),
+    "loss+": (2.0 * 3.0, 0.5 * 5**0.5),
+}
+
+
+def segment_min_norm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Weights (1 − t, t) of the least-norm point of the segment [a, b], by hand."""
+    t = min(max(float(a @ (a - b)) / float((a - b) @ (a - b)), 0.0), 1.0)
+    return np.array([1.0 - t, t])
+
+
+@pytest.mark.parametrize("normalization", list(HAND_NORMALIZERS))
+@pytest.mark.parametrize("weights_on", ["raw", "normalized"])
+def test_mgda_normalizations_match_a_hand_computation(normalization, weights_on):
+    n = np.array(HAND_NORMALIZERS[normalization])
+    g = MGDA_G.numpy() / n[:, None]
+    w = segment_min_norm(g[0], g[1])
+    expected = w if weights_on == "raw" else w / n
+    d = aggregate("mgda", MGDA_G, MGDA_LOSSES, normalization=normalization, weights_on=weights_on)
+    np.testing.assert_allclose(d.numpy(), expected @ MGDA_G.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_mgda_l2_normalization_on_three_tasks_against_a_simplex_grid():
+    G = torch.tensor([[4.0, 0.0, 1.0], [0.0, 0.5, 0.2], [-1.0, 1.0, 0.0]], dtype=torch.float64)
+    d = aggregate("mgda", G, normalization="l2")
+    unit = (G / G.norm(dim=1, keepdim=True)).numpy()
+    steps = np.linspace(0, 1, 401)
+    a, b = np.meshgrid(steps, steps, indexing="ij")
+    keep = a + b <= 1
+    W = np.stack([a[keep], b[keep], 1 - a[keep] - b[keep]], axis=1)
+    best = W[np.argmin(np.linalg.norm(W @ unit, axis=1))]
+    np.testing.assert_allclose(d.numpy(), best @ G.numpy(), atol=5e-3)  # the grid's resolution
+
+
+def test_mgda_default_is_unchanged_and_bad_normalizations_are_refused():
+    G = badly_scaled(5, 3, 4, -1, 1)
+    weighting = create("mgda")
+    assert weighting.config()["normalization"] == "none" and not weighting.uses_losses
+    torch.testing.assert_close(aggregate("mgda", torch.from_numpy(G)),
+                               aggregate("mgda", torch.from_numpy(G), normalization="none", weights_on="normalized"))
+    with pytest.raises(ValueError, match=r"normalization must be one of \('none', 'l2', 'loss', 'loss\+'\), got 'L2'"):
+        create("mgda", normalization="L2")
+    with pytest.raises(ValueError, match="weights_on must be one of"):
+        create("mgda", weights_on="both")
+    with pytest.raises(ValueError, match=r"must be finite and > 0, got \[1.0, -0.5\]"):
+        aggregate("mgda", MGDA_G, [1.0, -0.5], normalization="loss")
+    with pytest.raises(ValueError, match="uses the loss values"):
+        aggregate("mgda", MGDA_G, normalization="loss+")
+    assert create("mgda", normalization="loss").uses_losses and create("mgda_ub", normalization="l2")

@@ -214,11 +214,14 @@ def kkt_residual(
     """Largest violation of the optimality conditions of ``d = g_0 + Gᵀλ`` at level t, relative.
 
     Every task gains at least t (``g_i·d ≥ t``), exactly t where ``λ_i > 0``, ``λ ≥ 0``, and d is in the
-    ball (on its boundary when ``on_ball``, i.e. unless the level is capped). Each task's gain is measured in units of
-    ``‖g_i‖·‖g_0‖`` (so a short gradient's condition counts as much as a long one's), the distance in
-    units of ``r²``.
+    ball (on its boundary when ``on_ball``, i.e. unless the level is capped). Each task's gain is measured
+    in units of ``‖g_i‖·(Σ_j λ_j‖g_j‖ + r)``, the size of the terms it is a sum of (so a short gradient's
+    condition counts as much as a long one's, and rounding is not taken for a violation), the distance
+    in units of ``r²``.
     """
-    gains = (Kn @ lam + Kg0 - t) / (D * (radius if radius > 0 else 1.0))
+    # a gain g_i·d = Σ_j λ_j g_i·g_j + g_i·g_0 is known to the size of its terms, ‖g_i‖(Σ_j λ_j‖g_j‖ + ‖g_0‖)
+    size = float(np.abs(lam) @ D) + radius
+    gains = (Kn @ lam + Kg0 - t) / (D * (size if size > 0 else 1.0))
     violated = np.maximum(-gains, 0.0)
     slack = np.where(lam > 0, np.abs(gains), 0.0)
     distance = (float(lam @ Kn @ lam) - radius**2) / radius**2

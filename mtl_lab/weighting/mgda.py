@@ -29,8 +29,16 @@ Defaults and their origin:
   Algorithm 2 (tol 1e-3, 1000 iterations by default: it converges slowly, see the solver's docstring).
 * The weights sum to 1 (a convex combination), as in the paper and TorchJD's ``MGDA``; the step is
   therefore on the scale of one task gradient, not of their sum.
-* Gradients are used as given. The paper's code can first normalise each gradient ("l2", "loss",
-  "loss+"); LibMTL's default is "none", as here.
+* ``normalization="none"``: the min-norm problem is solved on the gradients as given (LibMTL's default
+  too). The paper's official code, and LibMTL after it, can first divide each gradient by a number
+  ``n_t`` (their ``gradient_normalizers``): ``"l2"`` — its norm ``‖g_t‖``; ``"loss"`` — its loss ``L_t``;
+  ``"loss+"`` — both, ``L_t·‖g_t‖``. The weights ``w*`` are then found for the gradients ``g_t/n_t``
+  (only the Gramian changes: ``K_ij/(n_i n_j)``). The losses must be positive for ``"loss"``/``"loss+"``;
+  a zero gradient keeps ``n_t = 1`` under ``"l2"`` (it stays zero).
+* ``weights_on="raw"``: the official MGDA code applies those weights to the *raw* losses, so the step is
+  ``Σ_t w*_t g_t``. LibMTL applies them to the normalised gradients, ``Σ_t w*_t g_t/n_t``:
+  ``weights_on="normalized"`` does that (the effective weights are then ``w*_t/n_t``). With
+  ``normalization="none"`` the two are the same.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ import torch
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import MIN_NORM_SOLVERS, check_gramian, check_options, min_norm_weights, report_info
 
+NORMALIZATIONS = ("none", "l2", "loss", "loss+")  # the gradient normalisers of the paper's code and LibMTL
+WEIGHTS_ON = ("raw", "normalized")
+
 
 class MGDA(Weighting):
     """Min-norm point of the convex hull of the task gradients (weights sum to 1)."""
@@ -48,10 +59,21 @@ class MGDA(Weighting):
     description = "MGDA: the least-norm convex combination of the task gradients (no task gets worse)."
     requires = "gramian"
 
-    def __init__(self, solver: str = "active_set", tol: float | None = None, max_iter: int | None = None) -> None:
+    def __init__(
+        self,
+        solver: str = "active_set",
+        tol: float | None = None,
+        max_iter: int | None = None,
+        normalization: str = "none",
+        weights_on: str = "raw",
+    ) -> None:
         super().__init__()
         if solver not in MIN_NORM_SOLVERS:
             raise ValueError(f"{self.name}: unknown solver {solver!r}; choose from {list(MIN_NORM_SOLVERS)}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"{self.name}: normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        if weights_on not in WEIGHTS_ON:
+            raise ValueError(f"{self.name}: weights_on must be one of {WEIGHTS_ON}, got {weights_on!r}")
         default_tol, default_max_iter = MIN_NORM_SOLVERS[solver]
         check_options(
             self.name,
@@ -61,19 +83,43 @@ class MGDA(Weighting):
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.normalization = normalization
+        self.weights_on = weights_on
+        self.uses_losses = normalization in ("loss", "loss+")  # this instance reads the loss values
 
     def gramian(self, grads: torch.Tensor) -> torch.Tensor:
         """The Gramian the min-norm problem is solved on (here given as is)."""
         check_gramian(self.name, grads)
         return grads
 
+    def normalizers(self, K: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """``n_t`` of each task's gradient for ``self.normalization`` (ones for ``"none"``)."""
+        if self.normalization == "none":
+            return torch.ones_like(losses, dtype=K.dtype)
+        if self.normalization in ("loss", "loss+"):
+            if not bool(torch.isfinite(losses).all()) or not bool((losses > 0).all()):
+                raise ValueError(f"{self.name}: normalization {self.normalization!r} divides by the losses, which "
+                                 f"must be finite and > 0, got {[round(float(v), 6) for v in losses]}")
+        norms = K.diagonal().clamp_min(0).sqrt()
+        norms = torch.where(norms > 0, norms, torch.ones_like(norms))  # a zero gradient stays zero
+        if self.normalization == "l2":
+            return norms
+        losses = losses.to(K.dtype)
+        return losses if self.normalization == "loss" else losses * norms
+
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)
-        w, report = min_norm_weights(self.gramian(grads), self.solver, self.tol, self.max_iter)
-        return Combination(torch.from_numpy(w).to(grads), info=report_info(self.name, report))
+        K = self.gramian(grads)
+        n = self.normalizers(K, losses)
+        w, report = min_norm_weights(K / torch.outer(n, n), self.solver, self.tol, self.max_iter)
+        weights = torch.from_numpy(w).to(grads)
+        if self.weights_on == "normalized":
+            weights = weights / n.to(weights)
+        return Combination(weights, info=report_info(self.name, report))
 
     def config(self) -> dict:
-        return {"name": self.name, "solver": self.solver, "tol": self.tol, "max_iter": self.max_iter}
+        return {"name": self.name, "solver": self.solver, "tol": self.tol, "max_iter": self.max_iter,
+                "normalization": self.normalization, "weights_on": self.weights_on}
 
 
 class MGDAUB(MGDA):
