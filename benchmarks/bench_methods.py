@@ -190,7 +190,9 @@ def run(quick: bool, only: list[str] | None, rounds: int | None = None, models: 
     ``ours ÷ theirs`` with its range over the rounds.
     """
     rounds = rounds or (1 if quick else 7)
-    methods = [m for m in METHODS if m != "static" and (only is None or m in only or m == "equal")]
+    # Auto-λ reads a validation batch every step; the synthetic benchmark data have no validation split
+    methods = [m for m in METHODS if m != "static" and METHODS[m].requires != "lookahead"
+               and (only is None or m in only or m == "equal")]
     rows = []
     for label, (hidden, batch, steps) in MODELS.items():
         if models is not None and not label.startswith(models):

@@ -441,10 +441,8 @@ class Trainer:
         if need == "losses" and not diagnose:
             combination = self.weighting.combine(seen, None, ctx)
             (combination.weights * torch.stack(losses)).sum().backward()
-        elif need == "cross_gramian":
-            combination = self.cross_gramian_step(losses, diagnose, ctx)
-        elif need == "lookahead":
-            combination = self.lookahead_step(losses, diagnose, ctx)
+        elif need in ("cross_gramian", "lookahead"):
+            combination = self.weights_from_other_batches(losses, diagnose, ctx)
         else:
             combination = self.gradient_step(losses, rep, need, diagnose, use_gramian, ctx, seen)
         regularizer = self.add_regularizers()
@@ -518,24 +516,19 @@ class Trainer:
         self.history.add_note({"step": self.global_step, "non_finite": message})
         raise NonFiniteLossError(message)
 
-    def cross_gramian_step(self, losses, diagnose: bool, ctx: StepContext):
-        """Weights from ``A = G_ξ G_ξ'ᵀ`` of two extra batches, applied to this batch's losses (heads included)."""
-        A = self.extra_batches.cross_gramian(self.model, self.whole_batch_losses, self.shared, self.heads)
-        detached = torch.stack([loss.detach() for loss in losses])
-        combination = self.weighting.combine(detached, A, ctx)
-        self.require_weights_only(combination)
-        if diagnose:
-            G, _ = task_gradients(losses, self.shared, self.heads)
-            self.record_diagnostics(diagnostics_from_gradients(G, combination.weights, None, ctx.lr).as_dict())
-        (combination.weights.to(detached.dtype) * torch.stack(losses)).sum().backward()
-        return combination
+    def weights_from_other_batches(self, losses, diagnose: bool, ctx: StepContext):
+        """A method whose weights come from other batches (extra training batches, a validation lookahead).
 
-    def lookahead_step(self, losses, diagnose: bool, ctx: StepContext):
-        """Auto-λ: the hypergradient of a validation lookahead, the method's update, then the weighted step."""
-        current = self.weighting.current_weights()
-        H = self.lookahead.hypergradient(self.model, self.whole_batch_losses, losses, current, ctx.lr)
+        The method gets ``A = G_ξ G_ξ'ᵀ`` (``requires="cross_gramian"``) or the lookahead's ``H[T, 1]``
+        (``requires="lookahead"``); its weights then weigh this batch's losses, heads included.
+        """
+        if self.weighting.requires == "cross_gramian":
+            extra = self.extra_batches.cross_gramian(self.model, self.whole_batch_losses, self.shared, self.heads)
+        else:
+            current = self.weighting.current_weights()
+            extra = self.lookahead.hypergradient(self.model, self.whole_batch_losses, losses, current, ctx.lr)[:, None]
         detached = torch.stack([loss.detach() for loss in losses])
-        combination = self.weighting.combine(detached, H[:, None], ctx)
+        combination = self.weighting.combine(detached, extra, ctx)
         self.require_weights_only(combination)
         if diagnose:
             G, _ = task_gradients(losses, self.shared, self.heads)

@@ -644,3 +644,17 @@ def test_simplex_projection_of_huge_float32_entries():
     x = project_onto_simplex(torch.tensor([3e8, -2e8, 1e7], dtype=torch.float32))
     assert x.dtype == torch.float32
     torch.testing.assert_close(x, torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_the_lab_and_the_arena_take_every_new_method():
+    from mtl_lab import arena
+    from mtl_lab.widgets.config import LabConfig
+
+    for name in NEW_GRADIENT + NEW_LOSS + ["auto_lambda"]:
+        LabConfig(method=name).check()
+    LabConfig(architecture="dselect_k").check()
+    G = arena.gradients_from_polar(*arena.preset("conflicting", 2))
+    results = {r.method: r for r in arena.combine_all(G, ["mgda", "cr_mogm", "fairgrad", "config", "auto_lambda"])}
+    assert results["cr_mogm"].direction == results["mgda"].direction  # its first step is the inner method's
+    assert not results["fairgrad"].error and not results["config"].error
+    assert "validation lookahead" in results["auto_lambda"].error  # named, not a crash

@@ -10,6 +10,8 @@ follow the training loss ``Σ_t λ_t L_t``, and ``λ`` follows the validation lo
     λ ← Adam step on  ∂/∂λ Σ_t L_t^val(θ'),  then λ ← max(λ, 0)
     the real training step uses Σ_t λ_t L_t^train  (heads included, as a loss weighting)
 
+(The clip at 0 is this module's guard — a negative weight would *maximise* a loss — not the paper's.)
+
 The Trainer computes the hypergradient ``H = ∂L_val(θ')/∂λ`` (``requires = "lookahead"``; see
 :mod:`mtl_lab.lookahead` for how, and for its cost: about ``T + 2`` backward passes more per step, plus
 one validation batch per step — the validation split then steers training). ``combine`` gets ``H`` as
@@ -20,8 +22,8 @@ Every task is a primary task (the paper's multi-task setting); the auxiliary-lea
 only some tasks count in ``L_val``, is not offered.
 
 Defaults and their origin (the authors' code): ``init_weight = 0.1`` for every task, ``lr = 1e-4``
-for the weights' Adam. The paper's finite-difference approximation of the second-order term is
-replaced by its exact value (:mod:`mtl_lab.lookahead`).
+for the weights' Adam (their NYUv2 value; 3e-5 for CityScapes). The paper's finite-difference
+approximation of the second-order term is replaced by its exact value (:mod:`mtl_lab.lookahead`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """PCD: priority-constrained descent — follow a primary task, guarantee each other task some progress.
 
-Paper: "Not All Objectives Are Born Equal: Priority-Constrained Descent for Hierarchical
-Multi-Objective Optimization", Varam et al., TMLR 2026 (arXiv:2606.29521; reference code
-github.com/DaraVaram/priority-constrained-descent).
+Paper: Dara Varam and Mohamed I. AlHajri, "Not All Objectives Are Born Equal: Priority-Constrained
+Descent for Hierarchical Multi-Objective Optimization", TMLR 2026 (arXiv:2606.29521; the authors' code
+is github.com/DaraVaram/priority-constrained-descent).
 
 Update rule. Task ``p`` (option ``primary``, the first task by default) is the one that matters; the
 others are secondary (auxiliary tasks are the natural case). With normalised gradients
