@@ -66,7 +66,7 @@ OPTIMIZERS = ("adam", "sgd")
 PAPER_LR = 1e-3  # the paper's Adam learning rate ...
 PAPER_STEPS = 100_000  # ... and number of steps (its public code)
 MAX_POINTS = 2001  # a path keeps at most this many points (every k-th step)
-PROGRESS_EVERY = 100  # steps of the per-step path between two progress calls (a fraction of a second)
+PROGRESS_EVERY = 20  # steps of the per-step path between two progress calls (about 0.05 s: Stop is prompt)
 
 
 def toy_losses(points: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,8 @@ Defaults and their origin:
   (only the Gramian changes: ``K_ij/(n_i n_j)``). The losses must be positive for ``"loss"``/``"loss+"``;
   a zero gradient keeps ``n_t = 1`` under ``"l2"`` (it stays zero).
 * ``weights_on="raw"``: the official MGDA code applies those weights to the *raw* losses, so the step is
-  ``Σ_t w*_t g_t``. LibMTL applies them to the normalised gradients, ``Σ_t w*_t g_t/n_t``:
+  ``Σ_t w*_t g_t``. LibMTL applies them to the normalised gradients, ``Σ_t w*_t g_t/n_t`` (in its
+  variant on the representation's gradients, to the raw ones):
   ``weights_on="normalized"`` does that (the effective weights are then ``w*_t/n_t``). With
   ``normalization="none"`` the two are the same.
 """
