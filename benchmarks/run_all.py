@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_core.py", "bench_methods.py", "bench_live.py", "bench_study.py", "bench_browser.py"]
+BENCHMARKS = ["bench_core.py", "bench_methods.py", "bench_live.py", "bench_guard.py", "bench_study.py", "bench_toy.py",
+              "bench_browser.py"]
 
 
 def main() -> int:

@@ -103,6 +103,7 @@ class ToyLandscape:
             W.VBox([self.step_w, self.status, self.legend], layout=W.Layout(width="450px")),
         ], layout=wrap)
         self.widget = W.VBox([self.controls, self.image])
+        self.widget.add_class("mtl-landscape")
         self.figure: Figure | None = None  # made on the first draw
         replace_previous(name, self)
 
