@@ -76,6 +76,39 @@ def test_closed_form_weights_equal_the_methods_solvers(method, options):
         assert [w1[k], w2[k]] == pytest.approx(ref.tolist(), rel=1e-8, abs=1e-8 * float(ref.abs().max()))
 
 
+@pytest.mark.parametrize("method,options", [("mgda", {}), ("pcgrad", {}), ("cagrad", {}), ("cagrad", {"c": 2.0})])
+@pytest.mark.parametrize("g1,g2", [((1.0, 2.0), (1.0, 2.0)), ((1.0, 2.0), (0.0, 0.0)), ((0.0, 0.0), (3.0, -1.0)),
+                                   ((0.0, 0.0), (0.0, 0.0))])
+def test_degenerate_gradients_are_handed_to_the_methods_solver(method, options, g1, g2):
+    """Equal or zero gradients: a closed form either gives the solver's weights or hands the point over
+    (NaN, or a division by zero), and the solver then answers."""
+    k11, k12, k22 = g1[0] ** 2 + g1[1] ** 2, g1[0] * g2[0] + g1[1] * g2[1], g2[0] ** 2 + g2[1] ** 2
+    cross2 = (g1[0] * g2[1] - g1[1] * g2[0]) ** 2
+    solver = toy_batched.solver_fallback(method, options, k11, k12, k22)
+    assert all(np.isfinite(solver))
+    try:
+        closed = toy_batched.COMBINE[method](options)(k11, k12, k22, cross2)
+    except ZeroDivisionError:
+        return
+    assert np.isnan(closed).any() or closed == pytest.approx(solver, rel=1e-8, abs=1e-8)
+
+
+@pytest.mark.parametrize("undefined", [ZeroDivisionError, float("nan")])
+def test_a_step_where_the_closed_form_is_undefined_takes_the_solvers_weights(undefined):
+    def weights_of(k11: float, k12: float, k22: float, cross2: float) -> tuple[float, float]:
+        if isinstance(undefined, type):
+            raise undefined
+        return undefined, undefined
+
+    walk = toy_batched.Walk("cagrad", 1.0, 2.0)
+    toy_batched.advance(walk, [(True, 1e-3, 1.0)], weights_of, adam=False, options={"c": 0.3})
+    _, _, g11, g12, g21, g22 = toy_batched.losses_and_gradients(1.0, 2.0)
+    w = toy_batched.solver_fallback("cagrad", {"c": 0.3}, g11 * g11 + g12 * g12, g11 * g21 + g12 * g22,
+                                    g21 * g21 + g22 * g22)
+    assert walk.weights == list(w) and walk.directions == [w[0] * g11 + w[1] * g21, w[0] * g12 + w[1] * g22]
+    assert (walk.x1, walk.x2) == (1.0 - 1e-3 * walk.directions[0], 2.0 - 1e-3 * walk.directions[1])
+
+
 @pytest.mark.parametrize("method", VECTORISED)
 def test_batched_path_equals_the_per_step_path_on_2000_steps(method):
     fast = toy.method_paths(method, steps=2000, max_points=3000)
