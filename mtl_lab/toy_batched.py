@@ -237,7 +237,7 @@ def advance(walk: Walk, schedule: list[tuple[bool, float, float]], weights_of: W
     """Take the steps of ``schedule`` (per step: keep it?, step size, Adam's √(1 − β2^k)) on one path."""
     x1, x2, m1, m2, v1, v2 = walk.x1, walk.x2, walk.m1, walk.m2, walk.v1, walk.v2
     beta1, beta2 = BETAS
-    keep1, keep2 = 1.0 - beta1, 1.0 - beta2
+    rate1, rate2 = 1.0 - beta1, 1.0 - beta2  # (the same floats torch.optim.Adam uses)
     sqrt = math.sqrt
     w1 = w2 = 1.0  # "equal" keeps its ones
     for keep, size, root in schedule:
@@ -249,9 +249,9 @@ def advance(walk: Walk, schedule: list[tuple[bool, float, float]], weights_of: W
             det = g11 * g22 - g12 * g21  # g1 × g2
             try:
                 w1, w2 = weights_of(k11, k12, k22, det * det)
-            except ZeroDivisionError:  # a zero gradient: the closed form is undefined
+            except ZeroDivisionError:  # a zero gradient or g1 = g2: the closed form is undefined
                 w1 = w2 = NAN
-            if w1 != w1 or w2 != w2:
+            if w1 != w1 or w2 != w2:  # NaN: the closed form hands the point to the method's own solver
                 w1, w2 = solver_fallback(walk.method, options, k11, k12, k22)
             d1, d2 = w1 * g11 + w2 * g21, w1 * g12 + w2 * g22
         if keep:
@@ -260,10 +260,10 @@ def advance(walk: Walk, schedule: list[tuple[bool, float, float]], weights_of: W
             walk.weights += (w1, w2)
             walk.directions += (d1, d2)
         if adam:
-            m1 += keep1 * (d1 - m1)
-            m2 += keep1 * (d2 - m2)
-            v1 = v1 * beta2 + keep2 * (d1 * d1)
-            v2 = v2 * beta2 + keep2 * (d2 * d2)
+            m1 += rate1 * (d1 - m1)
+            m2 += rate1 * (d2 - m2)
+            v1 = v1 * beta2 + rate2 * (d1 * d1)
+            v2 = v2 * beta2 + rate2 * (d2 * d2)
             x1 -= size * (m1 / (sqrt(v1) / root + EPS))
             x2 -= size * (m2 / (sqrt(v2) / root + EPS))
         else:
