@@ -114,7 +114,8 @@ def lab_command(port: int, root: Path) -> list[str]:
 
 
 def run_all(page, port: int, notebook: str, done_text: str | None = None, timeout_ms: int = 180_000) -> None:
-    """Open ``notebook`` in JupyterLab, run all its cells, wait until ``done_text`` shows and the kernel idles."""
+    """Open ``notebook`` in JupyterLab, run all its cells, wait until a printed output holds ``done_text`` and
+    the kernel idles."""
     page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?reset")
     page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
                            timeout=60_000)
@@ -124,7 +125,8 @@ def run_all(page, port: int, notebook: str, done_text: str | None = None, timeou
                            " w.sessionContext.session.kernel; }", timeout=60_000)
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     if done_text:
-        page.locator(".jp-OutputArea").get_by_text(done_text).first.wait_for(timeout=timeout_ms)
+        # printed text only (a widget's hidden <option> may hold the same words)
+        page.locator(".jp-RenderedText").filter(has_text=done_text).first.wait_for(timeout=timeout_ms)
     page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
                            ".status === 'idle'", timeout=timeout_ms)
 

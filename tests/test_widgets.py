@@ -504,3 +504,12 @@ def test_the_panel_reports_a_bad_value_by_name_and_never_trains_on_another(name,
     text = lab.status_text()
     assert text.startswith("error") and shown in text, text
     lab.close()
+
+
+def test_the_lab_trains_partially_labelled_data():
+    """The related data set labels each task on its own rows only: the panel trains it like any other."""
+    lab = Lab(LabConfig(data="related", method="equal", epochs=1, baselines=False), name="test-related")
+    history = lab.run()
+    assert history.status == "completed" and lab.feed.rows["step"]
+    assert all(math.isfinite(v) for v in history.meta["test_metrics"].values())
+    lab.close()
