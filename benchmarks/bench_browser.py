@@ -84,11 +84,12 @@ def watch_training(page, seconds: float) -> dict:
     """Press Train; sample the chart and the status line for ``seconds``; press Stop."""
     lab = page.locator(".mtl-lab").first
     chart = lab.locator(".mtl-live-chart").first
-    status = lab.locator(".widget-html-content").filter(has_text=re.compile(r"step \d+/")).first
+    page.wait_for_function("el => +el.dataset.frames >= 1", arg=chart.element_handle(), timeout=60_000)  # view ready
     pressed = time.perf_counter()
     button(lab, "Train").click()
     page.wait_for_function("el => +el.dataset.lastStep >= 0", arg=chart.element_handle(), timeout=30_000)
     first_frame = time.perf_counter() - pressed
+    status = lab.locator(".widget-html-content").filter(has_text=re.compile(r"step \d+/")).first
     time.sleep(1.0)
     f0, s0, t0 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
     time.sleep(seconds)
@@ -100,10 +101,19 @@ def watch_training(page, seconds: float) -> dict:
             "first_frame_s": first_frame, "stop_s": time.perf_counter() - stopped}
 
 
-def shoot(page, locator: str, path: Path) -> None:
-    element = page.locator(locator).first
-    element.scroll_into_view_if_needed()
-    element.screenshot(path=str(path))
+def shoot(page, locator: str, path: Path, align: str = "start") -> None:
+    """What a person sees: the viewport with ``locator`` scrolled to its top (``align="end"``: its bottom)."""
+    page.locator(locator).first.evaluate(f"el => el.scrollIntoView({{block: '{align}'}})")
+    time.sleep(0.5)
+    page.screenshot(path=str(path))
+
+
+def tidy_lab(page) -> None:
+    """A classroom's JupyterLab: the file browser folded away, the news prompt answered."""
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    news = page.locator(".jp-toast-button", has_text=re.compile(r"^\s*No\s*$"))
+    if news.count():
+        news.first.click()
 
 
 def main() -> int:
@@ -143,6 +153,7 @@ def main() -> int:
             for width, height in ((1000, 800), (1400, 900)):
                 with chromium(sync_api, width, height) as page:
                     run_all(page, port, "07_weight_tuning_lab.ipynb", done_text="on the front:")
+                    tidy_lab(page)
                     if width == 1400:
                         changes, seconds, _, _ = drag_arena_tip(page, seconds=3.0)
                         results["arena_updates_per_s"] = changes / seconds
@@ -151,7 +162,8 @@ def main() -> int:
                         button(lab, "Train").click()
                         time.sleep(6)
                         button(lab, "Stop").click()
-                        shoot(page, ".mtl-lab", shots / f"lab-{width}x{height}.png")
+                        shoot(page, ".mtl-lab", shots / f"lab-panel-{width}x{height}.png")
+                        shoot(page, ".mtl-lab .mtl-live-chart", shots / f"lab-chart-{width}x{height}.png", "end")
                         shoot(page, ".mtl-arena", shots / f"arena-{width}x{height}.png")
                         shoot(page, ".mtl-landscape", shots / f"landscape-{width}x{height}.png")
         port = free_port()
@@ -172,10 +184,10 @@ def main() -> int:
             time.sleep(12)
             results["voila_kernels_after_culling"] = kernels_of(server)
             if not args.no_shots:
-                page.set_viewport_size({"width": 1000, "height": 800})
-                shoot(page, ".mtl-classroom", shots / "classroom-1000x800.png")
-                page.set_viewport_size({"width": 1400, "height": 900})
-                shoot(page, ".mtl-classroom", shots / "classroom-1400x900.png")
+                for width, height in ((1000, 800), (1400, 900)):
+                    page.set_viewport_size({"width": width, "height": height})
+                    time.sleep(0.5)
+                    page.screenshot(path=str(shots / f"classroom-{width}x{height}.png"), full_page=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     lab, voila = results["jupyterlab"], results["voila"]

@@ -37,6 +37,7 @@ import threading
 import time
 
 import ipywidgets as W
+import torch
 
 from mtl_lab.history import History
 from mtl_lab.metrics import delta_m, directions, relative_change
@@ -70,6 +71,12 @@ from mtl_lab.widgets.transport import ChartFeed
 RESUMABLE = ("paused", "stopped", "interrupted")
 STATUS_EVERY = 0.25  # seconds between status-line updates: at most 4 a second
 LECTURE_PACE = 25.0
+
+
+def warm_up_torch() -> None:
+    """Make one optimiser now: the first one in a process imports torch's compile machinery (~3 s here), which
+    would otherwise delay the first frame after Train. Later calls cost microseconds."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 class Lab:
@@ -108,6 +115,7 @@ class Lab:
         self.option_widgets: dict[str, W.Widget] = {}
         self.model_widgets: dict[str, W.Widget] = {}
         self.connect()
+        warm_up_torch()
         self.apply_config(config)
         self.set_pace(self.pace.steps_per_second)
         self.show_status("ready", "press Train (or Step) to start", "#555")
