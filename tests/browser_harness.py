@@ -138,12 +138,14 @@ def button(scope, text: str):
 
 def drag_arena_tip(page, seconds: float = 2.0, task: int = 1) -> tuple[int, float, str, str]:
     """Drag the tip of a task's gradient in the first arena for ``seconds``; returns how many times the
-    methods' arrows changed while dragging, the seconds it took, and the arrows before and after."""
+    methods' arrows were redrawn with Python's answer while dragging (the view counts them), the seconds
+    it took, and the arrows before and after."""
     view = page.locator(".mtl-arena-view").first
     view.scroll_into_view_if_needed()
     box = view.locator(f"circle.mtl-arena-tip[data-task='{task}']").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     before = last = view.get_attribute("data-arrows")
+    updates_before = int(view.get_attribute("data-updates") or 0)
     changes, started = 0, time.perf_counter()
     page.mouse.move(x, y)
     page.mouse.down()
@@ -157,4 +159,5 @@ def drag_arena_tip(page, seconds: float = 2.0, task: int = 1) -> tuple[int, floa
     elapsed = time.perf_counter() - started
     page.wait_for_function("([el, before]) => el.dataset.arrows !== before", arg=[view.element_handle(), before],
                            timeout=10_000)
-    return changes, elapsed, before, view.get_attribute("data-arrows")
+    redrawn = int(view.get_attribute("data-updates") or 0) - updates_before
+    return max(changes, redrawn), elapsed, before, view.get_attribute("data-arrows")

@@ -513,3 +513,20 @@ def test_the_lab_trains_partially_labelled_data():
     assert history.status == "completed" and lab.feed.rows["step"]
     assert all(math.isfinite(v) for v in history.meta["test_metrics"].values())
     lab.close()
+
+
+def test_method_options_with_choices_are_choices_in_the_panel():
+    from typing import get_args
+
+    from mtl_lab.weighting.mgda import Solver
+    from mtl_lab.weighting.solvers import MIN_NORM_SOLVERS
+
+    assert set(get_args(Solver)) == set(MIN_NORM_SOLVERS)  # the annotation names exactly the solvers there are
+    lab = Lab(LabConfig(method="mgda", method_options={"normalization": "l2"}, **SMALL), name="test-choices")
+    assert set(lab.option_widgets["solver"].options) == set(MIN_NORM_SOLVERS)
+    assert lab.option_widgets["normalization"].value == "l2"
+    assert type(lab.option_widgets["tol"]).__name__ == "OptionalNumber" and lab.option_widgets["tol"].value is None
+    lab.option_widgets["tol"].auto.value = False
+    lab.option_widgets["tol"].number.value = 1e-6
+    assert lab.export_config()["method_options"] == {"normalization": "l2", "tol": 1e-6}
+    lab.close()

@@ -30,13 +30,16 @@ Defaults and conventions:
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import check_gramian, normalized_gramian, rank_tolerance
 
-SCALE_MODES = ("min", "median", "rmse")
+ScaleMode = Literal["min", "median", "rmse"]
+SCALE_MODES = get_args(ScaleMode)
 
 
 class AlignedMTL(Weighting):
@@ -46,7 +49,7 @@ class AlignedMTL(Weighting):
     description = "Aligned-MTL: orthogonalise the task gradients to equal norms (Procrustes), then sum."
     requires = "gramian"
 
-    def __init__(self, scale_mode: str = "min") -> None:
+    def __init__(self, scale_mode: ScaleMode = "min") -> None:
         super().__init__()
         if scale_mode not in SCALE_MODES:
             raise ValueError(f"{self.name}: scale_mode must be one of {list(SCALE_MODES)}, got {scale_mode!r}")

@@ -44,13 +44,18 @@ Defaults and their origin:
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import MIN_NORM_SOLVERS, check_gramian, check_options, min_norm_weights, report_info
 
-NORMALIZATIONS = ("none", "l2", "loss", "loss+")  # the gradient normalisers of the paper's code and LibMTL
-WEIGHTS_ON = ("raw", "normalized")
+Solver = Literal["active_set", "frank_wolfe"]  # the keys of MIN_NORM_SOLVERS (a test checks they agree)
+Normalization = Literal["none", "l2", "loss", "loss+"]  # the gradient normalisers of the paper's code and LibMTL
+WeightsOn = Literal["raw", "normalized"]
+NORMALIZATIONS = get_args(Normalization)
+WEIGHTS_ON = get_args(WeightsOn)
 
 
 class MGDA(Weighting):
@@ -62,11 +67,11 @@ class MGDA(Weighting):
 
     def __init__(
         self,
-        solver: str = "active_set",
+        solver: Solver = "active_set",
         tol: float | None = None,
         max_iter: int | None = None,
-        normalization: str = "none",
-        weights_on: str = "raw",
+        normalization: Normalization = "none",
+        weights_on: WeightsOn = "raw",
     ) -> None:
         super().__init__()
         if solver not in MIN_NORM_SOLVERS:

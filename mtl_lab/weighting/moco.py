@@ -34,13 +34,15 @@ Defaults and their origin (LibMTL's arguments, from the authors' experiments): `
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 from mtl_lab.weighting.solvers import least_squares_weights
 
-LAMBDA_UPDATES = ("projection", "softmax")
+LambdaUpdate = Literal["projection", "softmax"]
+LAMBDA_UPDATES = get_args(LambdaUpdate)
 
 
 def project_onto_simplex(v: torch.Tensor) -> torch.Tensor:
@@ -74,7 +76,7 @@ class MoCo(Weighting):
         gamma_sigma: float = 0.5,
         rho: float = 0.0,
         normalize: bool = True,
-        lambda_update: str = "projection",
+        lambda_update: LambdaUpdate = "projection",
     ) -> None:
         super().__init__()
         for option, value, low, high in (("beta", beta, 0.0, 1.0), ("beta_sigma", beta_sigma, 0.0, 1.0),

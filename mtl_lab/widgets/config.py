@@ -26,7 +26,10 @@ def method_parameters(method: str) -> list[inspect.Parameter]:
     """The hyper-parameters of a registered method: the keyword parameters of its class ``__init__``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
-    params = inspect.signature(METHODS[method].__init__).parameters.values()
+    try:  # annotations evaluated, so a Literal[...] of choices reaches the panel as its choices
+        params = inspect.signature(METHODS[method].__init__, eval_str=True).parameters.values()
+    except (NameError, TypeError, SyntaxError):
+        params = inspect.signature(METHODS[method].__init__).parameters.values()
     return [p for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 

@@ -21,6 +21,7 @@ import ast
 import inspect
 import json
 import math
+import typing
 
 import ipywidgets as W
 
@@ -34,11 +35,15 @@ def annotation_text(param: inspect.Parameter) -> str:
     ann = param.annotation
     if ann is inspect.Parameter.empty:
         return ""
-    return ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+    if isinstance(ann, str):
+        return ann
+    return ann.__name__ if isinstance(ann, type) else str(ann).replace("typing.", "")
 
 
 def literal_choices(param: inspect.Parameter) -> tuple | None:
     """The choices of a ``Literal[...]`` annotation (``None`` for any other)."""
+    if typing.get_origin(param.annotation) is typing.Literal:
+        return typing.get_args(param.annotation)
     text = annotation_text(param).strip()
     for prefix in ("Literal[", "typing.Literal["):
         if text.startswith(prefix) and text.endswith("]"):
