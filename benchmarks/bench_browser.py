@@ -155,8 +155,9 @@ def main() -> int:
                     run_all(page, port, "07_weight_tuning_lab.ipynb", done_text="on the front:")
                     tidy_lab(page)
                     if width == 1400:
-                        changes, seconds, _, _ = drag_arena_tip(page, seconds=3.0)
-                        results["arena_updates_per_s"] = changes / seconds
+                        redrawn, moves, seconds, _, _ = drag_arena_tip(page, seconds=3.0)
+                        results["arena_updates_per_s"] = redrawn / seconds
+                        results["arena_pointer_moves_per_s"] = moves / seconds
                     if not args.no_shots:
                         lab = page.locator(".mtl-lab").first
                         button(lab, "Train").click()
@@ -200,7 +201,8 @@ def main() -> int:
     h = results["headless_steps_per_s"]
     print(f"\nheadless steps/s before / after: {h[0]:.0f} / {h[1]:.0f}; with the page open: "
           f"{lab['steps_per_s']:.0f} → kept {100 * results['training_kept']:.0f} % of headless")
-    print(f"arena: method arrows redrawn {results['arena_updates_per_s']:.1f} times/s while dragging")
+    print(f"arena: method arrows redrawn {results['arena_updates_per_s']:.1f} times/s while dragging "
+          f"({results['arena_pointer_moves_per_s']:.1f} pointer moves/s sent by the harness)")
     print(f"classroom page usable after {results['voila_usable_s']:.1f} s; kernels after 10 loads (9 closed): "
           f"{results['voila_kernels_after_10_loads']}, after culling: {results['voila_kernels_after_culling']}")
     print(json.dumps(results, indent=1))
