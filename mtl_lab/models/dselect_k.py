@@ -39,7 +39,15 @@ import torch
 from torch import nn
 
 from mtl_lab.models.base import MultiTaskModel
-from mtl_lab.models.experts import TOWER_HIDDEN, build_experts, check_count, flat_dim, gate_means, mix, run_experts
+from mtl_lab.models.experts import (
+    TOWER_HIDDEN,
+    build_experts,
+    check_count,
+    flat_dim,
+    gate_means,
+    gated_outputs,
+    run_experts,
+)
 from mtl_lab.models.hard import make_head
 from mtl_lab.tasks import Task
 
@@ -118,15 +126,8 @@ class DSelectK(MultiTaskModel):
         return torch.cat([outputs.flatten(1), x.flatten(1)], dim=1)
 
     def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:
-        split = self.num_experts * self.expert_dim
-        outputs = rep[:, :split].reshape(-1, self.num_experts, self.expert_dim)
-        gate_input = rep[:, split:].detach()
-        result = {}
-        for name in self.task_names:
-            weights = self.gates[name](gate_input)
-            self.last_gates[name] = weights.detach()
-            result[name] = self.towers[name](mix(weights, outputs))
-        return result
+        return gated_outputs(rep, self.num_experts, self.expert_dim, lambda name, x: self.gates[name](x), self.towers,
+                             self.last_gates)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.experts.parameters())

@@ -16,6 +16,7 @@ about 0.79 validation accuracy on the digit class, one of the default sizes abou
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -73,3 +74,21 @@ def mix(weights: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
 def gate_means(gates: dict[str, torch.Tensor]) -> dict[str, list[float]]:
     """The mean gate weight of every expert over the batch, per gate (for ``inspect()``)."""
     return {name: w.mean(dim=0).tolist() for name, w in gates.items()}
+
+
+def gated_outputs(
+    rep: torch.Tensor, num_experts: int, expert_dim: int, weigh: Callable[[str, torch.Tensor], torch.Tensor],
+    towers: nn.ModuleDict, last_gates: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """The decode of a per-task-gated mixture (MMoE, DSelect-k): ``rep = [expert outputs | gate input]``;
+    task t's output is ``tower_t(Σ_i w_t,i(x) f_i(x))`` with ``w_t = weigh(t, x)``; the weights are kept in
+    ``last_gates`` for :func:`gate_means`."""
+    split = num_experts * expert_dim
+    outputs = rep[:, :split].reshape(-1, num_experts, expert_dim)
+    gate_input = rep[:, split:].detach()
+    result = {}
+    for name, tower in towers.items():
+        weights = weigh(name, gate_input)
+        last_gates[name] = weights.detach()
+        result[name] = tower(mix(weights, outputs))
+    return result

@@ -41,6 +41,7 @@ from mtl_lab.models.experts import (
     flat_dim,
     gate_means,
     gate_weights,
+    gated_outputs,
     mix,
     run_experts,
 )
@@ -77,15 +78,8 @@ class MMoE(MultiTaskModel):
         return torch.cat([outputs.flatten(1), x.flatten(1)], dim=1)
 
     def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:
-        split = self.num_experts * self.expert_dim
-        outputs = rep[:, :split].reshape(-1, self.num_experts, self.expert_dim)
-        gate_input = rep[:, split:].detach()
-        result = {}
-        for name in self.task_names:
-            weights = gate_weights(self.gates[name], gate_input)
-            self.last_gates[name] = weights.detach()
-            result[name] = self.towers[name](mix(weights, outputs))
-        return result
+        weigh = lambda name, x: gate_weights(self.gates[name], x)  # noqa: E731  (a softmax gate per task)
+        return gated_outputs(rep, self.num_experts, self.expert_dim, weigh, self.towers, self.last_gates)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.experts.parameters())
