@@ -105,6 +105,7 @@ class Lab:
         self.diagnostics_every = config.diagnostics_every
         self.run_config: LabConfig | None = None
         self.pins: list[dict] = []
+        self.full_speed_record_every = 10  # the trainer's own cadence, read when a trainer is built
         self.building = False
         self.ui = LabLayout()
         self.widget = self.ui.widget
@@ -237,6 +238,8 @@ class Lab:
         step = self.trainer.global_step if self.trainer is not None else 0
         changed = check_pace(steps_per_second) != self.pace.steps_per_second
         self.pace.set(check_pace(steps_per_second), step)
+        if self.trainer is not None:
+            self.trainer.record_every = self.record_every()
         if changed and self.running:  # marked on the curves: the run's speed changed here
             label = "full speed" if steps_per_second is None else f"{steps_per_second:g} steps/s"
             self.trainer.history.add_note({"step": step, "option_set": f"pace: {label}"})
@@ -386,10 +389,15 @@ class Lab:
         return self.handle is not None and self.handle.running
 
     def build(self, config: LabConfig, callback) -> Trainer:
-        """The trainer of ``config``, recording every step (so the chart moves step by step)."""
+        """The trainer of ``config``; at a capped pace it records every step (the chart moves step by step),
+        at full speed every ``record_every`` steps as headless runs do (rows arrive faster than 10 sends/s)."""
         trainer = make_trainer(config, callback=callback)
-        trainer.record_every = 1
+        self.full_speed_record_every = trainer.record_every
+        trainer.record_every = self.record_every()
         return trainer
+
+    def record_every(self) -> int:
+        return 1 if self.pace.steps_per_second is not None else self.full_speed_record_every
 
     def prepare_trainer(self, fresh: bool) -> Trainer | None:
         """The trainer to run: the current one when it can go on with these settings, else a new one."""
