@@ -123,6 +123,8 @@ def run_all(page, port: int, notebook: str, done_text: str | None = None, timeou
     page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget;"
                            " return w && w.sessionContext && w.sessionContext.session &&"
                            " w.sessionContext.session.kernel; }", timeout=60_000)
+    # outputs stored by an earlier session (JupyterLab autosaves them) must not count as this run's
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     if done_text:
         # printed text only (a widget's hidden <option> may hold the same words)
@@ -142,8 +144,14 @@ def drag_arena_tip(page, seconds: float = 2.0, task: int = 1) -> tuple[int, int,
     dragging (the view counts them), how many pointer moves were sent, the seconds it took, and the arrows
     before and after."""
     view = page.locator(".mtl-arena-view").first
-    view.scroll_into_view_if_needed()
-    box = view.locator(f"circle.mtl-arena-tip[data-task='{task}']").bounding_box()
+    tip = view.locator(f"circle.mtl-arena-tip[data-task='{task}']")
+    box, settled = None, time.perf_counter() + 10
+    while time.perf_counter() < settled:  # outputs above may still be rendering and move the arena
+        view.scroll_into_view_if_needed()
+        last, box = box, tip.bounding_box()
+        if box == last:
+            break
+        time.sleep(0.3)
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     before = view.get_attribute("data-arrows")
     updates_before = int(view.get_attribute("data-updates") or 0)
