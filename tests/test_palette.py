@@ -9,7 +9,9 @@ def test_every_method_has_its_own_colour_and_none_is_a_task_colour_or_conflict_r
     assert len(set(colours.values())) == len(colours), "two methods share a colour"
     task = {c.lower() for c in TASK_COLORS}
     assert not set(colours.values()) & (task | {CONFLICT.lower()})
-    assert method_color("not-registered") == method_color("not-registered")  # stable for any name
+    unregistered = method_color("a-method-added-later").lower()  # derived from the name, dark, not a task's
+    assert unregistered.startswith("#") and len(unregistered) == 7 and unregistered not in task | {CONFLICT.lower()}
+    assert unregistered == method_color("a-method-added-later").lower() and unregistered != method_color("another")
 
 
 def test_task_colours_are_distinct_and_never_conflict_red():

@@ -465,14 +465,10 @@ class Lab:
     def reset(self) -> None:
         """Stop, forget the run, clear the chart (pinned overlays stay) and the table."""
         self.stop(wait=True)
-        self.feed.stop()
+        self.feed.detach()
         self.trainer = None
         self.handle = None
         self.trainer_key = ""
-        self.feed.source = None
-        self.feed.clear(self.chart.tasks)
-        self.feed.send_reset()
-        self.chart.markers = []
         self.ui.table.value = ""
         self.ui.progress.value = 0
         self.show_status("ready", "reset; press Train (or Step) to start", "#555")
@@ -515,8 +511,7 @@ class Lab:
     def close(self) -> None:
         """Stop the run and close every widget the panel made (their views disappear)."""
         self.stop(wait=True, timeout=10.0)
-        self.feed.stop()
-        self.feed.source = None
+        self.feed.detach()
         close_all([*self.task_checks.values(), *self.weight_inputs.values(), *self.option_widgets.values(),
                    *self.model_widgets.values()])
         close_tree(self.widget)
@@ -537,8 +532,7 @@ class Lab:
                 self.show_progress("training", trainer)
                 self.show_effective_weights(event)
             if event.kind == "step":
-                if not self.feed.rows["step"]:  # the run's first rows: to the browser now, not at the next tick
-                    self.feed.flush()
+                self.feed.step_taken()
                 self.pace.wait(trainer.global_step, self.stop_requested)
         elif event.kind == "end":
             self.finish(event.data.get("status", ""))

@@ -53,6 +53,7 @@ class ChartFeed:
         self.source: Callable[[], History] | None = None
         self.thread: threading.Thread | None = None
         self.halt = threading.Event()
+        self.wake = threading.Event()  # set by :meth:`step_taken` for the run's first rows, and by :meth:`stop`
         self.messages = 0
         self.bytes_sent = 0
         self.clear([])
@@ -70,6 +71,15 @@ class ChartFeed:
         self.ema: list[float] | None = None
         self.loss_log = True
         self.notes_seen = 0
+
+    def detach(self) -> None:
+        """No run any more (Reset, close): stop sending, forget the rows, show empty axes."""
+        self.stop()
+        with self.lock:
+            self.source = None
+            self.clear(self.task_names)
+        self.chart.markers = []
+        self.send_reset()
 
     def begin(self, source: Callable[[], History], task_names: list[str], planned_steps: int) -> None:
         """A new run: rows come from ``source()`` from now on; the chart is cleared."""
@@ -94,13 +104,21 @@ class ChartFeed:
         self.thread.start()
 
     def loop(self) -> None:
-        self.flush()
-        while not self.halt.wait(1.0 / self.rate):
+        while not self.halt.is_set():
             self.flush()
+            self.wake.wait(1.0 / self.rate)
+            self.wake.clear()
+
+    def step_taken(self) -> None:
+        """The trainer took a step: if the browser has no row of this run yet, send now, not at the next tick
+        (the first frame follows Train at once). Costs the caller one comparison."""
+        if self.sent["step"] == 0:
+            self.wake.set()
 
     def stop(self) -> None:
         """Stop the sender thread and send what is left."""
         self.halt.set()
+        self.wake.set()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
@@ -149,8 +167,8 @@ class ChartFeed:
             row = [float(e["step"]), *[float(val.get(t, math.nan)) for t in self.task_names]]
             reset |= self.keep("val", row)
         self.update_markers(notes)
-        if note and note != self.chart.note:
-            self.chart.note = f"Gradient panels: {note}"
+        if note:
+            self.chart.note = f"Gradient panels: {note}"  # an unchanged value sends nothing
         return reset
 
     def keep(self, stream: str, row: list[float]) -> bool:
