@@ -11,14 +11,15 @@ command is the stand-in for "another processor" that one runs before storing out
 
 The code paths (``PATHS``):
 
-* ``pinned`` — the pins of ``pinned_cpu.py`` (what ``conftest.py`` applies to ``make test``);
-* ``native`` — no pins: the widest instructions this processor has (AVX-512 on many machines);
+* ``native`` — no pins: the widest instructions this processor has (AVX-512 on many machines); what
+  ``make test`` runs;
+* ``pinned`` — the pins of ``pinned_cpu.py``, the code path the stored outputs are computed with;
 * ``aten-default`` — PyTorch's portable kernels without vector instructions (``ATEN_CPU_CAPABILITY=default``);
 * ``two-threads`` — no pins, and two threads where a notebook asks for one (an IPython start-up file
   in a temporary profile directory makes ``torch.set_num_threads`` take 2; nothing else is changed).
 
-Each path runs ``pytest --nbval`` in a fresh process with ``MTL_LAB_CPU_PINS=0`` (so that ``conftest.py``
-leaves the environment as set here). The exit status is 0 only if every notebook passes on every path.
+Each path runs ``pytest --nbval`` in a fresh process whose environment (inherited by every kernel) is set
+here. The exit status is 0 only if every notebook passes on every path.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from pinned_cpu import PINNED_CPU
 
 HERE = Path(__file__).resolve().parent
-PATHS = ("pinned", "native", "aten-default", "two-threads")
+PATHS = ("native", "pinned", "aten-default", "two-threads")
 THREADS_STARTUP = """\
 import torch
 
@@ -47,7 +48,6 @@ def environment(path: str, profile_dir: Path) -> dict[str, str]:
     if path not in PATHS:
         raise ValueError(f"unknown code path {path!r}; the paths are {', '.join(PATHS)}")
     base = {key: value for key, value in os.environ.items() if key not in PINNED_CPU}
-    base["MTL_LAB_CPU_PINS"] = "0"
     if path == "pinned":
         return {**base, **PINNED_CPU}
     if path == "aten-default":
