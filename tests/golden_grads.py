@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from toy_data import make_toy
 
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 
 FOLDER = Path(__file__).parent / "golden"
 # name: (method, extra training options); l1 > 0 so the regulariser's place in the step is covered too
@@ -77,7 +77,7 @@ def rank_main(rank: int, world: int, port: int, folder: str) -> None:
     """One rank of the gloo run: every data-parallel case, saved to ``folder/rank{rank}.pt``."""
     import torch.distributed as dist
 
-    from mtl_lab.distributed import DataParallel
+    from mtl_lab.training.parallel import DataParallel
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)

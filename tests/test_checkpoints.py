@@ -10,9 +10,9 @@ import pickle
 import pytest
 import torch
 
-from mtl_lab import checkpoint, tasks
+from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer, checkpoint
 
 OPTIONS = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "model_options": {"hidden": (8,)}}
 
@@ -35,11 +35,11 @@ def trained(**extra):
 
 
 def snapshot(trainer) -> dict:
-    return copy.deepcopy(checkpoint.trainer_state(trainer))
+    return copy.deepcopy(trainer.state_dict())
 
 
 def assert_unchanged(trainer, before: dict) -> None:
-    after = checkpoint.trainer_state(trainer)
+    after = trainer.state_dict()
     for key, value in before["model"].items():
         assert torch.equal(value, after["model"][key]), key
     assert str(before["optimizer"]) == str(after["optimizer"])
@@ -110,7 +110,7 @@ def test_a_checkpoint_of_another_run_is_refused_before_anything_is_loaded(saved,
 
 def test_a_load_that_fails_half_way_puts_the_previous_state_back(tmp_path):
     source = trained()
-    state = checkpoint.trainer_state(source)
+    state = source.state_dict()
     state["weighting"] = {"not": "a state this method knows"}
     state["optimizer"] = {"state": {}, "param_groups": []}  # fails after the model was loaded
     path = checkpoint.write(tmp_path / "broken.pt", state)
@@ -148,4 +148,4 @@ def test_a_checkpoint_round_trip_restores_everything(tmp_path):
     other = trained(seed=99)
     other.load(path)
     assert_unchanged(other, snapshot(trainer))
-    assert checkpoint.trainer_identity(other) == checkpoint.trainer_identity(trainer)
+    assert other.identity() == trainer.identity()

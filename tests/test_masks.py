@@ -8,12 +8,12 @@ import torch
 from toy_data import make_toy
 
 from mtl_lab import data as datasets
-from mtl_lab import masks, tasks
+from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData, Split
 from mtl_lab.gradients import task_gradients
 from mtl_lab.metrics import single_task_baselines
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer, masks
 from mtl_lab.weighting import METHODS, StepContext
 
 SMALL = {

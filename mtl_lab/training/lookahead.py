@@ -2,7 +2,7 @@
 
 A method with ``requires = "lookahead"`` (see :mod:`mtl_lab.weighting.base`) learns its task weights ``w``
 so that one training step with them lowers the **validation** loss. At every step the Trainer takes a
-batch ``v`` from the validation split (:class:`~mtl_lab.extra_batches.ExtraBatches` over ``data.val``,
+batch ``v`` from the validation split (:class:`~mtl_lab.training.extra_batches.ExtraBatches` over ``data.val``,
 its own seeded order) and computes, at the method's current weights::
 
     θ'      = θ − α Σ_t w_t ∇_θ L_t(θ)                 (a virtual SGD step on the training batch, α = the lr)
@@ -28,8 +28,8 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call
 
-from mtl_lab.extra_batches import ExtraBatches
 from mtl_lab.gradients import task_gradients
+from mtl_lab.training.extra_batches import ExtraBatches
 
 
 def lookahead_hypergradient(
