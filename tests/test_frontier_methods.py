@@ -615,7 +615,7 @@ def test_lookahead_hypergradient_equals_autograd_through_the_unrolled_step():
     val = torch.stack(trainer.compute_losses(functional_call(model, virtual, (xv,)), yv)).sum()
     (expected,) = torch.autograd.grad(val, lam)
     losses = trainer.compute_losses(model(x), y)
-    H = lookahead_hypergradient(model, trainer.compute_losses, losses, lam.detach(), alpha, (xv, yv))
+    H = lookahead_hypergradient(model, trainer.compute_losses, losses, lam.detach(), alpha, (xv, yv, {}))
     torch.testing.assert_close(H, expected, rtol=1e-10, atol=1e-14)
 
 
