@@ -5,13 +5,29 @@ Each function takes plain arguments and returns one object, so the Trainer's set
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
+from mtl_lab.data.base import MultiTaskData
 from mtl_lab.gradients import LinearGramian
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.training.config import TrainConfig
 from mtl_lab.training.guards import NonFiniteGuard
 from mtl_lab.weighting import Weighting
+
+
+def check_inputs(model: MultiTaskModel, data: MultiTaskData, c: TrainConfig) -> None:
+    """A model for these tasks, a training split with rows, and an augmentation when one is asked for."""
+    if not isinstance(model, MultiTaskModel):
+        raise ValueError(f"model must be a MultiTaskModel, got {type(model).__name__}")
+    if model.task_names != data.task_names:
+        raise ValueError(f"the model's tasks {model.task_names} differ from the data's tasks {data.task_names}")
+    if len(data.train) < 1:
+        raise ValueError("the training split is empty")
+    if c.augment and data.augment is None:  # never silently ignored
+        raise ValueError(f"augment=True, but data set {data.name!r} has no training augmentation; load it with "
+                         "augment=True where the data set offers one (digits, localization) or leave augment off")
 
 
 def parameter_groups(model: MultiTaskModel, task_names: list[str],
@@ -85,3 +101,31 @@ def make_gramian_engine(model: MultiTaskModel, shared: list[torch.Tensor], weigh
     if not LinearGramian.applies_to(model, shared):
         raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")
     return LinearGramian(model, shared)
+
+
+def describe_run(c: TrainConfig, weighting: Weighting, model: MultiTaskModel, data: MultiTaskData,
+                 device: torch.device, engine: LinearGramian | None) -> dict:
+    """Run metadata for the History (JSON-friendly)."""
+    return {
+        "status": "new",
+        "config": asdict(c),
+        "method": weighting.config(),
+        "model": model.describe(),
+        "data": data.summary(),
+        "device": str(device),
+        "torch": str(torch.__version__),
+        "threads": torch.get_num_threads(),
+        "seed": c.seed,
+        "gradient_path": "gramian" if engine is not None else "jacobian",
+        "diagnostics": diagnostics_note(model, c.diagnostics_every),
+        "method_acts_on": "shared parameters" if model.has_shared_trunk else "every task's parameters",
+    }
+
+
+def diagnostics_note(model: MultiTaskModel, every: int) -> str:
+    """Why there will be no gradient diagnostics, or ``""`` when there will be."""
+    if not model.has_shared_trunk:
+        return f"not applicable: the {model.architecture} architecture has no shared trunk"
+    if every == 0:
+        return "gradient diagnostics are off (diagnostics_every=0)"
+    return ""

@@ -43,7 +43,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -63,9 +63,18 @@ from mtl_lab.training.interrupts import deferred_sigint
 from mtl_lab.training.lookahead import Lookahead
 from mtl_lab.training.parallel import Parallel, SingleProcess
 from mtl_lab.training.paths import Diagnostics, Parts, Step, choose_path
+from mtl_lab.training.regularizers import add_regularizers
 from mtl_lab.training.rep_grad import check_rep_grads
 from mtl_lab.training.resume import RunPosition, epoch_batches, global_rng_state, set_global_rng_state
-from mtl_lab.training.setup import make_gramian_engine, make_guard, make_optimizer, make_scheduler, parameter_groups
+from mtl_lab.training.setup import (
+    check_inputs,
+    describe_run,
+    make_gramian_engine,
+    make_guard,
+    make_optimizer,
+    make_scheduler,
+    parameter_groups,
+)
 from mtl_lab.weighting import StepContext, Weighting, create
 
 
@@ -95,15 +104,7 @@ class Trainer:
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}; allowed: {TrainConfig.option_names()}")
         self.config = c = replace(config or TrainConfig(), **options)
-        if not isinstance(model, MultiTaskModel):
-            raise ValueError(f"model must be a MultiTaskModel, got {type(model).__name__}")
-        if model.task_names != data.task_names:
-            raise ValueError(f"the model's tasks {model.task_names} differ from the data's tasks {data.task_names}")
-        if len(data.train) < 1:
-            raise ValueError("the training split is empty")
-        if c.augment and data.augment is None:  # never silently ignored
-            raise ValueError(f"augment=True, but data set {data.name!r} has no training augmentation; load it with "
-                             "augment=True where the data set offers one (digits, localization) or leave augment off")
+        check_inputs(model, data, c)
         self.device = resolve_device(c.device)
         self.model = model.to(self.device)
         self.data = data.to(self.device)
@@ -135,7 +136,8 @@ class Trainer:
         self.interrupt_event = threading.Event()  # set by a deferred Ctrl-C (mtl_lab.training.interrupts)
         self.events = EventStream()
         self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
-        self.history = History(list(self.task_names), meta=self.describe())
+        self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
+                                                                          self.device, self.gramian))
         self.global_step = 0
         self.epoch = 0
         self.batch_iterator = None
@@ -161,31 +163,6 @@ class Trainer:
         strategy.synchronise(self)
         self.parallel = strategy
 
-    def describe(self) -> dict:
-        """Run metadata for the History (JSON-friendly)."""
-        return {
-            "status": "new",
-            "config": asdict(self.config),
-            "method": self.weighting.config(),
-            "model": self.model.describe(),
-            "data": self.data.summary(),
-            "device": str(self.device),
-            "torch": str(torch.__version__),
-            "threads": torch.get_num_threads(),
-            "seed": self.config.seed,
-            "gradient_path": "gramian" if self.gramian is not None else "jacobian",
-            "diagnostics": self.diagnostics_note(),
-            "method_acts_on": "shared parameters" if self.model.has_shared_trunk else "every task's parameters",
-        }
-
-    def diagnostics_note(self) -> str:
-        """Why there will be no gradient diagnostics, or ``""`` when there will be."""
-        if not self.model.has_shared_trunk:
-            return f"not applicable: the {self.model.architecture} architecture has no shared trunk"
-        if self.config.diagnostics_every == 0:
-            return "gradient diagnostics are off (diagnostics_every=0)"
-        return ""
-
     # ------------------------------------------------------------------ one step
 
     def train_step(
@@ -209,7 +186,7 @@ class Trainer:
         ctx = self.context()
         self.optimizer.zero_grad(set_to_none=True)
         combination = path.backward(Step(losses, seen, rep, ctx, self.parallel, self.diagnostics if diagnose else None))
-        regularizer = self.add_regularizers()
+        regularizer = add_regularizers(self.model, self.trainable, self.config.l1)
         self.parallel.average_gradients(self.model.parameters())  # every rank takes the same step
         self.stop_if_non_finite(self.guard.check_gradients(self.trainable, self.global_step), detached)
         self.guard.gate(self.optimizer)
@@ -261,24 +238,6 @@ class Trainer:
         self.buffer.append((self.global_step, losses, nan, None))
         self.history.add_note({"step": self.global_step, "non_finite": message})
         raise NonFiniteLossError(message)
-
-    def add_regularizers(self) -> torch.Tensor | None:
-        """Add the model's regulariser and the L1 penalty to the parameters' gradients.
-
-        Returns the regulariser's value (detached, on the device), or ``None`` when the model has none.
-        """
-        reg = self.model.regularizer()
-        if reg is None and self.config.l1 == 0:
-            return None
-        if reg is not None:
-            for p, g in zip(self.trainable, torch.autograd.grad(reg, self.trainable, allow_unused=True)):
-                if g is not None:
-                    p.grad = g if p.grad is None else p.grad + g
-        if self.config.l1 > 0:
-            for p in self.trainable:
-                if p.grad is not None:
-                    p.grad = p.grad + self.config.l1 * torch.sign(p.detach())
-        return None if reg is None else reg.detach()
 
     # ------------------------------------------------------------------ records
 
@@ -608,10 +567,7 @@ class Trainer:
             self.lookahead.batches.load_state_dict(state["lookahead_batches"])
         self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
         self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
-        position = RunPosition.from_dict(state["position"])
-        position.batch_rng, position.method_rng = position.batch_rng.cpu(), position.method_rng.cpu()
-        if position.epoch_start_rng is not None:
-            position.epoch_start_rng = position.epoch_start_rng.cpu()
+        position = RunPosition.from_dict(state["position"]).on_cpu()
         self.rng_state = position.global_rng
         self.method_generator.set_state(position.method_rng)
         self.epoch_start_rng = position.epoch_start_rng
