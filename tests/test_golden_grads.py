@@ -2,12 +2,12 @@
 
 For every gradient path × {one process, rank 0 of two gloo ranks} × {with, without diagnostics}: the
 ``.grad`` of every parameter after one step on a fixed batch, the step's effective weights and the
-diagnostics record (one process; the data-parallel diagnostics are checked against the one-process ones in
-``tests/test_distributed.py``). On the processor and torch build that recorded the file (same fingerprint, see
-:func:`golden_grads.fingerprint`) the comparison is bitwise; elsewhere float rounding may differ in the
-last bits (another SIMD width changes the order of sums), so it is ``rtol=1e-5`` with an absolute floor of
-``1e-6 × max|grad|`` — far below any change a different algorithm would make (a method or path mix-up
-changes the gradients at the first significant digit).
+diagnostics record (one process; with two ranks the diagnostics must be the whole batch's — the same on
+both ranks and, up to the order of sums, the one-process ones). On the processor and torch build that
+recorded the file (same fingerprint, see :func:`golden_grads.fingerprint`) the comparison is bitwise;
+elsewhere float rounding may differ in the last bits (another SIMD width changes the order of sums), so it
+is ``rtol=1e-5`` with an absolute floor of ``1e-6 × max|grad|`` — far below any change a different
+algorithm would make (a method or path mix-up changes the gradients at the first significant digit).
 """
 
 from __future__ import annotations
@@ -66,3 +66,10 @@ def test_two_rank_step_matches_the_golden_gradients(tmp_path):
             continue
         for rank in ranks:
             assert_same(name, rank[name], want, diagnostics=False)
+        single = GOLDEN["cases"][name.replace("2ranks", "single")]["diagnostics"]
+        for key, value in single.items():  # the whole batch's diagnostics on every rank (not a rank's share)
+            expected = torch.tensor(value, dtype=torch.float64)
+            for rank in ranks:
+                got = torch.tensor(rank[name]["diagnostics"][key], dtype=torch.float64)
+                torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6, equal_nan=True,
+                                           msg=f"{name}: diagnostics {key}")
