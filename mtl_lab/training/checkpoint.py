@@ -35,7 +35,7 @@ import torch
 if TYPE_CHECKING:
     pass
 
-FORMAT = "mtl_lab.training.checkpoint/1"
+FORMAT = "mtl_lab.checkpoint/1"
 
 
 def identity(architecture: str, task_names: list[str], optimizer: str, schedule: str, method: str,
