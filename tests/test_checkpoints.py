@@ -9,6 +9,8 @@ import pickle
 
 import pytest
 import torch
+from golden_grads import FOLDER
+from toy_data import make_toy
 
 from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
@@ -149,3 +151,15 @@ def test_a_checkpoint_round_trip_restores_everything(tmp_path):
     other.load(path)
     assert_unchanged(other, snapshot(trainer))
     assert other.identity() == trainer.identity()
+
+
+def test_a_checkpoint_written_before_the_training_package_loads_and_continues():
+    """``tests/golden/checkpoint_v1_pcgrad.pt`` was saved by the code before the restructuring (``mtl_lab.train``)
+    after 3 steps of PCGrad; continued here, the run's losses are those the old code recorded for the whole
+    run (``…_losses.pt``), to float rounding (another processor may round the last bits differently)."""
+    trainer = build_trainer(make_toy(), "hard", "pcgrad", {"hidden": (8,)}, device="cpu", epochs=2, batch_size=40)
+    trainer.load(FOLDER / "checkpoint_v1_pcgrad.pt")
+    assert trainer.global_step == 3
+    trainer.fit()
+    expected = torch.load(FOLDER / "checkpoint_v1_pcgrad_losses.pt", weights_only=True)
+    torch.testing.assert_close(torch.tensor(trainer.history.losses), expected, rtol=1e-5, atol=1e-7)
