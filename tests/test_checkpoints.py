@@ -163,3 +163,61 @@ def test_a_checkpoint_written_before_the_training_package_loads_and_continues():
     trainer.fit()
     expected = torch.load(FOLDER / "checkpoint_v1_pcgrad_losses.pt", weights_only=True)
     torch.testing.assert_close(torch.tensor(trainer.history.losses), expected, rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- one checkpoint, one configuration
+
+
+@pytest.mark.parametrize(
+    "saved,loading,fragments",
+    [
+        ({"method": "cagrad", "method_options": {"c": 0.1}}, {"method": "cagrad", "method_options": {"c": 0.9}},
+         ["method_options: checkpoint {'name': 'cagrad', 'c': 0.1", "this trainer {'name': 'cagrad', 'c': 0.9"]),
+        ({}, {"lr": 1e-3}, ["lr: checkpoint 0.01, this trainer 0.001", "continue_with"]),
+        ({}, {"weight_decay": 0.1}, ["weight_decay: checkpoint 0.0, this trainer 0.1"]),
+        ({}, {"epochs": 5}, ["epochs: checkpoint 2, this trainer 5", "continue_with"]),
+        ({"method": "static", "method_options": {"weights": [1.0, 2.0]}},
+         {"method": "static", "method_options": {"weights": [1.0, 1.0]}}, ["'weights': [1.0, 2.0]"]),
+        ({"model_options": {"hidden": (8,), "dropout": 0.1}}, {"model_options": {"hidden": (8,), "dropout": 0.5}},
+         ["model: built with other model options"]),
+        ({}, {"l1": 0.01, "lr": 0.1},
+         ["l1: checkpoint 0.0, this trainer 0.01", "lr: checkpoint 0.01, this trainer 0.1"]),
+        ({"schedule": "cosine"}, {"schedule": "cosine", "epochs": 4}, ["epochs: checkpoint 2, this trainer 4",
+                                                                       "belong to the schedule"]),
+    ],
+)
+def test_a_checkpoint_saved_with_other_settings_is_refused_naming_each(saved, loading, fragments, tmp_path):
+    path = trained(**saved).save(tmp_path / "run.pt")
+    trainer = trained(**loading)
+    before = snapshot(trainer)
+    with pytest.raises(ValueError) as info:
+        trainer.load(path, continue_with=["epochs"] if loading.get("schedule") else [])
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    assert str(path) in str(info.value)
+    assert_unchanged(trainer, before)
+
+
+def test_more_epochs_and_a_lower_lr_are_explicit_continuations_recorded_in_the_history(tmp_path):
+    path = trained().save(tmp_path / "run.pt")  # 2 epochs, lr 0.01
+    trainer = trained(epochs=5, lr=1e-3, seed=4)
+    trainer.load(path, continue_with=["epochs", "lr"])
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-3]
+    notes = [n["note"] for n in trainer.history.notes if "note" in n]
+    assert "continued with epochs 2 → 5" in notes and "continued with lr 0.01 → 0.001" in notes
+    assert trainer.history.meta["config"]["epochs"] == 5 and trainer.history.meta["config"]["lr"] == 1e-3
+    history = trainer.fit()
+    assert history.status == "completed" and len(history.epochs) == 5
+
+
+@pytest.mark.parametrize("names", [["dropout"], "epochs", [3]])
+def test_continue_with_names_only_what_may_change(names, tmp_path):
+    path = trained().save(tmp_path / "run.pt")
+    with pytest.raises(ValueError, match="continue_with"):
+        trained().load(path, continue_with=names)
+
+
+def test_an_older_checkpoint_without_settings_is_checked_on_its_identity_and_says_so():
+    trainer = build_trainer(make_toy(), "hard", "pcgrad", {"hidden": (8,)}, device="cpu", epochs=2, batch_size=40)
+    trainer.load(FOLDER / "checkpoint_v1_pcgrad.pt")
+    assert any("without its settings" in n.get("note", "") for n in trainer.history.notes)

@@ -2,8 +2,11 @@
 
 A checkpoint holds the model, the optimiser, the scheduler, the method's state, the History, the
 counters, the epoch's running loss sums, every random state and the position within the epoch (see
-:mod:`mtl_lab.training.resume`), and an **identity**: format tag, architecture, task names, optimiser, schedule,
-method and batch size.
+:mod:`mtl_lab.training.resume`), an **identity** (format tag, architecture, task names, optimiser, schedule,
+method and batch size) and the **settings** that change the run: the method's options, the optimiser's lr,
+weight decay and momentum, the schedule's step size and gamma, the epochs, the L1 penalty, the gradient path
+options, augmentation, the model's structure (its options: widths, dropout …) and the data (name, sizes,
+tasks).
 
 Reading is safe and all-or-nothing:
 
@@ -12,7 +15,11 @@ Reading is safe and all-or-nothing:
    with ``weights_only=False``, which would run code from the file);
 2. the identity and every tensor shape of the model are compared with the trainer's, and a mismatch
    names both sides (``checkpoint is for architecture 'hard' with tasks [...]; this trainer has ...``);
-3. only then is anything loaded (``Trainer.load``); should a load still fail, the trainer's previous state
+3. the settings are compared one by one (:func:`check_settings`): every difference is named, and the load
+   refused — except a legitimate continuation asked for by name (``continue_with=["epochs"]`` or ``["lr"]``,
+   :data:`CONTINUABLE`), which the trainer then records in its History. A file written before settings
+   were stored is checked on its identity only, and the History says so;
+4. only then is anything loaded (``Trainer.load``); should a load still fail, the trainer's previous state
    is put back.
 
 The state itself is the trainer's (:meth:`~mtl_lab.training.trainer.Trainer.state_dict` and
@@ -28,12 +35,8 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:
-    pass
 
 FORMAT = "mtl_lab.checkpoint/1"
 
@@ -43,6 +46,9 @@ def identity(architecture: str, task_names: list[str], optimizer: str, schedule:
     """What a checkpoint must agree on with the trainer that loads it."""
     return {"architecture": architecture, "tasks": list(task_names), "optimizer": optimizer,
             "schedule": schedule, "method": method, "batch_size": batch_size}
+
+
+CONTINUABLE = ("epochs", "lr")  # settings a run may continue with changed, when asked by name
 
 
 def describe(ident: dict) -> str:
@@ -114,3 +120,44 @@ def check_compatible(state: dict, ident: dict, model_state: dict, path: str | Pa
                 f"checkpoint's {key!r} has shape {tuple(saved[key].shape)}, this trainer's model has "
                 f"{tuple(tensor.shape)} (different model options?): {path}"
             )
+
+
+def check_continue_with(names) -> tuple[str, ...]:
+    """``continue_with`` must be a list of names from :data:`CONTINUABLE`."""
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"continue_with must be a list of setting names from {list(CONTINUABLE)}, got {names!r}")
+    unknown = [n for n in names if n not in CONTINUABLE]
+    if unknown:
+        raise ValueError(f"continue_with {unknown}: only {list(CONTINUABLE)} may change when a run continues; "
+                         "anything else needs a new run")
+    return tuple(names)
+
+
+def check_settings(saved: dict | None, current: dict, path: str | Path, continue_with: tuple[str, ...],
+                   schedule: str) -> dict[str, tuple]:
+    """The checkpoint's settings against the trainer's: every difference named, refused unless it is a
+    continuation in ``continue_with``; returns those continuations as ``{name: (saved, current)}``.
+
+    ``lr`` and ``epochs`` may not change under a learning-rate schedule (it holds its own base lr and, for
+    ``cosine``, ``T_max = epochs`` from the file). ``saved`` is ``None`` for a file written before settings
+    were stored: nothing to compare, nothing changed.
+    """
+    if saved is None:
+        return {}
+    keys = sorted(set(saved) | set(current))
+    differ = [k for k in keys if saved.get(k) != current.get(k)]
+    refused = [k for k in differ if k not in continue_with or schedule != "none"]
+    if refused:
+        named = "; ".join(difference(k, saved.get(k), current.get(k)) for k in refused)
+        hint = (f"; to continue with another {' or '.join(k for k in refused if k in CONTINUABLE)}, pass "
+                "continue_with=[...]" if any(k in CONTINUABLE for k in refused) and schedule == "none" else "")
+        if schedule != "none" and any(k in CONTINUABLE for k in refused):
+            hint = f"; under schedule {schedule!r} the lr and the epochs belong to the schedule and cannot change"
+        raise ValueError(f"checkpoint {str(path)!r} was saved with other settings than this trainer's: {named}{hint}")
+    return {k: (saved.get(k), current.get(k)) for k in differ}
+
+
+def difference(key: str, saved, current) -> str:
+    if key == "model":
+        return "model: built with other model options (its layers differ)"
+    return f"{key}: checkpoint {saved!r}, this trainer {current!r}"

@@ -518,6 +518,14 @@ class Trainer:
         return checkpoint.identity(self.model.architecture, self.task_names, c.optimizer, c.schedule,
                                    self.weighting.name, c.batch_size)
 
+    def settings(self) -> dict:
+        """What else changes the run, compared one by one when a checkpoint is loaded (see ``checkpoint``)."""
+        c = self.config
+        names = ("lr", "weight_decay", "momentum", "step_size", "gamma", "epochs", "l1", "rep_grads",
+                 "gradient_path", "augment")
+        return {**{n: getattr(c, n) for n in names}, "method_options": self.weighting.config(),
+                "model": str(self.model), "data": self.data.summary()}
+
     def position(self) -> RunPosition:
         """Every random state and the position within the epoch (see :mod:`mtl_lab.training.resume`)."""
         rng = global_rng_state(self.device) if self.lock.locked() else self.rng_state  # from a callback: live
@@ -530,6 +538,7 @@ class Trainer:
         self.flush()
         return {
             "identity": self.identity(),
+            "settings": self.settings(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -581,18 +590,23 @@ class Trainer:
         """
         return checkpoint.write(path, self.state_dict())
 
-    def load(self, path: str | Path) -> None:
-        """Restore what :meth:`save` wrote, after checking it is a checkpoint of this kind of run.
+    def load(self, path: str | Path, continue_with: list[str] | tuple[str, ...] = ()) -> None:
+        """Restore what :meth:`save` wrote, after checking it is a checkpoint of this very run.
 
-        ``weights_only=True``: no code is unpickled. Nothing is changed when the file is not a checkpoint or
-        belongs to another architecture, task set, optimiser, schedule, method or batch size; should loading
-        still fail, the trainer's previous state is put back. ``fit()`` then continues at the very step where
-        the checkpoint was taken, with every random state restored.
+        ``weights_only=True``: no code is unpickled. Nothing is changed when the file is not a checkpoint, or
+        belongs to another architecture, task set, optimiser, schedule, method or batch size, or was saved with
+        other settings (each difference named) — unless the difference is a continuation asked for by name:
+        ``continue_with=["epochs"]`` (train on to this trainer's epochs) or ``["lr"]`` (this trainer's lr),
+        recorded in the History. Should loading still fail, the previous state is put back. ``fit()`` then
+        continues at the very step where the checkpoint was taken, with every random state restored.
         """
         if self.lock.locked():
             raise RuntimeError("this trainer is running; stop() it before loading a checkpoint")
+        allowed = checkpoint.check_continue_with(continue_with)
         state = checkpoint.read(path, self.device)
         checkpoint.check_compatible(state, self.identity(), self.model.state_dict(), path)
+        changes = checkpoint.check_settings(state.get("settings"), self.settings(), path, allowed,
+                                            self.config.schedule)
         backup = copy.deepcopy(self.state_dict())
         try:
             self.load_state_dict(state)
@@ -600,3 +614,17 @@ class Trainer:
             self.load_state_dict(backup)
             message = f"checkpoint {str(path)!r} could not be loaded ({exc}); the trainer is unchanged"
             raise ValueError(message) from None
+        self.record_continuation(changes, old_file=state.get("settings") is None)
+
+    def record_continuation(self, changes: dict[str, tuple], old_file: bool) -> None:
+        """This trainer's lr (when it changed) in the optimiser; every change a note and in ``meta["config"]``."""
+        for name, (before, after) in changes.items():
+            if name == "lr":
+                for group in self.optimizer.param_groups:
+                    group["lr"] = after
+            self.history.add_note({"step": self.global_step, "note": f"continued with {name} {before} → {after}"})
+            with self.history.lock:
+                self.history.meta.setdefault("config", {})[name] = after
+        if old_file:
+            self.history.add_note({"step": self.global_step, "note": "checkpoint saved without its settings (an "
+                                   "older file): only its identity and model shapes were checked"})
