@@ -7,6 +7,7 @@ import math
 import torch
 
 from mtl_lab.data.base import MultiTaskData
+from mtl_lab.history import History
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.tasks import Task
 from mtl_lab.training import masks as label_masks
@@ -44,3 +45,14 @@ def non_finite_results(record: dict) -> list[str]:
     """The NaN or infinite validation/test losses and metrics of an epoch or test record, named."""
     return sorted({f"{key}[{task!r}] = {v}" for key in ("val_loss", "val_metric", "test_loss", "test_metrics")
                    for task, v in record.get(key, {}).items() if not math.isfinite(v)})
+
+
+def note_non_finite_results(history: History, record: dict, where: str, step: int) -> None:
+    """Say the NaN or infinite results of ``record`` in a note and in ``meta["warnings"]`` (nothing if none)."""
+    bad = non_finite_results(record)
+    if not bad:
+        return
+    message = f"{where}: non-finite evaluation results {bad}; check the validation/test data and the model"
+    history.add_note({"step": step, "warning": message})
+    with history.lock:
+        history.meta.setdefault("warnings", []).append(message)

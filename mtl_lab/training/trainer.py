@@ -1,38 +1,22 @@
 """The Trainer: set-up, the loop, one step, records, evaluation and its own state (``state_dict``).
 
-One training step on a batch ``(x, {t: y_t})`` reads top to bottom (:meth:`Trainer.train_step`):
-shard (:mod:`~mtl_lab.training.parallel`) → forward → losses over the labelled rows
-(:mod:`~mtl_lab.training.masks`) → guard (:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the
-trainer was built (:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing,
-``G``, ``Z`` or ``K = GGᵀ`` — and its weights ``w`` or direction ``d`` become ``.grad``, each head
-``h_t ∇L_t``) → regularisers (the model's ``regularizer()`` and the L1 penalty) → the data-parallel average →
-guard → optimiser → record.
+One step reads top to bottom (:meth:`Trainer.train_step`): shard (:mod:`~mtl_lab.training.parallel`) →
+forward → losses over the labelled rows (:mod:`~mtl_lab.training.masks`) → guard
+(:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the trainer was built
+(:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing, ``G``, ``Z`` or
+``K = GGᵀ`` — and its weights or direction become ``.grad``, each head ``h_t ∇L_t``) → regularisers
+(:mod:`~mtl_lab.training.regularizers`) → the data-parallel average → guard → optimiser → record. The model's
+regulariser goes to ``History.regularizer``, its ``inspect()`` to ``History.model_records`` at the diagnostics
+cadence, and ``model.after_step(step)`` is called after every optimiser step. Without a shared trunk (soft
+sharing) a gradient method acts on every task's parameters (block-disjoint rows of ``G``: nothing to
+resolve; the diagnostics say "not applicable"). Per-step records stay on the device and reach the History
+every ``record_every`` steps, so a CUDA run syncs only at that cadence.
 
-The model's regulariser is recorded with the losses, per step, in ``History.regularizer``; at the
-diagnostics cadence the model's ``inspect()`` goes to ``History.model_records``; after every optimiser step
-``model.after_step(step)`` is called.
-
-An architecture without a shared trunk (soft sharing) combined with a gradient method: the method
-then acts on **every task's parameters**: ``G[t] = ∇_θ L_t`` over all of them, whose rows are
-block-disjoint (``L_t`` touches only task ``t``'s column), and a method needing the representation's
-gradients gets these gradients instead. The method can still rescale the tasks (MGDA, GradNorm), but
-finds no conflict to resolve (the task gradients are orthogonal); the gradient diagnostics report
-"not applicable".
-
-Every ``diagnostics_every`` steps the diagnostics of :mod:`mtl_lab.gradients` are recorded (an observer of the
-path, :class:`~mtl_lab.training.paths.Diagnostics`). Per-step records stay on the device and are copied to
-the History every ``record_every`` steps, so a CUDA run syncs only at that cadence.
-
-``fit()`` blocks; ``start()`` runs the same loop in a background thread and returns a
-:class:`~mtl_lab.training.events.RunHandle` with ``stop()``, ``join()``, a thread-safe ``history`` and an event
-stream. A stopped, interrupted or failed run keeps its History and model; ``fit()`` again continues where it
-stopped.
-
-Nothing silent, nothing lost: every option goes through :mod:`mtl_lab.validate`; a NaN or infinite loss or
-gradient is caught before the optimiser step (:mod:`~mtl_lab.training.guards`); Ctrl-C ends a run between two
-steps (:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds every random state and the
-position within the epoch (:mod:`~mtl_lab.training.resume`), so a resumed run is bitwise the uninterrupted one
-on CPU; ``save()`` and ``load()`` write, read and check it (:mod:`~mtl_lab.training.checkpoint`).
+``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A
+stopped, interrupted or failed run keeps its History and model; ``fit()`` again continues where it stopped.
+Ctrl-C ends a run between two steps (:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds
+every random state and the position within the epoch (:mod:`~mtl_lab.training.resume`), so a resumed run is
+bitwise the uninterrupted one on CPU; ``save()``/``load()`` go through :mod:`~mtl_lab.training.checkpoint`.
 """
 
 from __future__ import annotations
@@ -55,7 +39,7 @@ from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.training import checkpoint
 from mtl_lab.training import masks as label_masks
 from mtl_lab.training.config import TrainConfig, resolve_device
-from mtl_lab.training.evaluation import evaluate_split, non_finite_results
+from mtl_lab.training.evaluation import evaluate_split, note_non_finite_results
 from mtl_lab.training.events import Event, EventStream, RunHandle, plain
 from mtl_lab.training.extra_batches import ExtraBatches
 from mtl_lab.training.guards import NonFiniteLossError
@@ -76,6 +60,10 @@ from mtl_lab.training.setup import (
     parameter_groups,
 )
 from mtl_lab.weighting import StepContext, Weighting, create
+
+# the training options a checkpoint's settings hold besides its identity (see Trainer.settings)
+RUN_SETTINGS = ("lr", "weight_decay", "momentum", "step_size", "gamma", "epochs", "l1", "rep_grads", "gradient_path",
+                "augment")
 
 
 class Trainer:
@@ -203,14 +191,9 @@ class Trainer:
         return detached
 
     def context(self) -> StepContext:
-        return StepContext(
-            step=self.global_step,
-            epoch=self.epoch,
-            epoch_losses=self.epoch_losses,
-            first_losses=self.first_losses,
-            generator=self.method_generator,
-            lr=self.optimizer.param_groups[0]["lr"],
-        )
+        return StepContext(step=self.global_step, epoch=self.epoch, epoch_losses=self.epoch_losses,
+                           first_losses=self.first_losses, generator=self.method_generator,
+                           lr=self.optimizer.param_groups[0]["lr"])
 
     def compute_losses(
         self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict | None = None
@@ -337,13 +320,7 @@ class Trainer:
 
     def warn_non_finite_metrics(self, record: dict, where: str) -> None:
         """A NaN or infinite validation/test loss or metric is said in a note and in ``meta["warnings"]``."""
-        bad = non_finite_results(record)
-        if not bad:
-            return
-        message = f"{where}: non-finite evaluation results {bad}; check the validation/test data and the model"
-        self.history.add_note({"step": self.global_step, "warning": message})
-        with self.history.lock:
-            self.history.meta.setdefault("warnings", []).append(message)
+        note_non_finite_results(self.history, record, where, self.global_step)
 
     def finish(self, status: str) -> None:
         self.train_seconds = self.elapsed()
@@ -520,10 +497,7 @@ class Trainer:
 
     def settings(self) -> dict:
         """What else changes the run, compared one by one when a checkpoint is loaded (see ``checkpoint``)."""
-        c = self.config
-        names = ("lr", "weight_decay", "momentum", "step_size", "gamma", "epochs", "l1", "rep_grads",
-                 "gradient_path", "augment")
-        return {**{n: getattr(c, n) for n in names}, "method_options": self.weighting.config(),
+        return {**{n: getattr(self.config, n) for n in RUN_SETTINGS}, "method_options": self.weighting.config(),
                 "model": str(self.model), "data": self.data.summary()}
 
     def position(self) -> RunPosition:
@@ -591,15 +565,10 @@ class Trainer:
         return checkpoint.write(path, self.state_dict())
 
     def load(self, path: str | Path, continue_with: list[str] | tuple[str, ...] = ()) -> None:
-        """Restore what :meth:`save` wrote, after checking it is a checkpoint of this very run.
-
-        ``weights_only=True``: no code is unpickled. Nothing is changed when the file is not a checkpoint, or
-        belongs to another architecture, task set, optimiser, schedule, method or batch size, or was saved with
-        other settings (each difference named) — unless the difference is a continuation asked for by name:
-        ``continue_with=["epochs"]`` (train on to this trainer's epochs) or ``["lr"]`` (this trainer's lr),
-        recorded in the History. Should loading still fail, the previous state is put back. ``fit()`` then
-        continues at the very step where the checkpoint was taken, with every random state restored.
-        """
+        """Restore what :meth:`save` wrote, once checked to be a checkpoint of this very run (see ``checkpoint``):
+        another identity or other settings are refused, each difference named, but for a continuation asked for
+        by name — ``continue_with=["epochs"]`` (on to this trainer's epochs) or ``["lr"]`` (this trainer's lr),
+        recorded in the History. ``fit()`` then continues at the very step where the checkpoint was taken."""
         if self.lock.locked():
             raise RuntimeError("this trainer is running; stop() it before loading a checkpoint")
         allowed = checkpoint.check_continue_with(continue_with)
