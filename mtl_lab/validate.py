@@ -46,6 +46,7 @@ SEED_MAX = 2**63 - 2
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 TASK_NAME_MAX = 64
 MODULE_ATTRIBUTES = frozenset(dir(torch.nn.Module()))
+MAX_ITERATIONS = 10**6  # a bound on a solver's steps per training step: beyond it one step would take hours
 
 
 def is_int(value) -> bool:

@@ -60,7 +60,7 @@ import math
 import numpy as np
 import torch
 
-from mtl_lab.validate import Integer, Number, OneOf
+from mtl_lab.validate import MAX_ITERATIONS, Integer, Number, OneOf
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import (
     ZERO_GRADIENTS,
@@ -87,7 +87,7 @@ class CAGrad(Weighting):
         "c": Number(low=0),  # the ball's radius, relative to ‖g_0‖
         "rescale": OneOf(tuple(RESCALE_DIVISORS)),  # d* divided by 1, 1 + c² or 1 + c
         "tol": Number(low=0, low_open=True),  # the search's relative tolerance on h(t)
-        "max_iter": Integer(low=1),  # the search's steps
+        "max_iter": Integer(low=1, high=MAX_ITERATIONS),  # the search's steps
     }
 
     def __init__(self, c: float = 0.5, rescale: int = 1, tol: float = 1e-12, max_iter: int = 100) -> None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtl_lab.validate import Integer, Number
+from mtl_lab.validate import MAX_ITERATIONS, Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import (
     SolverReport,
@@ -114,7 +114,7 @@ class FairGrad(Weighting):
         "alpha": Number(low=0),  # 0 = equal weights
         "reg": Number(low=0),  # ridge on the Gramian
         "tol": Number(low=0, low_open=True),
-        "max_iter": Integer(low=1),
+        "max_iter": Integer(low=1, high=MAX_ITERATIONS),
     }
 
     def __init__(self, alpha: float = 1.0, reg: float = 1e-8, tol: float = 1e-12, max_iter: int = 100) -> None:

@@ -48,7 +48,7 @@ from typing import Literal, get_args
 
 import torch
 
-from mtl_lab.validate import Integer, Number, OneOf
+from mtl_lab.validate import MAX_ITERATIONS, Integer, Number, OneOf
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import MIN_NORM_SOLVERS, check_gramian, min_norm_weights, report_info
 
@@ -68,7 +68,7 @@ class MGDA(Weighting):
     options = {
         "solver": OneOf(tuple(MIN_NORM_SOLVERS)),
         "tol": Number(low=0, low_open=True, optional=True),  # None: the solver's own default
-        "max_iter": Integer(low=1, optional=True),  # None: the solver's own default
+        "max_iter": Integer(low=1, high=MAX_ITERATIONS, optional=True),  # None: the solver's own default
         "normalization": OneOf(NORMALIZATIONS),  # n_t dividing each gradient
         "weights_on": OneOf(WEIGHTS_ON),  # effective weights on the raw or the normalised gradients
     }

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtl_lab.validate import Integer, Number
+from mtl_lab.validate import MAX_ITERATIONS, Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import as_float64, check_gramian, nash_weights, report_info
 
@@ -58,7 +58,7 @@ class NashMTL(Weighting):
         "update_weights_every": Integer(low=1),
         "reg": Number(low=0),
         "tol": Number(low=0, low_open=True),
-        "max_iter": Integer(low=1),
+        "max_iter": Integer(low=1, high=MAX_ITERATIONS),
     }
 
     def __init__(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from mtl_lab.validate import Integer, Number
+from mtl_lab.validate import MAX_ITERATIONS, Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.moco import project_onto_simplex
 from mtl_lab.weighting.solvers import check_gramian
@@ -44,7 +44,7 @@ class SDMGrad(Weighting):
         "lambda_": Number(low=0),  # pull towards the mean gradient
         "lr": Number(low=0, low_open=True),  # step of w
         "momentum": Number(low=0, high=1, high_open=True),
-        "n_iter": Integer(low=1),
+        "n_iter": Integer(low=1, high=MAX_ITERATIONS),
     }
 
     def __init__(self, lambda_: float = 0.3, lr: float = 10.0, momentum: float = 0.5, n_iter: int = 20) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtl_lab.validate import Integer, Number
+from mtl_lab.validate import MAX_ITERATIONS, Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import check_gramian, dual_cone_weights, report_info
 
@@ -46,7 +46,7 @@ class UPGrad(Weighting):
     options = {
         "reg": Number(low=0),  # ridge on the normalised Gramian
         "tol": Number(low=0, low_open=True),
-        "max_iter": Integer(low=1),
+        "max_iter": Integer(low=1, high=MAX_ITERATIONS),
     }
 
     def __init__(self, reg: float = 0.0, tol: float = 1e-10, max_iter: int = 100) -> None:
