@@ -240,7 +240,7 @@ class Trainer:
         self.weighting = create(weighting)
         self.weighting.reset(self.task_names)
         if self.config.rep_grads:
-            check_rep_grads(self.weighting)
+            check_rep_grads(self.weighting, model.has_shared_trunk)
         self.shared = list(model.shared_parameters())
         self.heads = [list(model.task_parameters(n)) for n in self.task_names]
         self.check_parameter_groups()
@@ -338,7 +338,13 @@ class Trainer:
         configuration of ``benchmarks/bench_core.py`` (0.70–0.83 × the Jacobian path's steps/s), and it
         has not been measured on a GPU. ``gradient_path="gramian"`` turns it on.
         """
-        if self.weighting.requires != "gramian" or self.config.gradient_path != "gramian":
+        if self.config.gradient_path == "gramian" and self.weighting.requires != "gramian":  # one rule: refused
+            raise ValueError(
+                f"gradient_path='gramian' does not apply to method {self.weighting.name!r}: it needs "
+                f"requires={self.weighting.requires!r}, not the Gramian alone (methods such as mgda, pcgrad, cagrad, "
+                "upgrad take it); leave gradient_path at 'auto'"
+            )
+        if self.config.gradient_path != "gramian":
             return None  # (rep_grads=True with gradient_path="gramian" is refused by TrainConfig)
         if not LinearGramian.applies_to(self.model, self.shared):
             raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")

@@ -202,6 +202,32 @@ def check_finite(name: str, tensor: torch.Tensor, allow_nonfinite: bool = False,
     )
 
 
+def check_gradient_scale(name: str, G: torch.Tensor) -> None:
+    """Every row of ``G`` must have ``‖g_t‖ ≤ finfo(dtype).max ** 0.25`` (about 4.3e9 in float32, 1.2e77 in
+    float64): the methods multiply Gramian entries (``‖g‖⁴``), which must stay finite in the matrix's dtype."""
+    limit = torch.finfo(G.dtype).max ** 0.25
+    peak = float(G.abs().max()) if G.numel() else 0.0
+    largest = peak * float((G / peak).norm(dim=1).max()) if peak > 0 else 0.0  # no overflow while measuring
+    if largest > limit:
+        raise ValueError(
+            f"{name} has a row of norm {largest:.3g}; the methods take rows with norm ≤ {limit:.3g} in {G.dtype} "
+            f"(their products of Gramian entries must stay finite): rescale {name}"
+            + (" or pass it as float64" if G.dtype != torch.float64 else "")
+        )
+
+
+GENERATED_VALUES_MAX = 2**28  # 1 GiB of float32: the largest data set a generator builds in memory
+
+
+def check_generated_size(dataset: str, rows: int, columns: int, options: str) -> None:
+    """A generated data set of ``rows × columns`` values must fit :data:`GENERATED_VALUES_MAX`."""
+    if rows * columns > GENERATED_VALUES_MAX:
+        raise ValueError(
+            f"{dataset}: {rows} rows × {columns} columns = {rows * columns:.3g} values would be generated in memory; "
+            f"the limit is {GENERATED_VALUES_MAX} (1 GiB of float32): lower {options}"
+        )
+
+
 # ---------------------------------------------------------------- weights
 
 

@@ -176,6 +176,7 @@ def aggregate(
         G = G.double()
     if not bool(torch.isfinite(G).all()):
         raise ValueError("G contains NaN or infinite entries")
+    validate.check_gradient_scale("G", G)
     if losses is not None:
         losses = torch.as_tensor(losses, dtype=G.dtype, device=G.device).reshape(-1)
         if losses.shape[0] != G.shape[0]:

@@ -314,7 +314,7 @@ class Lab:
             method=method,
             method_options=options,
             weights={t: entry.value for t, entry in self.weight_inputs.items()} if takes_task_weights(method)
-            else dict(self.weights),
+            else {t: w for t, w in self.weights.items() if t in self.task_checks},  # this data set's tasks
             optimizer=ui.optimizer_w.value,
             lr=ui.lr_w.value,
             epochs=ui.epochs_w.value,
@@ -339,7 +339,7 @@ class Lab:
         try:
             self.data_options = dict(config.data_options)
             self.diagnostics_every = config.diagnostics_every
-            self.weights.update(config.weights)
+            self.weights = dict(config.weights)  # a set-up's weights replace the last data set's
             ui.data_w.value = config.data
             ui.arch_w.options = [config.architecture]
             ui.arch_w.value = config.architecture
