@@ -173,6 +173,14 @@ def test_static_weights_as_method_options_in_the_lab_are_refused():
     assert make_trainer(config).weighting.values == [3.0, 1.0, 1.0]
 
 
+@pytest.mark.parametrize("workers", [0, 1, 4])
+def test_workers_with_the_sequential_engine_is_refused(workers):
+    from mtl_lab.engines import run_all
+
+    with pytest.raises(ValueError, match=f"workers={workers} applies only to engine 'processes' or 'ray'"):
+        list(run_all([], "sequential", workers=workers))
+
+
 def test_solver_iterations_past_the_bound_are_refused_not_run():
     with pytest.raises(ValueError, match=rf"sdmgrad option n_iter must be an int in \[1, {MAX_ITERATIONS}\]"):
         create("sdmgrad", n_iter=10**12)
