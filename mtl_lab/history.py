@@ -260,6 +260,35 @@ def is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def numbers_by_task(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and is_number(x) for k, x in v.items())
+
+
+def named_object(v) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("name", ""), str)
+
+
+# the meta fields the library reads back (plots, reports, the panel), and what each must be
+META_FIELDS = {
+    "status": ("a string", lambda v: isinstance(v, str)),
+    "error": ("a string", lambda v: isinstance(v, str)),
+    "diagnostics": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "method": ("an object with a string 'name'", named_object),
+    "data": ("an object with a string 'name'", named_object),
+    "model": ("an object", lambda v: isinstance(v, dict)),
+    "test_metrics": ("an object {task: number}", numbers_by_task),
+    "test_loss": ("an object {task: number}", numbers_by_task),
+    "train_seconds": ("a number", is_number),
+    "steps": ("an int", is_int),
+    "epochs_done": ("an int", is_int),
+    "warnings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+
+
 def check_schema(d, source: str) -> None:
     """The fields of a History record, with their types (``ValueError`` naming ``source`` and the field)."""
 
@@ -281,6 +310,9 @@ def check_schema(d, source: str) -> None:
         raise ValueError(f"{source}: field 'task_names': {exc}") from None
     if not isinstance(d.get("meta", {}), dict):
         raise bad("meta", "an object", d["meta"])
+    for key, (want, ok) in META_FIELDS.items():
+        if key in d.get("meta", {}) and not ok(d["meta"][key]):
+            raise bad(f"meta.{key}", want, d["meta"][key])
     for name in ("steps", "losses", "weights", "diagnostics", "epochs", "notes", "regularizer", "model_records"):
         if not isinstance(d.get(name, []), list):
             raise bad(name, "a list", d[name])

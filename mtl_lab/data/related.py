@@ -44,6 +44,7 @@ import torch
 
 from mtl_lab import tasks as T
 from mtl_lab.data.base import MultiTaskData, Split, make_data
+from mtl_lab.validate import check_generated_size
 
 SOURCE = "generated: shared low-rank task weights (Argyriou, Evgeniou & Pontil, Machine Learning 2008)"
 
@@ -94,10 +95,14 @@ def related(
     ``relatedness`` ρ in [0, 1] mixes a shared rank-``rank`` subspace with task-private directions;
     ``labels_per_task`` training rows carry each task's label (disjoint rows, masks elsewhere).
     """
-    W = task_weights(n_tasks, d, rank, relatedness, seed)  # validates the options above
     _int("labels_per_task", labels_per_task, 1)
     _int("n_val", n_val, 0)
     _int("n_test", n_test, 1)
+    _int("n_tasks", n_tasks, 1)
+    _int("d", d, 1)
+    n_rows = n_tasks * labels_per_task + n_val + n_test
+    check_generated_size("related", n_rows, d + n_tasks, "labels_per_task, n_tasks, n_val, n_test or d")
+    W = task_weights(n_tasks, d, rank, relatedness, seed)  # validates the options above
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise (the standard deviation of ε) must be a finite number ≥ 0, got {noise!r}")
     g = torch.Generator().manual_seed(seed)

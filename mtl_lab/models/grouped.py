@@ -57,10 +57,21 @@ def check_groups(groups, task_names: list[str]) -> dict[str, list[str]]:
                 "mtl_lab.grouping.auto_groups(data) and give its groups to this model"
             )
         raise ValueError(f"groups must be a list of lists of task names, a dict, None or 'auto'; got {groups!r}")
+    example = f"e.g. [{task_names[:1]}, {task_names[1:]}]"
     if isinstance(groups, dict):
-        named = {str(k): list(v) for k, v in groups.items()}
+        items = [(str(k), v) for k, v in groups.items()]  # labelled by their keys
+    elif isinstance(groups, list | tuple):
+        items = [(f"group {i + 1}", g) for i, g in enumerate(groups)]
     else:
-        named = {f"group {i + 1}": list(g) for i, g in enumerate(groups)}
+        raise ValueError(f"groups must be a list of lists of task names ({example}), a dict, None or 'auto'; "
+                         f"got {groups!r} ({type(groups).__name__})")
+    named: dict[str, list] = {}
+    for label, members in items:
+        if isinstance(members, str) or not isinstance(members, list | tuple):
+            where = f"group {label!r}" if isinstance(groups, dict) else label
+            raise ValueError(f"groups: {where} must be a list of task names ({example}), got {members!r} "
+                             f"({type(members).__name__})")
+        named[label] = list(members)
     seen: list[str] = []
     for label, members in named.items():
         if not members:

@@ -94,6 +94,9 @@ def run_all(
     """Yield the result record of every spec as it finishes, on the chosen engine."""
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r} is not one of {ENGINES}")
+    if workers is not None and engine == "sequential":  # an option that would not apply is refused
+        raise ValueError(f"workers={workers!r} applies only to engine 'processes' or 'ray', not 'sequential' "
+                         "(one run at a time); leave it out or choose a parallel engine")
     if address is not None and engine != "ray":
         raise ValueError(f"address {address!r} is only for engine='ray', got engine={engine!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):

@@ -42,8 +42,14 @@ COORDINATE_STATE = {
 }
 
 
-def check_rep_grads(weighting: Weighting) -> None:
-    """``ValueError`` when ``weighting`` cannot run on representation gradients (see the module docstring)."""
+def check_rep_grads(weighting: Weighting, has_shared_trunk: bool = True) -> None:
+    """``ValueError`` when ``weighting`` cannot run on representation gradients (see the module docstring),
+    or when the model has no shared representation (soft sharing): the option would not apply."""
+    if not has_shared_trunk:
+        raise ValueError(
+            "rep_grads=True does not apply: this architecture has no shared representation (soft sharing), "
+            "so there are no representation gradients; set rep_grads=False"
+        )
     if weighting.requires == "losses":
         raise ValueError(
             f"rep_grads=True needs a gradient method; {weighting.name!r} uses only the losses "

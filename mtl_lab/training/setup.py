@@ -96,7 +96,13 @@ def make_gramian_engine(model: MultiTaskModel, shared: list[torch.Tensor], weigh
     configuration of ``benchmarks/bench_core.py`` (0.70–0.83 × the Jacobian path's steps/s), and it
     has not been measured on a GPU. ``gradient_path="gramian"`` turns it on.
     """
-    if weighting.requires != "gramian" or gradient_path != "gramian":
+    if gradient_path == "gramian" and weighting.requires != "gramian":  # one rule: refused
+        raise ValueError(
+            f"gradient_path='gramian' does not apply to method {weighting.name!r}: it needs "
+            f"requires={weighting.requires!r}, not the Gramian alone (methods such as mgda, pcgrad, cagrad, "
+            "upgrad take it); leave gradient_path at 'auto'"
+        )
+    if gradient_path != "gramian":
         return None  # (rep_grads=True with gradient_path="gramian" is refused by TrainConfig)
     if not LinearGramian.applies_to(model, shared):
         raise ValueError("gradient_path='gramian' needs a trunk made of nn.Linear layers (e.g. trunk='mlp')")

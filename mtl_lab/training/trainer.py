@@ -101,7 +101,7 @@ class Trainer:
         self.weighting = create(weighting)
         self.weighting.reset(self.task_names)
         if c.rep_grads:
-            check_rep_grads(self.weighting)
+            check_rep_grads(self.weighting, model.has_shared_trunk)
         self.shared, self.heads = parameter_groups(model, self.task_names, self.weighting)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.guard = make_guard(model, self.task_names, self.device, c.nonfinite_check)
