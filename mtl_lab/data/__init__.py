@@ -19,6 +19,7 @@ from mtl_lab.data.digits import digits
 from mtl_lab.data.linnerud import linnerud
 from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
+from mtl_lab.data.mnist import mnist, multifashion, multifashion_mnist, multimnist
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.related import related
 from mtl_lab.validate import check_options
@@ -30,6 +31,10 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "linnerud": linnerud,
     "localization": localization,
     "related": related,
+    "mnist": mnist,
+    "multimnist": multimnist,
+    "multifashion": multifashion,
+    "multifashion_mnist": multifashion_mnist,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
@@ -48,6 +53,10 @@ __all__ = [
     "localization",
     "make_data",
     "mmoe_synthetic",
+    "mnist",
+    "multifashion",
+    "multifashion_mnist",
+    "multimnist",
     "multidigits",
     "option_names",
     "related",
