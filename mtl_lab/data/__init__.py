@@ -15,12 +15,15 @@ import inspect
 from collections.abc import Callable
 
 from mtl_lab.data.base import MultiTaskData, Split, make_data, split_indices
+from mtl_lab.data.celeba import celeba
+from mtl_lab.data.census import census
 from mtl_lab.data.digits import digits
 from mtl_lab.data.linnerud import linnerud
 from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
 from mtl_lab.data.mnist import mnist, multifashion, multifashion_mnist, multimnist
 from mtl_lab.data.multidigits import multidigits
+from mtl_lab.data.office import office31, office_home
 from mtl_lab.data.related import related
 from mtl_lab.validate import check_options
 
@@ -35,6 +38,10 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "multimnist": multimnist,
     "multifashion": multifashion,
     "multifashion_mnist": multifashion_mnist,
+    "celeba": celeba,
+    "census": census,
+    "office31": office31,
+    "office_home": office_home,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
@@ -47,6 +54,8 @@ __all__ = [
     "MultiTaskData",
     "Split",
     "available",
+    "celeba",
+    "census",
     "digits",
     "linnerud",
     "load",
@@ -57,6 +66,8 @@ __all__ = [
     "multifashion",
     "multifashion_mnist",
     "multimnist",
+    "office31",
+    "office_home",
     "multidigits",
     "option_names",
     "related",
