@@ -273,6 +273,8 @@ def test_office31_each_domain_is_a_task_on_its_own_images(tmp_path):
     assert not bool((train.mask["amazon"] & train.mask["dslr"]).any())  # one domain per image
     assert train.y["dslr"][train.mask["dslr"]].tolist() == [1, 2, 3, 4]
     x, y, masks = next(train.batches(12, with_mask=True))
+    one = d.select(["dslr"])  # rows of the other domains are dropped; the split stays streamed
+    assert isinstance(one.train, StreamedSplit) and len(one.train) == 4
     assert x.shape == (12, 3, 8, 8) and set(masks) == {"amazon", "dslr", "webcam"}
 
 

@@ -27,7 +27,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -98,13 +97,10 @@ def build_cache(reader: JpegReader, path: Path, workers: int = 0, chunk: int = 5
     table = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(len(reader), 3, reader.size, reader.size))
     starts = list(range(0, len(reader), chunk))
     pieces = [np.arange(s, min(s + chunk, len(reader))) for s in starts]
-    if workers > 0:
-        with get_context("spawn").Pool(workers) as pool:
-            for rows, block in zip(pieces, pool.imap(reader.read, pieces)):
-                table[rows[0] : rows[-1] + 1] = block
-    else:
-        for rows in pieces:
-            table[rows[0] : rows[-1] + 1] = reader.read(rows)
+    blocks = DataLoader(RawRows(reader), sampler=pieces, batch_size=None, num_workers=workers) if workers else (
+        reader.read(rows) for rows in pieces)
+    for rows, block in zip(pieces, blocks):
+        table[rows[0] : rows[-1] + 1] = np.asarray(block)
     table.flush()
     del table
     os.replace(partial, path)
@@ -139,14 +135,27 @@ class ImageRows:
 
     def __getitem__(self, rows: slice | torch.Tensor) -> torch.Tensor:
         ids = self.index[rows]
-        pixels = torch.from_numpy(self.reader.read(ids.cpu().numpy()))
-        return ((pixels.float() / 255.0 - self.mean) / self.std).to(self.device)
+        pixels = torch.from_numpy(self.reader.read(ids.cpu().numpy())).float()
+        return pixels.sub_(255.0 * self.mean).div_(255.0 * self.std).to(self.device)
 
     def subset(self, rows: torch.Tensor) -> ImageRows:
         return ImageRows(self.reader, self.index[rows.cpu()], self.mean, self.std, self.device)
 
     def moved(self, device: torch.device | str) -> ImageRows:
         return ImageRows(self.reader, self.index, self.mean, self.std, torch.device(device))
+
+
+class RawRows(Dataset):
+    """A map-style dataset whose items are blocks of decoded ``uint8`` rows (the cache build's workers)."""
+
+    def __init__(self, reader: Reader):
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.reader.read(rows)
 
 
 class BatchRows(Dataset):
@@ -206,8 +215,7 @@ class StreamedSplit(Split):
         stop = n - n % batch_size if drop_last else n
         rows = [order[start : start + batch_size].cpu() for start in range(0, stop, batch_size)][skip:]
         if self.workers > 0 and rows:
-            loader = DataLoader(BatchRows(self.x), sampler=rows, batch_size=None, num_workers=self.workers,
-                                multiprocessing_context="spawn" if os.name != "posix" else None)
+            loader = DataLoader(BatchRows(self.x), sampler=rows, batch_size=None, num_workers=self.workers)
             images = (x.to(self.x.device) for x in loader)
         else:
             images = (self.x[r] for r in rows)
