@@ -175,3 +175,13 @@ def test_lenet_trunk_fits_28x28_and_trains_in_a_hard_sharing_model():
     assert set(out) == {"left", "right"} and out["left"].shape == (8, 10)
     with pytest.raises(ValueError, match="too small"):
         LeNetTrunk((1, 8, 8))
+
+
+def test_multimnist_n_train_keeps_the_first_examples():
+    whole, part = data.load("multimnist"), data.load("multimnist", n_train=100, normalize=False)
+    assert len(part.train) == 100 and len(part.val) == 1000
+    assert torch.equal(part.train.y["left"], whole.train.y["left"][:100])
+    with pytest.raises(ValueError, match="n_train=4000 is more than the 3000"):
+        data.load("multimnist", n_train=4000)
+    with pytest.raises(ValueError, match="n_train must be None"):
+        data.load("multimnist", n_train=0)

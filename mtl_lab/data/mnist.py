@@ -189,20 +189,30 @@ def pair_split(
     return Split(x, {"left": labels[first], "right": right_labels})
 
 
-def build_pairs(name: str, left_root: str | None, right_root: str | None, same_source: bool,
-                seed: int, normalize: bool, descriptions: tuple[str, str], source: str | None = None) -> MultiTaskData:
+def check_n_train(n_train: int | None) -> None:
+    if n_train is not None and (isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1):
+        raise ValueError(f"n_train must be None (one example per training-pool image) or an int ≥ 1, got {n_train!r}")
+
+
+def build_pairs(name: str, left_root: str | None, right_root: str | None, same_source: bool, seed: int,
+                normalize: bool, descriptions: tuple[str, str], n_train: int | None = None) -> MultiTaskData:
+    check_n_train(n_train)
     left_pools, left_source = image_pools(left_root, seed)
     right_pools, right_source = (left_pools, left_source) if same_source else image_pools(right_root, seed + 1)
     g = torch.Generator().manual_seed(seed)
     splits = {
         s: pair_split(left_pools[s], None if same_source else right_pools[s], g) for s in ("train", "val", "test")
     }
+    if n_train is not None:
+        if n_train > len(splits["train"]):
+            raise ValueError(f"n_train={n_train} is more than the {len(splits['train'])} training examples")
+        splits["train"] = splits["train"].take(torch.arange(n_train))  # the first n of a seeded random order
     tasks = [
         T.classification("left", 10, description=descriptions[0]),
         T.classification("right", 10, description=descriptions[1]),
     ]
     info = {
-        "source": source or (left_source if same_source else f"left: {left_source}; right: {right_source}"),
+        "source": left_source if same_source else f"left: {left_source}; right: {right_source}",
         "construction": "Sener & Koltun (NeurIPS 2018): 36×36 canvas, left at 0–27, right at 6–33, pixelwise max, "
                         "nearest-neighbour resize to 28×28",
         "pool_sizes": {s: len(left_pools[s][1]) for s in ("train", "val", "test")},
@@ -211,10 +221,15 @@ def build_pairs(name: str, left_root: str | None, right_root: str | None, same_s
                      per_feature=False, info=info)
 
 
-def multimnist(root: str | None = None, seed: int = 0, normalize: bool = True) -> MultiTaskData:
-    """MultiMNIST from real MNIST digits (5 000 bundled, or the full set with root=DIR): left and right digit."""
+def multimnist(
+    root: str | None = None, seed: int = 0, normalize: bool = True, n_train: int | None = None
+) -> MultiTaskData:
+    """MultiMNIST from real MNIST digits (5 000 bundled, or the full set with root=DIR): left and right digit.
+
+    ``n_train`` keeps only the first ``n_train`` training examples (default: one per training-pool image)."""
     return build_pairs("multimnist", root, None, True, seed, normalize,
-                       ("the digit at the top-left of the canvas", "the digit at the bottom-right of the canvas"))
+                       ("the digit at the top-left of the canvas", "the digit at the bottom-right of the canvas"),
+                       n_train)
 
 
 def multifashion(root: str | None = None, seed: int = 0, normalize: bool = True) -> MultiTaskData:
