@@ -293,3 +293,17 @@ def test_office_malformed_folder_names_the_file(tmp_path, change, message):
     change(root)
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         data.load("office31", root=str(root), size=8, workers=0)
+
+
+def test_menu_lists_the_real_data_sets_whose_files_are_present(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    offered = data.menu()
+    assert "multimnist" in offered and "mnist" in offered and "celeba" not in offered and "census" not in offered
+    census_root(tmp_path / "census", gz=True)
+    (tmp_path / "fashion_mnist").mkdir()
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    offered = data.menu()
+    assert {"census", "multifashion", "multifashion_mnist"} <= set(offered) and "celeba" not in offered
+    assert data.menu_options("census") == {"root": str(tmp_path / "census")}
+    assert data.menu_options("multimnist") == {}  # no mnist/ folder: the bundled digits
+    assert data.load("census", **data.menu_options("census")).task_names == ["income", "never_married"]

@@ -12,7 +12,9 @@ licences and constructions are described in ``data/README.md`` at the top of the
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from mtl_lab.data.base import MultiTaskData, Split, make_data, split_indices
 from mtl_lab.data.celeba import celeba
@@ -48,6 +50,28 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
 # and 0.5 is the middle setting of the paper's experiments (its Figure 4a).
 DEFAULT_OPTIONS: dict[str, dict[str, object]] = {"mmoe_synthetic": {"correlation": 0.5}}
 
+# Real data sets read from files: the folder under $MTL_LAB_DATA each option reads (see :func:`menu`).
+DATA_ENV = "MTL_LAB_DATA"
+FILE_FOLDERS: dict[str, dict[str, str]] = {
+    "mnist": {"root": "mnist"},  # optional: without it the 5 000 bundled digits
+    "multimnist": {"root": "mnist"},
+    "multifashion": {"root": "fashion_mnist"},
+    "multifashion_mnist": {"root": "mnist", "fashion_root": "fashion_mnist"},
+    "celeba": {"root": "celeba"},
+    "census": {"root": "census"},
+    "office31": {"root": "office31"},
+    "office_home": {"root": "office_home"},
+}
+# The file options a real data set cannot load without (mnist and multimnist fall back on the bundled digits).
+REQUIRED_FILES: dict[str, tuple[str, ...]] = {
+    "multifashion": ("root",),
+    "multifashion_mnist": ("fashion_root",),
+    "celeba": ("root",),
+    "census": ("root",),
+    "office31": ("root",),
+    "office_home": ("root",),
+}
+
 __all__ = [
     "DATASETS",
     "DEFAULT_OPTIONS",
@@ -59,6 +83,8 @@ __all__ = [
     "digits",
     "linnerud",
     "load",
+    "menu",
+    "menu_options",
     "localization",
     "make_data",
     "mmoe_synthetic",
@@ -95,3 +121,22 @@ def load(name: str, **options: object) -> MultiTaskData:
         raise ValueError(f"dataset {name!r} has no option(s) {unknown}; its options are {allowed}")
     check_options(DATASETS[name], options, f"dataset {name!r}")  # kinds as the defaults, seeds in range
     return DATASETS[name](**{**DEFAULT_OPTIONS.get(name, {}), **options})
+
+
+def menu_options(name: str, folder: str | None = None) -> dict[str, str]:
+    """The file options of data set ``name`` found under ``folder`` (default ``$MTL_LAB_DATA``): each option
+    of :data:`FILE_FOLDERS` whose sub-folder exists, e.g. ``{"root": "$MTL_LAB_DATA/celeba"}``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
+    folder = folder if folder is not None else os.environ.get(DATA_ENV)
+    if not folder:
+        return {}
+    found = {option: Path(folder) / sub for option, sub in FILE_FOLDERS.get(name, {}).items()}
+    return {option: str(path) for option, path in found.items() if path.is_dir()}
+
+
+def menu(folder: str | None = None) -> list[str]:
+    """The data sets a menu offers: those bundled or generated, and each real one whose files are present
+    under ``folder`` (default the folder named by ``$MTL_LAB_DATA``; one sub-folder per set, see
+    ``data/README.md``)."""
+    return [name for name in DATASETS if set(REQUIRED_FILES.get(name, ())) <= set(menu_options(name, folder))]
