@@ -185,3 +185,20 @@ def test_multimnist_n_train_keeps_the_first_examples():
         data.load("multimnist", n_train=4000)
     with pytest.raises(ValueError, match="n_train must be None"):
         data.load("multimnist", n_train=0)
+
+
+def test_cli_run_reads_root_and_names_a_missing_file(tmp_path, capsys):
+    from mtl_lab.cli import main
+
+    root = make_root(tmp_path / "mnist", 60, 20, gz=True)
+    out = tmp_path / "report"
+    args = ["run", "--data", "multimnist", "--root", str(root), "--trunk", "lenet", "--epochs", "1",
+            "--batch-size", "16", "--no-baselines", "--quiet", "--out", str(out)]
+    assert main(args) in (0, None)
+    assert "train 50, val 10, test 20" in (out / "report.md").read_text()
+    (root / "train-images-idx3-ubyte.gz").unlink()
+    assert main([*args[:-1], str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing train-images-idx3-ubyte" in err
+    twice = [*args[:-1], str(tmp_path / "twice"), "--data-option", f"root={root}"]
+    assert main(twice) == 2 and "--root DIR or --data-option root=DIR, not both" in capsys.readouterr().err

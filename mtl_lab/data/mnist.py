@@ -129,7 +129,6 @@ def _bundled() -> tuple[torch.Tensor, torch.Tensor]:
     return read_pair(FILES / BUNDLED[0], FILES / BUNDLED[1])
 
 
-@lru_cache(maxsize=4)
 def _from_root(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return {split: read_pair(*(find_file(root, n, LAYOUT) for n in names)) for split, names in IDX_NAMES.items()}
 
