@@ -307,3 +307,13 @@ def test_menu_lists_the_real_data_sets_whose_files_are_present(tmp_path, monkeyp
     assert data.menu_options("census") == {"root": str(tmp_path / "census")}
     assert data.menu_options("multimnist") == {}  # no mnist/ folder: the bundled digits
     assert data.load("census", **data.menu_options("census")).task_names == ["income", "never_married"]
+
+
+def test_census_non_numeric_value_is_named(tmp_path):
+    root = census_root(tmp_path / "census", gz=False)
+    row = census_row(3, "- 50000.", "Divorced").split(", ")
+    row[0] = "forty"
+    with open(root / "census-income.test", "a", encoding="latin-1") as handle:
+        handle.write(", ".join(row) + "\n")
+    with pytest.raises(ValueError, match=r"census-income.test: row 9, column 1 \(age\) is 'forty'"):
+        data.load("census", root=str(root))

@@ -58,7 +58,9 @@ TASK_NAMES = ("income", "never_married")
 
 def read_rows(path: Path) -> list[list[str]]:
     """The rows of one census file, each a list of 42 stripped strings; an error names a malformed line."""
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
     rows = []
     with opener(path, "rt", encoding="latin-1") as handle:
         for number, line in enumerate(handle, start=1):
@@ -78,15 +80,23 @@ def read_rows(path: Path) -> list[list[str]]:
 
 def numeric(rows: list[list[str]], path: Path) -> torch.Tensor:
     """The ``NUMERIC`` columns as float ``[N, 10]``; an error names a value that is not a number."""
-    out = torch.empty(len(rows), len(NUMERIC))
+    values = []
     for i, row in enumerate(rows):
-        for j, column in enumerate(NUMERIC):
-            try:
-                out[i, j] = float(row[column])
-            except ValueError:
-                raise ValueError(f"{path}: row {i + 1}, column {column + 1} ({NUMERIC[column]}) is {row[column]!r}, "
-                                 "expected a number") from None
-    return out
+        try:
+            values.append([float(row[column]) for column in NUMERIC])
+        except ValueError:
+            bad = next(c for c in NUMERIC if not is_number(row[c]))
+            raise ValueError(f"{path}: row {i + 1}, column {bad + 1} ({NUMERIC[bad]}) is {row[bad]!r}, "
+                             "expected a number") from None
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def one_hot(rows: list[list[str]], categories: dict[int, list[str]]) -> torch.Tensor:
