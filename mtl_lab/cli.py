@@ -147,13 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", default=None, help="comma-separated subset of the data set's tasks")
     run.add_argument("--data-option", action="append", default=[], metavar="NAME=VALUE",
                      help="data set option, e.g. correlation=0.9 (repeatable)")
+    run.add_argument("--root", default=None, metavar="DIR",
+                     help="folder holding a real data set's files (mnist, multimnist, celeba …; see data/README.md)")
     run.add_argument("--methods", default="equal", help=f"comma-separated methods: {', '.join(METHODS)}")
     run.add_argument("--weights", default=None, help="static weights: '2,1,1' or 'digit=2,parity=1'")
     run.add_argument("--normalize-weights", action="store_true", help="rescale static weights to sum to 1")
     run.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
                      help="method hyper-parameter, e.g. cagrad.c=0.4 (repeatable)")
     run.add_argument("--arch", default="hard", help=f"architecture: {', '.join(ARCHITECTURES)}")
-    run.add_argument("--trunk", default=None, choices=["mlp", "cnn"], help="trunk type, where the architecture has one")
+    run.add_argument("--trunk", default=None, choices=["mlp", "cnn", "lenet"],
+                     help="trunk type, where the architecture has one")
     run.add_argument("--hidden", default=None, help="MLP trunk widths, e.g. 256,256 (architectures with an MLP trunk)")
     run.add_argument("--model-option", action="append", default=[], metavar="NAME=VALUE",
                      help="architecture option, e.g. n_experts=8 (repeatable; see `mtl-lab list`)")
@@ -202,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> Path | None:
     data_options = parse_assignments(args.data_option, "--data-option")
+    if args.root is not None:
+        if "root" in data_options:
+            raise UsageError("give the data folder once: --root DIR or --data-option root=DIR, not both")
+        data_options["root"] = args.root
     if args.augment:  # the data set carries the augmentation; the trainer applies it
         data_options.setdefault("augment", True)
     data = datasets.load(args.data, **data_options)

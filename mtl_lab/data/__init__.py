@@ -12,14 +12,20 @@ licences and constructions are described in ``data/README.md`` at the top of the
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from mtl_lab.data.base import MultiTaskData, Split, make_data, split_indices
+from mtl_lab.data.celeba import celeba
+from mtl_lab.data.census import census
 from mtl_lab.data.digits import digits
 from mtl_lab.data.linnerud import linnerud
 from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
+from mtl_lab.data.mnist import mnist, multifashion, multifashion_mnist, multimnist
 from mtl_lab.data.multidigits import multidigits
+from mtl_lab.data.office import office31, office_home
 from mtl_lab.data.related import related
 from mtl_lab.validate import check_options
 
@@ -30,11 +36,41 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "linnerud": linnerud,
     "localization": localization,
     "related": related,
+    "mnist": mnist,
+    "multimnist": multimnist,
+    "multifashion": multifashion,
+    "multifashion_mnist": multifashion_mnist,
+    "celeba": celeba,
+    "census": census,
+    "office31": office31,
+    "office_home": office_home,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
 # and 0.5 is the middle setting of the paper's experiments (its Figure 4a).
 DEFAULT_OPTIONS: dict[str, dict[str, object]] = {"mmoe_synthetic": {"correlation": 0.5}}
+
+# Real data sets read from files: the folder under $MTL_LAB_DATA each option reads (see :func:`menu`).
+DATA_ENV = "MTL_LAB_DATA"
+FILE_FOLDERS: dict[str, dict[str, str]] = {
+    "mnist": {"root": "mnist"},  # optional: without it the 5 000 bundled digits
+    "multimnist": {"root": "mnist"},
+    "multifashion": {"root": "fashion_mnist"},
+    "multifashion_mnist": {"root": "mnist", "fashion_root": "fashion_mnist"},
+    "celeba": {"root": "celeba"},
+    "census": {"root": "census"},
+    "office31": {"root": "office31"},
+    "office_home": {"root": "office_home"},
+}
+# The file options a real data set cannot load without (mnist and multimnist fall back on the bundled digits).
+REQUIRED_FILES: dict[str, tuple[str, ...]] = {
+    "multifashion": ("root",),
+    "multifashion_mnist": ("fashion_root",),
+    "celeba": ("root",),
+    "census": ("root",),
+    "office31": ("root",),
+    "office_home": ("root",),
+}
 
 __all__ = [
     "DATASETS",
@@ -42,12 +78,22 @@ __all__ = [
     "MultiTaskData",
     "Split",
     "available",
+    "celeba",
+    "census",
     "digits",
     "linnerud",
     "load",
+    "menu",
+    "menu_options",
     "localization",
     "make_data",
     "mmoe_synthetic",
+    "mnist",
+    "multifashion",
+    "multifashion_mnist",
+    "multimnist",
+    "office31",
+    "office_home",
     "multidigits",
     "option_names",
     "related",
@@ -75,3 +121,22 @@ def load(name: str, **options: object) -> MultiTaskData:
         raise ValueError(f"dataset {name!r} has no option(s) {unknown}; its options are {allowed}")
     check_options(DATASETS[name], options, f"dataset {name!r}")  # kinds as the defaults, seeds in range
     return DATASETS[name](**{**DEFAULT_OPTIONS.get(name, {}), **options})
+
+
+def menu_options(name: str, folder: str | None = None) -> dict[str, str]:
+    """The file options of data set ``name`` found under ``folder`` (default ``$MTL_LAB_DATA``): each option
+    of :data:`FILE_FOLDERS` whose sub-folder exists, e.g. ``{"root": "$MTL_LAB_DATA/celeba"}``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
+    folder = folder if folder is not None else os.environ.get(DATA_ENV)
+    if not folder:
+        return {}
+    found = {option: Path(folder) / sub for option, sub in FILE_FOLDERS.get(name, {}).items()}
+    return {option: str(path) for option, path in found.items() if path.is_dir()}
+
+
+def menu(folder: str | None = None) -> list[str]:
+    """The data sets a menu offers: those bundled or generated, and each real one whose files are present
+    under ``folder`` (default the folder named by ``$MTL_LAB_DATA``; one sub-folder per set, see
+    ``data/README.md``)."""
+    return [name for name in DATASETS if set(REQUIRED_FILES.get(name, ())) <= set(menu_options(name, folder))]

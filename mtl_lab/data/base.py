@@ -174,7 +174,9 @@ class MultiTaskData:
             raise ValueError(f"select() got repeated task names: {list(names)}")
 
         def keep(split: Split) -> Split:
-            kept = Split(split.x, {n: split.y[n] for n in names}, {n: split.mask[n] for n in names if n in split.mask})
+            # replace() keeps the split's own class (a streamed split stays streamed)
+            kept = replace(split, y={n: split.y[n] for n in names},
+                           mask={n: split.mask[n] for n in names if n in split.mask})
             if len(kept.mask) < len(names):  # a kept task is labelled everywhere: every row stays
                 return kept
             # rows without a label for any kept task carry nothing to learn or score: drop them

@@ -39,6 +39,7 @@ import time
 import ipywidgets as W
 import torch
 
+from mtl_lab import data as datasets
 from mtl_lab.history import History
 from mtl_lab.metrics import delta_m, directions, relative_change
 from mtl_lab.palette import task_color
@@ -219,11 +220,13 @@ class Lab:
     def on_data(self, change) -> None:
         if self.building:
             return
+        options = datasets.menu_options(change["new"])  # a real data set's folders under $MTL_LAB_DATA
         try:
-            data = load_data(change["new"])
-        except ValueError as exc:
+            data = load_data(change["new"], options)
+        except (ValueError, FileNotFoundError) as exc:
             self.show_error(exc)
             return
+        self.data_options = options
         self.set_tasks(data.task_names, None)
 
     def on_architecture(self, change) -> None:

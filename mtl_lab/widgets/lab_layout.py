@@ -44,7 +44,7 @@ class LabLayout:
     """The panel's widgets. Attributes are the controls; :attr:`widget` is the whole box."""
 
     def __init__(self) -> None:
-        self.data_w = W.Dropdown(options=list(datasets.DATASETS), description="data", style=WIDE,
+        self.data_w = W.Dropdown(options=datasets.menu(), description="data", style=WIDE,
                                  layout=W.Layout(width="210px"))
         self.arch_w = W.Dropdown(options=[], description="architecture", style=WIDE, layout=W.Layout(width="230px"))
         self.method_w = W.Dropdown(options=[name for name, _ in available()], description="method", style=WIDE,

@@ -10,7 +10,7 @@ import threading
 
 import ipywidgets as W
 
-from mtl_lab.data import DATASETS
+from mtl_lab.data import DATASETS, REQUIRED_FILES
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.plots import to_png
 from mtl_lab.studies import sweep as core
@@ -33,7 +33,9 @@ class ParetoSweep:
         self.model_options = dict(model_options or {})
         self.split = split
         wide = {"description_width": "initial"}
-        self.data_w = W.Dropdown(options=list(DATASETS), value=data, description="data", style=wide)
+        # the sets that load without files (the sweep loads by name alone)
+        names = [name for name in DATASETS if name not in REQUIRED_FILES]
+        self.data_w = W.Dropdown(options=names, value=data, description="data", style=wide)
         self.arch_w = W.Dropdown(options=list(ARCHITECTURES), value=architecture, description="architecture",
                                  style=wide)
         self.task_box = W.HBox()
