@@ -69,6 +69,17 @@ def normal_valid(target: torch.Tensor) -> torch.Tensor:
     return (target != 0).any(dim=1, keepdim=True)
 
 
+def valid_count(kind: str, target: torch.Tensor) -> torch.Tensor:
+    """How many pixels of ``target`` a task of ``kind`` scores (a 0-d integer tensor)."""
+    if kind == "segmentation":
+        return (target != IGNORE_LABEL).sum()
+    if kind == "depth":
+        return depth_valid(target).sum()
+    if kind == "normals":
+        return normal_valid(target).sum()
+    raise ValueError(f"kind {kind!r} is not a pixel kind; pixel kinds: segmentation, depth, normals")
+
+
 def unit_normals(output: torch.Tensor) -> torch.Tensor:
     """The head's raw 3-vectors per pixel scaled to unit length (as MTAN's decoder does)."""
     return F.normalize(output, p=2, dim=1)

@@ -110,3 +110,20 @@ def test_pixel_targets_are_checked():
 
 def test_empty_split_metrics_are_nan():
     assert all(math.isnan(v) for v in tasks.depth().metric_state().result().values())
+
+
+def test_split_accumulator_weights_batches_by_valid_pixels_and_honours_row_masks():
+    from mtl_lab.masks import SplitAccumulator
+
+    task = tasks.depth()
+    acc = SplitAccumulator(task)
+    y1 = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # one valid pixel, error 1
+    y2 = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])  # three valid pixels, error 0
+    acc.update(y1 + 1.0, y1)
+    acc.update(y2, y2)
+    acc.update(y2 + 5.0, y2, mask=torch.tensor([False]))  # an unlabelled row is never read
+    assert acc.loss() == pytest.approx(1 / 4)  # not the mean of batch means, (1 + 0) / 2
+    assert acc.metrics()["abs_err"] == pytest.approx(1 / 4)
+    assert acc.metric() == pytest.approx(1 / 4)
+    with pytest.raises(ValueError, match="has no split-level metric state"):
+        SplitAccumulator(tasks.classification("c", 2))
