@@ -629,7 +629,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
-        """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only."""
+        """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only.
+
+        Pixel tasks accumulate over the split batch by batch (:class:`mtl_lab.masks.SplitAccumulator`).
+        """
         if split not in ("train", "val", "test"):
             raise ValueError(f"split {split!r} is not one of ('train', 'val', 'test')")
         data = getattr(self.data, split)
@@ -637,13 +640,22 @@ class Trainer:
             return {}, {}
         was_training = self.model.training
         self.model.eval()
-        chunks: dict[str, list[torch.Tensor]] = {n: [] for n in self.task_names}
-        for x, _ in data.batches(batch_size):
+        if any(t.is_pixel for t in self.tasks):  # feature maps of 1024 images would not fit
+            batch_size = min(batch_size, self.config.batch_size)
+        chunks: dict[str, list[torch.Tensor]] = {t.name: [] for t in self.tasks if not t.is_pixel}
+        dense = {t.name: label_masks.SplitAccumulator(t) for t in self.tasks if t.is_pixel}  # sums, not outputs
+        for x, y, masks in data.batches(batch_size, with_mask=True):
             for name, out in self.model(x).items():
-                chunks[name].append(out)
+                if name in dense:
+                    dense[name].update(out, y[name], masks.get(name))
+                else:
+                    chunks[name].append(out)
         self.model.train(was_training)
         losses, metrics = {}, {}
         for task in self.tasks:
+            if task.is_pixel:
+                losses[task.name], metrics[task.name] = dense[task.name].loss(), dense[task.name].metric()
+                continue
             out = torch.cat(chunks[task.name])
             mask = data.mask.get(task.name)
             losses[task.name] = label_masks.task_loss_value(task, out, data.y[task.name], mask)
