@@ -21,6 +21,7 @@ from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.related import related
+from mtl_lab.data.scenes import scenes
 from mtl_lab.validate import check_options
 
 DATASETS: dict[str, Callable[..., MultiTaskData]] = {
@@ -30,6 +31,7 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "linnerud": linnerud,
     "localization": localization,
     "related": related,
+    "scenes": scenes,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
@@ -51,6 +53,7 @@ __all__ = [
     "multidigits",
     "option_names",
     "related",
+    "scenes",
     "split_indices",
 ]
 
