@@ -2,6 +2,8 @@
 
 * :data:`DATASETS` maps every dataset name to the function that builds it.
 * :func:`available` lists ``(name, one-line description)`` for menus and tooltips.
+* :data:`LOCAL_DATASETS` maps the real data sets read from the user's own files (NYUv2, Cityscapes in
+  MTAN's layout, ``root=`` required) to their loaders.
 * :func:`load` builds a dataset from its name and options, with clear errors.
 
 Every dataset returns a :class:`MultiTaskData` (see :mod:`mtl_lab.data.base`); all of them are read
@@ -19,6 +21,7 @@ from mtl_lab.data.digits import digits
 from mtl_lab.data.linnerud import linnerud
 from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
+from mtl_lab.data.mtan_npy import cityscapes, nyuv2
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.related import related
 from mtl_lab.data.scenes import scenes
@@ -34,6 +37,9 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "scenes": scenes,
 }
 
+# Real data sets read from files the user already has (``root=``): not in the menus, since they need a path.
+LOCAL_DATASETS: dict[str, Callable[..., MultiTaskData]] = {"nyuv2": nyuv2, "cityscapes": cityscapes}
+
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
 # and 0.5 is the middle setting of the paper's experiments (its Figure 4a).
 DEFAULT_OPTIONS: dict[str, dict[str, object]] = {"mmoe_synthetic": {"correlation": 0.5}}
@@ -41,9 +47,11 @@ DEFAULT_OPTIONS: dict[str, dict[str, object]] = {"mmoe_synthetic": {"correlation
 __all__ = [
     "DATASETS",
     "DEFAULT_OPTIONS",
+    "LOCAL_DATASETS",
     "MultiTaskData",
     "Split",
     "available",
+    "cityscapes",
     "digits",
     "linnerud",
     "load",
@@ -51,6 +59,7 @@ __all__ = [
     "make_data",
     "mmoe_synthetic",
     "multidigits",
+    "nyuv2",
     "option_names",
     "related",
     "scenes",
@@ -65,9 +74,10 @@ def available() -> list[tuple[str, str]]:
 
 def option_names(name: str) -> list[str]:
     """The option names that ``load(name, ...)`` accepts."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
-    return list(inspect.signature(DATASETS[name]).parameters)
+    loaders = {**DATASETS, **LOCAL_DATASETS}
+    if name not in loaders:
+        raise ValueError(f"unknown dataset {name!r}; choose from {list(loaders)}")
+    return list(inspect.signature(loaders[name]).parameters)
 
 
 def load(name: str, **options: object) -> MultiTaskData:
@@ -76,5 +86,6 @@ def load(name: str, **options: object) -> MultiTaskData:
     unknown = [key for key in options if key not in allowed]
     if unknown:
         raise ValueError(f"dataset {name!r} has no option(s) {unknown}; its options are {allowed}")
-    check_options(DATASETS[name], options, f"dataset {name!r}")  # kinds as the defaults, seeds in range
-    return DATASETS[name](**{**DEFAULT_OPTIONS.get(name, {}), **options})
+    loader = DATASETS.get(name) or LOCAL_DATASETS[name]
+    check_options(loader, options, f"dataset {name!r}")  # kinds as the defaults, seeds in range
+    return loader(**{**DEFAULT_OPTIONS.get(name, {}), **options})
