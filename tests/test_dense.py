@@ -204,3 +204,19 @@ def test_evaluation_accumulates_pixel_metrics_over_the_split(tiny):
 def test_a_pixel_task_keeps_its_kind_in_specs():
     spec = tasks.normals().spec()
     assert spec["kind"] == "normals" and spec["metrics"][0] == "mean_angle"
+
+
+def test_pixel_metrics_and_delta_m_by_task(tiny):
+    from mtl_lab.metrics import delta_m_by_task, pixel_directions, pixel_metrics
+
+    torch.manual_seed(0)
+    model = build_model("segnet_lite", tiny, **SMALL)
+    values = pixel_metrics(model, tiny, "test", batch_size=3)
+    assert set(values) == set(pixel_directions(tiny)) and len(values) == 2 + 2 + 5
+    assert pixel_directions(tiny)["depth/abs_err"] is False and pixel_directions(tiny)["normal/within_30"] is True
+    values = {key: 0.5 for key in values}  # an untrained model may score 0 within 11.25°: no baseline
+    better = dict(values)
+    better["depth/abs_err"] = 0.45  # 10 % lower error: +10 % for that metric
+    by_task = delta_m_by_task(better, values, tiny)
+    assert by_task["depth"] == pytest.approx(5.0) and by_task["segmentation"] == pytest.approx(0.0)
+    assert by_task["all"] == pytest.approx(10.0 / 9)
