@@ -220,3 +220,17 @@ def test_pixel_metrics_and_delta_m_by_task(tiny):
     by_task = delta_m_by_task(better, values, tiny)
     assert by_task["depth"] == pytest.approx(5.0) and by_task["segmentation"] == pytest.approx(0.0)
     assert by_task["all"] == pytest.approx(10.0 / 9)
+
+
+def test_prediction_strip_draws_input_prediction_and_truth_per_task(tiny):
+    from mtl_lab.plots import to_png
+    from mtl_lab.plots_dense import prediction_strip, predictions
+
+    model = build_model("segnet_lite", tiny, **SMALL)
+    x, y = next(tiny.test.batches(2))
+    fig = prediction_strip(x, y, predictions(model, x), tiny.tasks, tiny.x_mean, tiny.x_std, title="t")
+    assert len(fig.axes) == 2 * (1 + 2 * 3)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["input", "segmentation predicted", "segmentation true"]
+    assert to_png(fig)[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="prediction_strip draws pixel tasks"):
+        prediction_strip(x, y, {}, [tasks.classification("c", 2)])
