@@ -10,6 +10,7 @@ of tensors; :func:`predictions` runs a model on a batch to get them.
 from __future__ import annotations
 
 import torch
+from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
@@ -59,8 +60,9 @@ def task_panels(task: Task, output: torch.Tensor, target: torch.Tensor) -> tuple
         low = float(truth[valid].min()) if valid.any() else 0.0
         high = float(truth[valid].max()) if valid.any() else 1.0
         shown = torch.where(valid, truth, torch.tensor(float("nan")))
-        return output[0].numpy(), shown.numpy(), {"cmap": "gray_r", "vmin": low, "vmax": high}
-    valid = normal_valid(target)[0]
+        cmap = colormaps["gray_r"].with_extremes(bad="black")  # holes (NaN) black
+        return output[0].numpy(), shown.numpy(), {"cmap": cmap, "vmin": low, "vmax": high}
+    valid = normal_valid(target[None])[0]  # [1, H, W]
     truth = torch.where(valid, (target + 1) / 2, torch.zeros_like(target))
     return ((unit_normals(output[None])[0] + 1) / 2).permute(1, 2, 0).numpy(), truth.permute(1, 2, 0).numpy(), {}
 

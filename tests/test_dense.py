@@ -232,5 +232,12 @@ def test_prediction_strip_draws_input_prediction_and_truth_per_task(tiny):
     assert len(fig.axes) == 2 * (1 + 2 * 3)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["input", "segmentation predicted", "segmentation true"]
     assert to_png(fig)[:4] == b"\x89PNG"
+    from mtl_lab.plots_dense import task_panels
+
+    normal = tiny.tasks[2]
+    target = torch.zeros(3, 4, 5)
+    target[2, :, :2] = 1.0  # two valid columns, facing the camera
+    _, truth, _ = task_panels(normal, torch.ones(3, 4, 5), target)
+    assert truth[:, :2].tolist() == [[[0.5, 0.5, 1.0]] * 2] * 4 and not truth[:, 2:].any()  # holes black
     with pytest.raises(ValueError, match="prediction_strip draws pixel tasks"):
         prediction_strip(x, y, {}, [tasks.classification("c", 2)])

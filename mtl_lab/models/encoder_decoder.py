@@ -1,17 +1,21 @@
 """An encoder–decoder trunk for dense (per-pixel) tasks, and the small convolutional heads that read it.
 
-The shape follows SegNet (Badrinarayanan, Kendall and Cipolla, "SegNet: A Deep Convolutional
-Encoder-Decoder Architecture for Image Segmentation", TPAMI 2017), the trunk MTAN and LibMTL use for
-NYUv2 and Cityscapes, cut down to a few layers so it trains on a CPU:
+The shape follows the encoder–decoders of dense multi-task learning — SegNet (Badrinarayanan, Kendall
+and Cipolla, TPAMI 2017), the trunk MTAN and LibMTL use for NYUv2 and Cityscapes, and U-Net
+(Ronneberger, Fischer and Brox, MICCAI 2015) — cut down to a few layers so it trains on a CPU:
 
-* encoder stage ``k`` (``k = 1 … S``): ``Conv3×3(channels[k]) → ReLU → MaxPool2`` — the map halves;
-* decoder stage ``k`` (``k = S … 1``): ``Upsample×2 (nearest) → Conv3×3(channels[k−1]) → ReLU``, with
-  ``channels[0]`` read as ``channels[1]`` for the last stage — the map doubles, back to the input size.
+* encoder stage ``k`` (``k = 1 … S``): ``e_k = ReLU(Conv3×3(channels[k]))``, then ``MaxPool2`` — the map
+  halves;
+* decoder stage ``k`` (``k = S … 1``): ``ReLU(Conv3×3([Upsample×2(previous) ; e_k]))`` with
+  ``channels[k−1]`` outputs (``channels[1]`` read as ``channels[0]`` for the last stage) — the map
+  doubles, back to the input size.
 
-SegNet re-uses the encoder's pooling indices to upsample; this lite version upsamples by nearest
-neighbour (no indices to carry between the halves) and has no batch normalisation. The decoder's
-maps are kept per stage (coarse to fine) so that MTAN-lite can attend to each of them; the last one,
-``[B, channels[0], H, W]``, is the shared representation of :class:`~mtl_lab.models.segnet_lite.SegNetLite`.
+SegNet carries the encoder's pooling indices to the decoder so that boundaries stay sharp; this lite
+version carries the encoder maps themselves and concatenates them (U-Net's skip connections), and has
+no batch normalisation. Without either, a three-stage trunk loses every object smaller than 8 pixels.
+The decoder's maps are kept per stage (coarse to fine) so that MTAN-dense can attend to each of them;
+the last one, ``[B, channels[0], H, W]``, is the shared representation of
+:class:`~mtl_lab.models.segnet_lite.SegNetLite`.
 
 A pixel head is ``Conv3×3 → ReLU → Conv1×1(out_dim)`` at full resolution, as MTAN's task heads.
 """
@@ -50,7 +54,7 @@ def check_pixel_tasks(architecture: str, tasks: list[Task]) -> None:
 
 
 class EncoderDecoder(nn.Module):
-    """SegNet-lite: ``S`` encoder stages down, ``S`` decoder stages back up; ``forward`` gives the decoder maps."""
+    """``S`` encoder stages down, ``S`` decoder stages back up with skips; ``forward`` gives the decoder maps."""
 
     def __init__(self, input_shape: tuple[int, ...], channels: tuple[int, ...] = (16, 32, 64)) -> None:
         super().__init__()
@@ -58,29 +62,29 @@ class EncoderDecoder(nn.Module):
         c, _, _ = check_image_input("the encoder–decoder", input_shape, len(channels))
         self.encoder = nn.ModuleList()
         for ch in channels:
-            self.encoder.append(
-                nn.Sequential(nn.Conv2d(c, ch, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-            )
+            self.encoder.append(nn.Sequential(nn.Conv2d(c, ch, kernel_size=3, padding=1), nn.ReLU()))
             c = ch
+        self.pool = nn.MaxPool2d(2)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         outs = list(channels[:-1])[::-1] + [channels[0]]  # decoder widths, coarse to fine
+        skips = list(channels)[::-1]  # the encoder map each decoder stage is joined with
         self.decoder = nn.ModuleList()
-        for ch in outs:
-            self.decoder.append(
-                nn.Sequential(
-                    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, ch, kernel_size=3, padding=1), nn.ReLU()
-                )
-            )
+        for ch, skip in zip(outs, skips):
+            self.decoder.append(nn.Sequential(nn.Conv2d(c + skip, ch, kernel_size=3, padding=1), nn.ReLU()))
             c = ch
         self.decoder_channels = tuple(outs)
         self.out_channels = channels[0]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The decoder's maps, coarse to fine; the last is ``[B, channels[0], H, W]``."""
+        skips = []
         for stage in self.encoder:
             x = stage(x)
+            skips.append(x)
+            x = self.pool(x)
         maps = []
-        for stage in self.decoder:
-            x = stage(x)
+        for stage, skip in zip(self.decoder, reversed(skips)):
+            x = stage(torch.cat([self.upsample(x), skip], dim=1))
             maps.append(x)
         return maps
 
