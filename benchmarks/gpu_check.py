@@ -22,14 +22,16 @@ per step, and the live lab's cost — on one CUDA device, in one run.
 
 Without CUDA the script says so and exits with status 1. Run:
 ``python benchmarks/gpu_check.py [--quick] [--skip-tests] [--dense-only]``; on a CPU,
-``--dry-run-on-cpu --dense-size 32x48`` checks both tables at a tiny size (no memory or sync counts;
-the process's peak RSS is printed instead).
+``--dry-run-on-cpu --dense-size 32x48`` checks both tables at a tiny size (no sync counts; each dense
+row runs in its own process and its peak resident memory is reported).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -179,6 +181,10 @@ def measure_dense(arch: str, method: str, rep_grads: bool, data: MultiTaskData, 
     per_task = {"engine": shared, "pcgrad": rep if rep_grads else shared}.get(method, 0)  # G: [T, P]; Z: [T, B·D]
     row = {"steps_per_s": rate, "matrix_mb": 3 * per_task * 4 / 2**20, "peak_mb": float("nan"),
            "syncs_per_step": float("nan")}
+    if not device.startswith("cuda"):  # run alone in its process (see cpu_row): the peak RSS above the start
+        import resource
+
+        row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - START_RSS_MB
     if device.startswith("cuda"):
         row["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         with warnings.catch_warnings(record=True) as caught:
@@ -204,7 +210,10 @@ def dense_table(quick: bool, device: str = "cuda", size: tuple[int, int] = (288,
         for method, rep_grads in DENSE_ROWS:
             name = method + (" (rep_grads)" if rep_grads else "")
             try:
-                r = measure_dense(arch, method, rep_grads, data, batch, steps, device)
+                if device.startswith("cuda"):
+                    r = measure_dense(arch, method, rep_grads, data, batch, steps, device)
+                else:
+                    r = cpu_row(arch, method, rep_grads, size, batch, steps)
             except Exception as exc:  # one failing row must not hide the others
                 print(f"| {label} | {name} | failed: {type(exc).__name__}: {exc} | | | | |")
                 continue
@@ -212,9 +221,32 @@ def dense_table(quick: bool, device: str = "cuda", size: tuple[int, int] = (288,
             print(f"| {label} | {name} | {r['steps_per_s']:.2f} | {equal / r['steps_per_s']:.2f} | "
                   f"{r['peak_mb']:.0f} | {r['matrix_mb']:.1f} | {r['syncs_per_step']:g} |", flush=True)
     if not device.startswith("cuda"):
-        import resource
+        print("\nOn the CPU each row runs in its own process; peak MB = its peak resident memory above what it "
+              "held before building the data and model (interpreter and torch excluded).")
 
-        print(f"\nprocess peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+START_RSS_MB = 0.0
+
+
+def cpu_row(arch: str, method: str, rep_grads: bool, size: tuple[int, int], batch: int, steps: int) -> dict:
+    """One dense row measured in a fresh process, so that its peak memory is its own."""
+    command = [sys.executable, __file__, "--cpu-row", json.dumps([arch, method, rep_grads, list(size), batch, steps])]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_cpu_row(spec: str) -> None:
+    global START_RSS_MB
+    arch, method, rep_grads, size, batch, steps = json.loads(spec)
+    torch.set_num_threads(1)
+    START_RSS_MB = current_rss_mb()
+    data = nyuv2_like(*size, rows=batch + 1)
+    print(json.dumps(measure_dense(arch, method, rep_grads, data, batch, steps, "cpu")))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -248,8 +280,12 @@ def main() -> int:
     parser.add_argument("--dry-run-on-cpu", action="store_true",
                         help="check this script without a GPU: the speed table on the CPU, a tiny model, no sync count")
     parser.add_argument("--dense-only", action="store_true", help="only the dense (NYUv2-shaped) table")
+    parser.add_argument("--cpu-row", default=None, help=argparse.SUPPRESS)  # one dense row, in its own process
     parser.add_argument("--dense-size", default="288x384", help="image size HxW of the dense table (default 288x384)")
     args = parser.parse_args()
+    if args.cpu_row:
+        run_cpu_row(args.cpu_row)
+        return 0
     size = parse_size(args.dense_size)
     if args.dry_run_on_cpu:
         torch.set_num_threads(1)  # a shared CPU: one thread keeps the rows comparable
