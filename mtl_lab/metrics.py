@@ -29,8 +29,8 @@ import torch
 
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History
-from mtl_lab.masks import SplitAccumulator
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
+from mtl_lab.training.masks import SplitAccumulator
 
 
 def relative_change(value: float, baseline: float, higher_is_better: bool) -> float:
@@ -169,7 +169,7 @@ def metrics_table(
 def pixel_metrics(model: torch.nn.Module, data: MultiTaskData, split: str = "test", batch_size: int = 32) -> dict:
     """``{"task/metric": value}`` for every metric of every pixel task of ``data`` on ``split``.
 
-    Accumulated over the whole split (:class:`mtl_lab.masks.SplitAccumulator`), labelled rows only.
+    Accumulated over the whole split (:class:`mtl_lab.training.masks.SplitAccumulator`), labelled rows only.
     The model is left in the mode it was in.
     """
     if split not in ("train", "val", "test"):

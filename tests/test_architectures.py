@@ -20,7 +20,7 @@ from mtl_lab.models import (
 )
 from mtl_lab.models.cascade import Cascade
 from mtl_lab.plots import gates_figure, matrix_figure, signature_figure
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 from mtl_lab.weighting import METHODS
 
 SMALL = {

@@ -9,8 +9,8 @@ from mtl_lab import data as datasets
 from mtl_lab import tasks
 from mtl_lab.gradients import representation_gradients, task_gradients
 from mtl_lab.models import DENSE_ARCHITECTURES, build_model
-from mtl_lab.rep_grad import check_rep_grads
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
+from mtl_lab.training.rep_grad import check_rep_grads
 from mtl_lab.weighting import METHODS, create
 
 TINY = {"n_train": 16, "n_val": 4, "n_test": 4, "size": 16, "max_shapes": 2}

@@ -4,7 +4,7 @@ import pytest
 
 from mtl_lab import plots
 from mtl_lab.history import History, load_runs
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 
 FAST = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "diagnostics_every": 2, "model_options": {"hidden": (16,)}}
 

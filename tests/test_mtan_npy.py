@@ -130,7 +130,7 @@ def test_scale_crop_keeps_image_labels_depth_and_normals_aligned():
 
 
 def test_segnet_lite_trains_on_nyuv2_files_with_augmentation(tmp_path):
-    from mtl_lab.train import build_trainer
+    from mtl_lab.training import build_trainer
 
     write_nyuv2(tmp_path, n_train=6, n_val=2)
     d = datasets.load("nyuv2", root=tmp_path)

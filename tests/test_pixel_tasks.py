@@ -113,7 +113,7 @@ def test_empty_split_metrics_are_nan():
 
 
 def test_split_accumulator_weights_batches_by_valid_pixels_and_honours_row_masks():
-    from mtl_lab.masks import SplitAccumulator
+    from mtl_lab.training.masks import SplitAccumulator
 
     task = tasks.depth()
     acc = SplitAccumulator(task)

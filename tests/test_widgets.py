@@ -16,8 +16,10 @@ pytest.importorskip("ipywidgets")
 
 from toy_data import make_toy  # noqa: E402
 
-from mtl_lab import arena, sweep, toy  # noqa: E402
+from mtl_lab import toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
+from mtl_lab.studies import sweep  # noqa: E402
+from mtl_lab.toy import arena  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402

@@ -16,7 +16,7 @@ papers, the ``val`` folder is the **test** split; ``n_val`` items drawn (seeded)
 the validation split (0 by default: no validation). Every array is read into memory (NYUv2: about
 5 GB as float32; ``limit`` reads only the first items of each folder). Images are left as stored unless
 ``normalize=True``. The augmentation is attached to the data and applied when training with
-``augment=True`` (a :class:`~mtl_lab.train.TrainConfig` option). A missing folder or file, a gap in the
+``augment=True`` (a :class:`~mtl_lab.training.TrainConfig` option). A missing folder or file, a gap in the
 numbering or an array of the wrong shape is an error that names the file and the expected layout.
 
 Augmentation (``augment=True``, training batches only), MTAN's and LibMTL's ``RandomScaleCrop`` and
