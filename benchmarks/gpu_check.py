@@ -13,15 +13,25 @@ per step, and the live lab's cost — on one CUDA device, in one run.
    counted. Expected: 0 for equal, static and the gradient engine; a method that solves a small problem
    on the host (MGDA's, Nash-MTL's solvers) syncs by design, and the table says how often.
 4. **Live lab** — ``benchmarks/bench_live.py``'s headless vs live comparison with ``device="cuda"``.
+5. **Dense, NYUv2-shaped** — random tensors in MTAN's NYUv2 shapes (288×384 images, 13-class labels with
+   ignored pixels, depth with holes, unit normals), batch 8, SegNet-lite and MTAN-dense (``channels``
+   (16, 32, 64)): steps/s of equal, a loss method (uncertainty), the gradient engine alone, a gradient
+   method (PCGrad) on the parameters and PCGrad on the representation (``rep_grads``: the feature map),
+   peak GPU memory of the step (``torch.cuda.max_memory_allocated`` after a reset), the size of the
+   per-task matrix the engine builds (``G[T, P]`` or ``Z[T, B·D]``), and host syncs per step.
 
 Without CUDA the script says so and exits with status 1. Run:
-``python benchmarks/gpu_check.py [--quick] [--skip-tests]``.
+``python benchmarks/gpu_check.py [--quick] [--skip-tests] [--dense-only]``; on a CPU,
+``--dry-run-on-cpu --dense-size 32x48`` checks both tables at a tiny size (no sync counts; each dense
+row runs in its own process and its peak resident memory is reported).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +47,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mtl_lab import tasks  # noqa: E402
 from mtl_lab.data.base import MultiTaskData  # noqa: E402
-from mtl_lab.models import HardSharing  # noqa: E402
+from mtl_lab.models import HardSharing, build_model  # noqa: E402
 from mtl_lab.training import Trainer  # noqa: E402
 from mtl_lab.weighting import Combination, Weighting  # noqa: E402
 
@@ -127,6 +137,128 @@ def speed_table(quick: bool, device: str = "cuda") -> None:
                   f"{slowdown / bound if per_task else float('nan'):.2f} | {r['syncs_per_step']:g} |")
 
 
+DENSE_ROWS = [("equal", False), ("uncertainty", False), ("engine", False), ("pcgrad", False), ("pcgrad", True)]
+DENSE_ARCHS = {"segnet_lite": "SegNet-lite", "mtan_dense": "MTAN-dense"}
+
+
+def nyuv2_like(height: int, width: int, rows: int) -> MultiTaskData:
+    """Random tensors with NYUv2's shapes and conventions (13 classes, −1 ignore, depth 0 and normal 0 holes)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(rows, 3, height, width, generator=g)
+    label = torch.randint(-1, 13, (rows, height, width), generator=g)
+    depth = torch.rand(rows, 1, height, width, generator=g) * 10
+    depth[torch.rand(rows, 1, height, width, generator=g) < 0.1] = 0.0
+    normal = torch.nn.functional.normalize(torch.randn(rows, 3, height, width, generator=g), dim=1)
+    normal = normal * (depth > 0)
+    task_list = [tasks.segmentation("segmentation", 13), tasks.depth("depth"), tasks.normals("normal")]
+    return MultiTaskData.from_tensors(x, {"segmentation": label, "depth": depth, "normal": normal}, task_list,
+                                      val_fraction=0.0, test_fraction=1 / rows, normalize=False)
+
+
+def measure_dense(arch: str, method: str, rep_grads: bool, data: MultiTaskData, batch: int, steps: int,
+                  device: str) -> dict:
+    torch.manual_seed(0)
+    model = build_model(arch, data, channels=(16, 32, 64))
+    weighting = EngineOnly() if method == "engine" else method
+    trainer = Trainer(model, data, weighting, device=device, batch_size=batch, diagnostics_every=0,
+                      record_every=10**6, evaluate=False, train_metrics=False, rep_grads=rep_grads)
+    x, y = next(trainer.data.train.batches(batch))
+    if device.startswith("cuda"):
+        x, y = x.to(device), {k: v.to(device) for k, v in y.items()}
+    for _ in range(3):
+        trainer.train_step(x, y)
+    synchronize(device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(x, y)
+    synchronize(device)
+    rate = steps / (time.perf_counter() - started)
+    shared = sum(p.numel() for p in model.shared_parameters())
+    with torch.no_grad():
+        rep = model.encode(x[:1]).numel() * x.shape[0]
+    per_task = {"engine": shared, "pcgrad": rep if rep_grads else shared}.get(method, 0)  # G: [T, P]; Z: [T, B·D]
+    row = {"steps_per_s": rate, "matrix_mb": 3 * per_task * 4 / 2**20, "peak_mb": float("nan"),
+           "syncs_per_step": float("nan")}
+    if not device.startswith("cuda"):  # run alone in its process (see cpu_row): the peak RSS above the start
+        import resource
+
+        row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - START_RSS_MB
+    if device.startswith("cuda"):
+        row["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                for _ in range(5):
+                    trainer.train_step(x, y)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        row["syncs_per_step"] = sum("synchroniz" in str(w.message) for w in caught) / 5
+    return row
+
+
+def dense_table(quick: bool, device: str = "cuda", size: tuple[int, int] = (288, 384), batch: int = 8) -> None:
+    steps = 5 if quick else 30
+    data = nyuv2_like(*size, rows=batch + 1)
+    print(f"\n## Dense, NYUv2-shaped ({size[0]}×{size[1]}, batch {batch}, channels (16, 32, 64)) on {device}\n")
+    print("| model | method | steps/s | slowdown vs equal | peak MB | G or Z MB | host syncs / step |")
+    print("|---|---|---|---|---|---|---|")
+    for arch, label in DENSE_ARCHS.items():
+        equal = float("nan")
+        for method, rep_grads in DENSE_ROWS:
+            name = method + (" (rep_grads)" if rep_grads else "")
+            try:
+                if device.startswith("cuda"):
+                    r = measure_dense(arch, method, rep_grads, data, batch, steps, device)
+                else:
+                    r = cpu_row(arch, method, rep_grads, size, batch, steps)
+            except Exception as exc:  # one failing row must not hide the others
+                print(f"| {label} | {name} | failed: {type(exc).__name__}: {exc} | | | | |")
+                continue
+            equal = r["steps_per_s"] if method == "equal" else equal
+            print(f"| {label} | {name} | {r['steps_per_s']:.2f} | {equal / r['steps_per_s']:.2f} | "
+                  f"{r['peak_mb']:.0f} | {r['matrix_mb']:.1f} | {r['syncs_per_step']:g} |", flush=True)
+    if not device.startswith("cuda"):
+        print("\nOn the CPU each row runs in its own process; peak MB = its peak resident memory above what it "
+              "held before building the data and model (interpreter and torch excluded).")
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+START_RSS_MB = 0.0
+
+
+def cpu_row(arch: str, method: str, rep_grads: bool, size: tuple[int, int], batch: int, steps: int) -> dict:
+    """One dense row measured in a fresh process, so that its peak memory is its own."""
+    command = [sys.executable, __file__, "--cpu-row", json.dumps([arch, method, rep_grads, list(size), batch, steps])]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_cpu_row(spec: str) -> None:
+    global START_RSS_MB
+    arch, method, rep_grads, size, batch, steps = json.loads(spec)
+    torch.set_num_threads(1)
+    START_RSS_MB = current_rss_mb()
+    data = nyuv2_like(*size, rows=batch + 1)
+    print(json.dumps(measure_dense(arch, method, rep_grads, data, batch, steps, "cpu")))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--dense-size must be HxW (e.g. 288x384), got {text!r}") from None
+    if h < 8 or w < 8 or h % 8 or w % 8:
+        raise SystemExit(f"--dense-size sides must be multiples of 8 (three pooling stages), got {text!r}")
+    return h, w
+
+
 def live_table(quick: bool) -> None:
     import bench_live
 
@@ -147,21 +279,35 @@ def main() -> int:
     parser.add_argument("--skip-tests", action="store_true", help="do not run the CUDA tests")
     parser.add_argument("--dry-run-on-cpu", action="store_true",
                         help="check this script without a GPU: the speed table on the CPU, a tiny model, no sync count")
+    parser.add_argument("--dense-only", action="store_true", help="only the dense (NYUv2-shaped) table")
+    parser.add_argument("--cpu-row", default=None, help=argparse.SUPPRESS)  # one dense row, in its own process
+    parser.add_argument("--dense-size", default="288x384", help="image size HxW of the dense table (default 288x384)")
     args = parser.parse_args()
+    if args.cpu_row:
+        run_cpu_row(args.cpu_row)
+        return 0
+    size = parse_size(args.dense_size)
     if args.dry_run_on_cpu:
-        speed_table(quick=True, device="cpu")
+        torch.set_num_threads(1)  # a shared CPU: one thread keeps the rows comparable
+        if not args.dense_only:
+            speed_table(quick=True, device="cpu")
+        dense_table(quick=True, device="cpu", size=size)
         return 0
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device (torch.cuda.is_available() is False): nothing to measure here. "
               "Run this script on a machine with an NVIDIA GPU and a CUDA build of torch.", file=sys.stderr)
         return 1
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    if args.dense_only:
+        dense_table(args.quick, size=size)
+        return 0
     status = 0
     if not args.skip_tests:
         print("\n## CUDA tests\n", flush=True)
         status = subprocess.call([sys.executable, "-m", "pytest", str(ROOT / "tests"), "-k", "cuda", "-q",
                                   "-o", "addopts=", "-p", "no:cacheprovider"], cwd=str(ROOT))
     speed_table(args.quick)
+    dense_table(args.quick, size=size)
     try:
         live_table(args.quick)
     except Exception as exc:

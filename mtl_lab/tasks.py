@@ -15,6 +15,23 @@ regression    ``[B, D]``          float ``[B, D]``      MSE or L1              M
 box           ``[B, 4]``          float ``[B, 4]``      IoU, GIoU, L1 or MSE   mean IoU ↑
 ============  ==================  ====================  =====================  ===============
 
+Pixel kinds (dense prediction; losses on valid pixels only, metrics accumulated over a whole split —
+conventions, metrics and their definitions in :mod:`mtl_lab.pixels`):
+
+============  ======================  ==============================  ======================  ======================
+kind          head output             target                          loss                    metrics
+============  ======================  ==============================  ======================  ======================
+segmentation  logits ``[B, C, H, W]``  int64 ``[B, H, W]``, −1 ignore   per-pixel CE            mIoU ↑, pixel acc. ↑
+depth         ``[B, 1, H, W]``         float ``[B, 1, H, W]``, 0 invalid  L1                    abs ↓, rel error ↓
+normals       ``[B, 3, H, W]``         float ``[B, 3, H, W]``, 0 invalid  1 − cos              angle mean ↓, median ↓,
+                                                                                                within 11.25/22.5/30° ↑
+============  ======================  ==============================  ======================  ======================
+
+A pixel task has several metrics (``sub_metrics``: names and directions, the first is the headline
+``metric``) and a ``metric_state()`` that accumulates them batch by batch over a split; the Trainer's
+evaluation uses it instead of concatenating the split's outputs. Other kinds have no state
+(``metric_state()`` returns ``None``).
+
 A box head's four raw outputs are read as ``(cx, cy, w, h)`` through a sigmoid, so every predicted
 box lies inside the unit canvas; targets are corner boxes ``(x1, y1, x2, y2)`` in ``[0, 1]``.
 IoU and GIoU losses follow Rezatofighi et al., "Generalized Intersection over Union", CVPR 2019:
@@ -26,15 +43,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
+from mtl_lab import pixels
 from mtl_lab.validate import check_task_name
 
-KINDS = ("multiclass", "binary", "regression", "box")
+PIXEL_KINDS = ("segmentation", "depth", "normals")
+KINDS = ("multiclass", "binary", "regression", "box", *PIXEL_KINDS)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+class MetricState(Protocol):
+    """Split-level metrics: ``update`` with each batch, then ``result`` for ``{metric: value}``."""
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None: ...
+
+    def result(self) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +80,9 @@ class Task:
         metric_name: short name of the metric (``"accuracy"``, ``"mse"`` …).
         higher_is_better: direction of the metric.
         description: one line for tables and tooltips.
+        sub_metrics: ``((name, higher_is_better), …)`` of every metric a pixel task reports (``()`` for
+            other kinds); the first is ``metric_name``.
+        state_factory: makes an empty :class:`MetricState` for a pixel task (``None`` for other kinds).
     """
 
     name: str
@@ -63,6 +94,21 @@ class Task:
     metric_name: str
     higher_is_better: bool
     description: str = ""
+    sub_metrics: tuple[tuple[str, bool], ...] = ()
+    state_factory: Callable[[], MetricState] | None = None
+
+    @property
+    def is_pixel(self) -> bool:
+        """Whether this is a dense (per-pixel) task."""
+        return self.kind in PIXEL_KINDS
+
+    def metric_state(self) -> MetricState | None:
+        """An empty split-level metric accumulator (``None``: the metric is computed on the whole split)."""
+        return None if self.state_factory is None else self.state_factory()
+
+    def metric_directions(self) -> dict[str, bool]:
+        """``{metric: higher_is_better}`` of every metric this task reports."""
+        return dict(self.sub_metrics) if self.sub_metrics else {self.metric_name: self.higher_is_better}
 
     def __post_init__(self) -> None:
         check_task_name(self.name)
@@ -81,7 +127,7 @@ class Task:
             "metric": self.metric_name,
             "higher_is_better": self.higher_is_better,
             "description": self.description,
-        }
+        } | ({"metrics": [name for name, _ in self.sub_metrics]} if self.sub_metrics else {})
 
     def check_target(self, y: torch.Tensor, n: int | None = None) -> None:
         """Raise ``ValueError`` when ``y`` cannot be a target of this task (``n`` rows expected)."""
@@ -105,6 +151,8 @@ class Task:
                 raise ValueError(f"task {self.name!r}: binary targets must be 1-D, got shape {tuple(y.shape)}")
             if y.numel() and not bool(((y == 0) | (y == 1)).all()):
                 raise ValueError(f"task {self.name!r}: binary targets must be 0 or 1")
+        elif self.is_pixel:
+            self.check_pixel_target(y)
         else:
             want = 4 if self.kind == "box" else self.out_dim
             if y.dim() != 2 or y.shape[1] != want or not y.dtype.is_floating_point:
@@ -112,6 +160,28 @@ class Task:
                     f"task {self.name!r}: {self.kind} targets must be float of shape [N, {want}], "
                     f"got shape {tuple(y.shape)} dtype {y.dtype}"
                 )
+
+
+    def check_pixel_target(self, y: torch.Tensor) -> None:
+        """Segmentation: integer ``[N, H, W]`` in ``{−1, 0 … C−1}``; depth / normals: float ``[N, 1|3, H, W]``."""
+        if self.kind == "segmentation":
+            if y.dim() != 3 or y.dtype.is_floating_point:
+                raise ValueError(
+                    f"task {self.name!r}: segmentation targets must be integer labels [N, H, W], "
+                    f"got shape {tuple(y.shape)} dtype {y.dtype}"
+                )
+            if y.numel() and (int(y.min()) < pixels.IGNORE_LABEL or int(y.max()) >= self.out_dim):
+                raise ValueError(
+                    f"task {self.name!r}: labels must lie in [0, {self.out_dim - 1}] or be "
+                    f"{pixels.IGNORE_LABEL} (ignore), got range [{int(y.min())}, {int(y.max())}]"
+                )
+            return
+        channels = 1 if self.kind == "depth" else 3
+        if y.dim() != 4 or y.shape[1] != channels or not y.dtype.is_floating_point:
+            raise ValueError(
+                f"task {self.name!r}: {self.kind} targets must be float of shape [N, {channels}, H, W], "
+                f"got shape {tuple(y.shape)} dtype {y.dtype}"
+            )
 
 
 # ---------------------------------------------------------------- losses
@@ -253,3 +323,56 @@ def regression(name: str, dim: int = 1, loss: str = "mse", metric: str = "mse", 
 def box(name: str, loss: str = "giou", description: str = "") -> Task:
     """A single-box localisation task; ``loss`` in {giou, iou, l1, mse}; metric mean IoU."""
     return Task(name, "box", 4, _pick(BOX_LOSSES, loss, "loss", name), mean_iou, loss, "iou", True, description)
+
+
+def headline(state_factory: Callable[[], MetricState], metric_name: str) -> MetricFn:
+    """The metric function of a pixel task: its headline metric over one ``(output, target)`` pair."""
+
+    def metric(output: torch.Tensor, target: torch.Tensor) -> float:
+        state = state_factory()
+        state.update(output, target)
+        return state.result()[metric_name]
+
+    metric.__name__ = metric_name
+    return metric
+
+
+def pixel_task(
+    name: str,
+    kind: str,
+    out_dim: int,
+    loss: LossFn,
+    loss_name: str,
+    sub_metrics: tuple[tuple[str, bool], ...],
+    state_factory: Callable[[], MetricState],
+    description: str,
+) -> Task:
+    metric_name, higher = sub_metrics[0]
+    return Task(
+        name, kind, out_dim, loss, headline(state_factory, metric_name), loss_name, metric_name, higher,
+        description, sub_metrics, state_factory,
+    )
+
+
+def segmentation(name: str, n_classes: int, description: str = "") -> Task:
+    """Per-pixel ``n_classes``-way segmentation (CE on labels ≠ −1; mIoU, pixel accuracy)."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"task {name!r}: n_classes must be an int ≥ 2, got {n_classes!r}")
+    return pixel_task(
+        name, "segmentation", n_classes, pixels.segmentation_loss, "pixel_ce", pixels.SEGMENTATION_METRICS,
+        lambda: pixels.SegmentationState(n_classes), description,
+    )
+
+
+def depth(name: str = "depth", description: str = "") -> Task:
+    """Per-pixel depth (L1 on depth ≠ 0; absolute and relative error)."""
+    return pixel_task(
+        name, "depth", 1, pixels.depth_loss, "l1", pixels.DEPTH_METRICS, pixels.DepthState, description
+    )
+
+
+def normals(name: str = "normal", description: str = "") -> Task:
+    """Per-pixel surface normals (1 − cosine on non-zero normals; angle mean, median and shares within)."""
+    return pixel_task(
+        name, "normals", 3, pixels.normal_loss, "cosine", pixels.NORMAL_METRICS, pixels.NormalState, description
+    )

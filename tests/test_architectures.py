@@ -8,7 +8,16 @@ from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.grouping import agglomerative, best_partition, measure_affinity, propose_groups, set_partitions
 from mtl_lab.history import History
-from mtl_lab.models import ARCHITECTURES, CrossStitch, Fused, HardSharing, SoftSharing, TaskRelation, build_model
+from mtl_lab.models import (
+    ARCHITECTURES,
+    DENSE_ARCHITECTURES,
+    CrossStitch,
+    Fused,
+    HardSharing,
+    SoftSharing,
+    TaskRelation,
+    build_model,
+)
 from mtl_lab.models.cascade import Cascade
 from mtl_lab.plots import gates_figure, matrix_figure, signature_figure
 from mtl_lab.training import build_trainer
@@ -28,7 +37,10 @@ SMALL = {
     "fused": {"hidden": (24,), "fuse_hidden": (16,)},
     "relation": {"hidden": (24,)},
     "cascade": {"hidden": (24,)},
+    "segnet_lite": {"channels": (4, 8)},
+    "mtan_dense": {"channels": (4, 8)},
 }
+PER_IMAGE = sorted(a for a in ARCHITECTURES if a not in DENSE_ARCHITECTURES)  # dense ones: tests/test_dense.py
 DIGIT_OPTIONS = {
     "grouped": {"groups": [["digit", "parity", "ge5"], ["recon"], ["ink"]]},
     "cascade": {"dependencies": {"parity": ["digit"], "ge5": ["digit"]}},
@@ -60,13 +72,13 @@ def digit_model(arch: str, digits: MultiTaskData):
 def test_registry_names():
     assert set(ARCHITECTURES) == {
         "hard", "soft_sharing", "cross_stitch", "mmoe", "omoe", "cgc", "ple", "mtan_lite", "grouped", "fused",
-        "relation", "cascade", "dselect_k",
+        "relation", "cascade", "dselect_k", "segnet_lite", "mtan_dense",
     }
     assert all(cls.architecture == name for name, cls in ARCHITECTURES.items())
 
 
 @pytest.mark.parametrize("name", ["digits", "multidigits", "mmoe_synthetic", "linnerud", "localization"])
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", PER_IMAGE)
 def test_default_model_gives_every_task_its_output(arch, name, all_data):
     data = all_data[name]
     torch.manual_seed(0)
@@ -87,7 +99,7 @@ def test_default_model_gives_every_task_its_output(arch, name, all_data):
     json.dumps(model.inspect())
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", PER_IMAGE)
 def test_parameter_groups_are_exact_and_encode_decode_split_them(arch, digits):
     """Shared + per-task groups cover every parameter once; a task's parameters get no other task's gradient."""
     model = digit_model(arch, digits).double()
@@ -123,7 +135,7 @@ def test_parameter_groups_are_exact_and_encode_decode_split_them(arch, digits):
     assert all(g is None or not g.any() for g in after), "shared parameters must all lie before the representation"
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", PER_IMAGE)
 def test_a_few_training_steps_reduce_every_task_loss(arch, digits, toy):
     data = digits if arch == "mtan_lite" else toy
     options = {**SMALL[arch], **(DIGIT_OPTIONS.get(arch, {}) if data is digits else {})}

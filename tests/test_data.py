@@ -24,6 +24,7 @@ SMALL = {
     "linnerud": {},
     "localization": {"n_train": 300, "n_val": 100, "n_test": 100},
     "related": {"labels_per_task": 20, "n_val": 50, "n_test": 100},
+    "scenes": {"n_train": 12, "n_val": 4, "n_test": 4, "size": 16},
 }
 INPUT_SHAPES = {
     "digits": (1, 8, 8),
@@ -32,6 +33,7 @@ INPUT_SHAPES = {
     "linnerud": (3,),
     "localization": (1, 16, 16),
     "related": (20,),
+    "scenes": (3, 16, 16),
 }
 
 
@@ -53,6 +55,7 @@ def raw_inputs(data: MultiTaskData, split: str) -> torch.Tensor:
 
 def test_registry_names_and_descriptions():
     assert list(DATASETS)[:6] == ["digits", "multidigits", "mmoe_synthetic", "linnerud", "localization", "related"]
+    assert "scenes" in DATASETS and DATASETS["nyuv2"] is not None
     listed = available()
     assert [name for name, _ in listed] == list(DATASETS)
     assert all(isinstance(text, str) and len(text) > 10 for _, text in listed)
@@ -93,6 +96,8 @@ def test_shapes_and_dtypes(name):
                 assert y.dtype == torch.int64 and y.dim() == 1
             elif task.kind == "binary":
                 assert y.dtype == torch.float32 and y.dim() == 1
+            elif task.is_pixel:
+                task.check_target(y)
             else:
                 assert y.dtype == torch.float32 and y.shape[1] == (4 if task.kind == "box" else task.out_dim)
     x, y = next(data.train.batches(7))

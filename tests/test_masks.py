@@ -12,7 +12,7 @@ from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData, Split
 from mtl_lab.gradients import task_gradients
 from mtl_lab.metrics import single_task_baselines
-from mtl_lab.models import ARCHITECTURES
+from mtl_lab.models import ARCHITECTURES, DENSE_ARCHITECTURES
 from mtl_lab.training import build_trainer, masks
 from mtl_lab.weighting import METHODS, StepContext
 
@@ -30,6 +30,8 @@ SMALL = {
     "fused": {"hidden": (16,), "fuse_hidden": (8,)},
     "relation": {"hidden": (16,)},
     "cascade": {"hidden": (16,)},
+    "segnet_lite": {"channels": (2, 4)},
+    "mtan_dense": {"channels": (2, 4)},
 }
 
 
@@ -53,6 +55,13 @@ def masked_digits() -> MultiTaskData:
     mask = torch.rand(160, generator=torch.Generator().manual_seed(0)) < 0.25
     few = torch.arange(40)
     return replace(d, train=Split(train.x, train.y, {"digit": mask}), val=d.val.take(few), test=d.test.take(few))
+
+
+def masked_scenes() -> MultiTaskData:
+    """48 tiny scenes (16×16) with the depth maps of about a third of them missing."""
+    d = datasets.load("scenes", n_train=48, n_val=8, n_test=8, size=16, max_shapes=2)
+    mask = torch.rand(48, generator=torch.Generator().manual_seed(0)) < 0.35
+    return replace(d, train=Split(d.train.x, d.train.y, {"depth": mask}))
 
 
 def batch_without(data: MultiTaskData, absent: str, rows: int = 16):
@@ -209,7 +218,10 @@ def test_every_method_is_finite_when_a_task_has_no_label(method):
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("method", ["equal", "mgda", "upgrad"])
 def test_every_architecture_trains_on_partially_labelled_batches(arch, method):
-    data = masked_digits() if arch == "mtan_lite" else masked_toy(n=160)  # MTAN needs images
+    if arch in DENSE_ARCHITECTURES:
+        data = masked_scenes()
+    else:
+        data = masked_digits() if arch == "mtan_lite" else masked_toy(n=160)  # MTAN needs images
     options = SMALL[arch]
     absent = data.task_names[0]
     trainer = build_trainer(data, arch, method, options, seed=0, epochs=1, batch_size=40, diagnostics_every=1)

@@ -2,6 +2,9 @@
 
 * :data:`DATASETS` maps every dataset name to the function that builds it.
 * :func:`available` lists ``(name, one-line description)`` for menus and tooltips.
+* :data:`REQUIRED_FILES` names the real data sets that need the user's own files (``root=``: CelebA,
+  Census-Income, Office, NYUv2 and Cityscapes in MTAN's layout, …); :func:`menu` offers those whose files
+  are present.
 * :func:`load` builds a dataset from its name and options, with clear errors.
 
 Every dataset returns a :class:`MultiTaskData` (see :mod:`mtl_lab.data.base`); all of them are read
@@ -24,9 +27,11 @@ from mtl_lab.data.linnerud import linnerud
 from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
 from mtl_lab.data.mnist import mnist, multifashion, multifashion_mnist, multimnist
+from mtl_lab.data.mtan_npy import cityscapes, nyuv2
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.office import office31, office_home
 from mtl_lab.data.related import related
+from mtl_lab.data.scenes import scenes
 from mtl_lab.validate import check_options
 
 DATASETS: dict[str, Callable[..., MultiTaskData]] = {
@@ -36,6 +41,7 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "linnerud": linnerud,
     "localization": localization,
     "related": related,
+    "scenes": scenes,
     "mnist": mnist,
     "multimnist": multimnist,
     "multifashion": multifashion,
@@ -44,6 +50,8 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "census": census,
     "office31": office31,
     "office_home": office_home,
+    "nyuv2": nyuv2,
+    "cityscapes": cityscapes,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
@@ -61,6 +69,8 @@ FILE_FOLDERS: dict[str, dict[str, str]] = {
     "census": {"root": "census"},
     "office31": {"root": "office31"},
     "office_home": {"root": "office_home"},
+    "nyuv2": {"root": "nyuv2"},
+    "cityscapes": {"root": "cityscapes"},
 }
 # The file options a real data set cannot load without (mnist and multimnist fall back on the bundled digits).
 REQUIRED_FILES: dict[str, tuple[str, ...]] = {
@@ -70,6 +80,8 @@ REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     "census": ("root",),
     "office31": ("root",),
     "office_home": ("root",),
+    "nyuv2": ("root",),
+    "cityscapes": ("root",),
 }
 
 __all__ = [
@@ -80,6 +92,7 @@ __all__ = [
     "available",
     "celeba",
     "census",
+    "cityscapes",
     "digits",
     "linnerud",
     "load",
@@ -95,8 +108,10 @@ __all__ = [
     "office31",
     "office_home",
     "multidigits",
+    "nyuv2",
     "option_names",
     "related",
+    "scenes",
     "split_indices",
 ]
 

@@ -14,8 +14,10 @@ from mtl_lab.models.fused import Fused
 from mtl_lab.models.grouped import Grouped
 from mtl_lab.models.hard import HardSharing
 from mtl_lab.models.mmoe import MMoE, OMoE
+from mtl_lab.models.mtan_dense import MTANDense
 from mtl_lab.models.mtan_lite import MTANLite
 from mtl_lab.models.relation import TaskRelation
+from mtl_lab.models.segnet_lite import SegNetLite
 from mtl_lab.models.soft_sharing import SoftSharing
 from mtl_lab.models.trunks import TRUNKS, CNNTrunk, MLPTrunk
 from mtl_lab.validate import check_model_options
@@ -34,10 +36,16 @@ ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     Fused.architecture: Fused,
     TaskRelation.architecture: TaskRelation,
     Cascade.architecture: Cascade,
+    SegNetLite.architecture: SegNetLite,
+    MTANDense.architecture: MTANDense,
 }
+
+# architectures whose heads predict one output per pixel (the only ones that take pixel tasks)
+DENSE_ARCHITECTURES = (SegNetLite.architecture, MTANDense.architecture)
 
 __all__ = [
     "ARCHITECTURES",
+    "DENSE_ARCHITECTURES",
     "CGC",
     "CNNTrunk",
     "Cascade",
@@ -48,10 +56,12 @@ __all__ = [
     "HardSharing",
     "MLPTrunk",
     "MMoE",
+    "MTANDense",
     "MTANLite",
     "MultiTaskModel",
     "OMoE",
     "PLE",
+    "SegNetLite",
     "SoftSharing",
     "TaskRelation",
     "build_model",
@@ -67,6 +77,12 @@ def build_model(architecture: str, data: MultiTaskData, **options) -> MultiTaskM
     if unknown:
         raise ValueError(f"architecture {architecture!r} has no option(s) {unknown}; its options are {allowed}")
     check_option_kinds(architecture, options)
+    pixel = [t.name for t in data.tasks if t.is_pixel]
+    if pixel and architecture not in DENSE_ARCHITECTURES:
+        raise ValueError(
+            f"architecture {architecture!r} predicts one output per image; task(s) {pixel} are pixel tasks: "
+            f"choose one of {list(DENSE_ARCHITECTURES)}"
+        )
     return ARCHITECTURES[architecture](data.tasks, data.input_shape, **options)
 
 

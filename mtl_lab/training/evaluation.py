@@ -17,23 +17,38 @@ SPLITS = ("train", "val", "test")
 
 @torch.no_grad()
 def evaluate_split(model: MultiTaskModel, data: MultiTaskData, tasks: list[Task], split: str,
-                   batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
+                   batch_size: int = 1024, pixel_batch_size: int | None = None,
+                   ) -> tuple[dict[str, float], dict[str, float]]:
     """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only
-    (:mod:`mtl_lab.training.masks`); the model is put back in the mode it was in."""
+    (:mod:`mtl_lab.training.masks`); the model is put back in the mode it was in.
+
+    Pixel tasks accumulate over the split batch by batch (:class:`~mtl_lab.training.masks.SplitAccumulator`),
+    at most ``pixel_batch_size`` rows at a time (the Trainer passes its training batch size): the feature
+    maps of 1024 images would not fit. The other tasks' outputs are concatenated as before.
+    """
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
     rows = getattr(data, split)
     if len(rows) == 0:
         return {}, {}
+    if any(t.is_pixel for t in tasks) and pixel_batch_size is not None:
+        batch_size = min(batch_size, pixel_batch_size)
     was_training = model.training
     model.eval()
-    chunks: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
-    for x, _ in rows.batches(batch_size):
+    chunks: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks if not t.is_pixel}
+    dense = {t.name: label_masks.SplitAccumulator(t) for t in tasks if t.is_pixel}  # sums, not outputs
+    for x, y, masks in rows.batches(batch_size, with_mask=True):
         for name, out in model(x).items():
-            chunks[name].append(out)
+            if name in dense:
+                dense[name].update(out, y[name], masks.get(name))
+            else:
+                chunks[name].append(out)
     model.train(was_training)
     losses, metrics = {}, {}
     for task in tasks:
+        if task.is_pixel:
+            losses[task.name], metrics[task.name] = dense[task.name].loss(), dense[task.name].metric()
+            continue
         out = torch.cat(chunks[task.name])
         mask = rows.mask.get(task.name)
         losses[task.name] = label_masks.task_loss_value(task, out, rows.y[task.name], mask)

@@ -39,6 +39,7 @@ import math
 
 import torch
 
+from mtl_lab import pixels
 from mtl_lab.tasks import Task
 
 Masks = dict[str, torch.Tensor]
@@ -108,3 +109,43 @@ def stand_in(losses: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tenso
 def effective_weights(weights: torch.Tensor, labelled: torch.Tensor | None) -> torch.Tensor:
     """The weights as recorded: ``0`` for a task without labels (its gradient is zero, so ``Gᵀw`` is unchanged)."""
     return weights if labelled is None else weights * labelled.to(weights.dtype)
+
+
+class SplitAccumulator:
+    """A pixel task's loss and metrics over a split, fed batch by batch (labelled rows only).
+
+    The loss is the mean over every valid pixel of the split: each batch's mean loss weighted by its
+    number of valid pixels (:func:`mtl_lab.pixels.valid_count`); the metrics come from the task's
+    :meth:`~mtl_lab.tasks.Task.metric_state`. Nothing is kept per batch but sums, so a split of any
+    size is evaluated in bounded memory. No labelled row in the whole split: loss and metrics ``nan``.
+    """
+
+    def __init__(self, task: Task) -> None:
+        state = task.metric_state()
+        if state is None:
+            raise ValueError(f"task {task.name!r} ({task.kind}) has no split-level metric state; pixel kinds do")
+        self.task = task
+        self.state = state
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def update(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        if mask is not None and not bool(mask.all()):
+            output, target = output[mask], target[mask]
+        if output.shape[0] == 0:
+            return
+        n = int(pixels.valid_count(self.task.kind, target))
+        self.loss_sum += float(self.task.loss(output, target)) * n
+        self.count += n
+        self.state.update(output, target)
+
+    def loss(self) -> float:
+        return self.loss_sum / self.count if self.count else math.nan
+
+    def metrics(self) -> dict[str, float]:
+        """Every metric of the task (``sub_metrics``) over the split so far."""
+        return self.state.result()
+
+    def metric(self) -> float:
+        """The task's headline metric over the split so far."""
+        return self.metrics()[self.task.metric_name]

@@ -289,7 +289,7 @@ class Trainer:
 
     def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
         """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only."""
-        return evaluate_split(self.model, self.data, self.tasks, split, batch_size)
+        return evaluate_split(self.model, self.data, self.tasks, split, batch_size, self.config.batch_size)
 
     def end_epoch(self) -> None:
         self.flush()
