@@ -60,6 +60,8 @@ METHOD_COLORS = {
     "sdmgrad": "#252a5c",
     "modo": "#556b2f",
     "auto_lambda": "#8b008b",
+    "epo": "#7a0177",
+    "pareto_mtl": "#084081",
 }
 
 

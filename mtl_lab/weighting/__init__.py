@@ -41,6 +41,7 @@ from mtl_lab.weighting.cagrad import CAGrad
 from mtl_lab.weighting.conflict_free import ConFIG
 from mtl_lab.weighting.cr_mogm import CRMOGM
 from mtl_lab.weighting.dualproj import DualProj
+from mtl_lab.weighting.epo import EPO
 from mtl_lab.weighting.excess_mtl import ExcessMTL
 from mtl_lab.weighting.fairgrad import FairGrad
 from mtl_lab.weighting.graddrop import GradDrop
@@ -50,6 +51,7 @@ from mtl_lab.weighting.mgda import MGDA, MGDAUB
 from mtl_lab.weighting.moco import MoCo
 from mtl_lab.weighting.modo import MoDo
 from mtl_lab.weighting.nash_mtl import NashMTL
+from mtl_lab.weighting.pareto_mtl import ParetoMTL
 from mtl_lab.weighting.pcd import PCD
 from mtl_lab.weighting.pcgrad import PCGrad
 from mtl_lab.weighting.sdmgrad import SDMGrad
@@ -95,6 +97,8 @@ METHODS: dict[str, type[Weighting]] = {
     MoCo.name: MoCo,
     SDMGrad.name: SDMGrad,
     MoDo.name: MoDo,
+    EPO.name: EPO,
+    ParetoMTL.name: ParetoMTL,
     # gradient-manipulation entries (end)
 }
 
