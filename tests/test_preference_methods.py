@@ -157,3 +157,30 @@ def test_registry_and_errors_name_the_bad_value():
     with pytest.raises(ValueError, match="init_epochs"):
         create("pareto_mtl", init_epochs=-1)
     assert default_references(3).shape == (6, 3)
+
+
+# ------------------------------------------------------------------ the toy landscape
+
+
+def test_toy_one_run_per_preference_lands_on_its_ray():
+    from mtl_lab import toy_preferences
+
+    paths = toy_preferences.preference_paths("epo", [[1.0, 3.0], [3.0, 1.0]], steps=400)
+    assert all(not p.error for p in paths)
+    assert [toy_preferences.angle_to_ray(p, "epo") for p in paths] == pytest.approx([0.0, 0.0], abs=1.5)
+    # the two runs end on opposite sides of the balanced point: L1 < L2 for r = (3, 1)
+    low, high = (p.losses[-1] for p in paths)
+    assert float(low[0]) > float(low[1]) and float(high[0]) < float(high[1])
+    fig = toy_preferences.preference_figure(paths, "epo", pareto=torch.zeros(2, 2, dtype=torch.float64))
+    assert len(fig.axes[1].get_legend().get_texts()) == 3  # the front and one entry per preference
+
+
+def test_toy_pareto_mtl_ends_in_its_sector():
+    from mtl_lab import toy_preferences
+
+    R = default_references(2).tolist()  # 22.5° apart: a sector reaches 11.25° either side of its vector
+    paths = toy_preferences.preference_paths("pareto_mtl", [R[1], R[3]], steps=600)
+    for path in paths:
+        assert toy_preferences.angle_to_ray(path, "pareto_mtl") <= 11.25 + 0.1
+    with pytest.raises(ValueError, match="takes no preference"):
+        toy_preferences.ray_direction("mgda", [1.0, 1.0])
