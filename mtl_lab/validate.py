@@ -20,6 +20,13 @@ Rules that are choices, with their reasons:
 * **Task names** are 1–64 printable characters without ``.`` (PyTorch module keys) or ``$`` (matplotlib
   mathtext in plot labels) and are not an attribute of ``torch.nn.Module`` (``to``, ``train`` …), since
   the models keep one sub-module per task under its name.
+* **Method options are declared once**, as a table at the top of each method's class (``options = {"c":
+  Number(low=0), …}``, see :class:`Constraint`), and checked by :func:`check_declared_options` when the
+  method is built: the API, ``aggregate``, the CLI, study files and the lab panel all build it, so they
+  all get the same verdict and the same message. Nothing is converted, clamped or replaced.
+* **Options that do not apply are refused**, whatever surface sets them: an option the chosen setting
+  would ignore is an error naming the option, its value and the setting it would need (see the README's
+  "Options that do not apply").
 * **Data must be finite** where it enters (``from_tensors``): NaN or inf in ``x`` or a target is an error
   naming the rows and columns, unless ``allow_nonfinite=True`` says the caller means it.
 """
@@ -30,6 +37,8 @@ import inspect
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -284,3 +293,158 @@ def check_like_default(name: str, value, default) -> None:
         if isinstance(value, str) or not isinstance(value, list | tuple) or not all(ok(v) for v in value):
             example = list(default) or [32]
             raise ValueError(f"{name} must be a list of {kind} such as {example}, got {value!r}")
+
+
+# ---------------------------------------------------------------- declared options (methods)
+
+
+class Constraint(Protocol):
+    """What a declared option allows: ``accepts(value)`` decides, ``allowed()`` says it in words."""
+
+    def accepts(self, value) -> bool: ...
+
+    def allowed(self) -> str: ...
+
+
+def type_note(value) -> str:
+    """`` (bool)``, `` (str)`` …: the type of a bad value, for messages (``repr`` alone hides ``'1'`` vs ``1``)."""
+    return f" ({type(value).__name__})"
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite int or float (never a bool or a string) in ``[low, high]``; either end may be open or absent.
+
+    ``optional``: ``None`` is allowed too (it then means the method's own choice, e.g. a solver's tolerance).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return self.optional
+        if not (is_number(value) and math.isfinite(value)):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def bounds(self) -> str:
+        """`` ≥ 0``, `` > 0``, `` in [0, 1)`` … (empty when unbounded)."""
+        if self.low is not None and self.high is not None:
+            return f" in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f" {'>' if self.low_open else '≥'} {self.low:g}"
+        return "" if self.high is None else f" {'<' if self.high_open else '≤'} {self.high:g}"
+
+    def allowed(self) -> str:
+        return f"a finite number{self.bounds()}" + (" or None" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An int (never a bool, a float such as ``2.0`` or a string) in ``[low, high]``; ``optional``: or ``None``."""
+
+    low: int | None = None
+    high: int | None = None
+    optional: bool = False
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return self.optional
+        return is_int(value) and (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def allowed(self) -> str:
+        return f"an int{describe_range(self.low, self.high)}" + (" or None" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """``True`` or ``False`` (not ``0``/``1``, not the string ``'no'``)."""
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, bool)
+
+    def allowed(self) -> str:
+        return "True or False"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few values, of the same type as written (``rescale=True`` is not ``1``; ``'1'`` is not ``1``)."""
+
+    choices: tuple
+
+    def accepts(self, value) -> bool:
+        return any(type(value) is type(choice) and value == choice for choice in self.choices)
+
+    def allowed(self) -> str:
+        return f"one of {', '.join(repr(c) for c in self.choices)}"
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """A number as :class:`Number` allows, or a non-empty list (or tuple) of such numbers (e.g. one per task)."""
+
+    each: Number
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, list | tuple):
+            return len(value) > 0 and all(v is not None and self.each.accepts(v) for v in value)
+        return self.each.accepts(value)
+
+    def allowed(self) -> str:
+        return f"{self.each.allowed()}, or a list of such numbers"
+
+
+@dataclass(frozen=True)
+class TaskWeights:
+    """``None``, a list of finite numbers ≥ 0 (one per task) or a ``{task: weight}`` dict of them.
+
+    The number of entries and the task names are checked against the tasks when the method is reset
+    (:func:`check_task_weights`).
+    """
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return True
+        if isinstance(value, torch.Tensor):
+            value = value.tolist() if value.dim() == 1 else None
+        if isinstance(value, Mapping):
+            return all(isinstance(k, str) for k in value) and all(weight_ok(v) for v in value.values())
+        return isinstance(value, list | tuple) and all(weight_ok(v) for v in value)
+
+    def allowed(self) -> str:
+        return "None, a list with one number per task (finite, ≥ 0) or a {task: weight} dict keyed by task name"
+
+
+def weight_ok(value) -> bool:
+    return is_number(value) and math.isfinite(value) and value >= 0
+
+
+def check_declared(name: str, value, constraint: Constraint) -> None:
+    """``value`` must be what ``constraint`` allows; the message names the option, the value and the rule."""
+    if not constraint.accepts(value):
+        raise ValueError(f"{name} must be {constraint.allowed()}, got {value!r}{type_note(value)}")
+
+
+def check_option_names(owner: str, declared: Mapping[str, Constraint], given: Mapping) -> None:
+    """Every name in ``given`` must be declared (a misspelt option is an error, never ignored)."""
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        raise ValueError(f"method {owner!r} has no option(s) {unknown}; its options are {list(declared)}")
+
+
+def check_declared_options(owner: str, declared: Mapping[str, Constraint], given: Mapping) -> None:
+    """The one check of a method's options: names, then each value against its declared constraint.
+
+    Called by :class:`mtl_lab.weighting.base.Weighting` when a method is built, so ``create``,
+    ``aggregate``, the CLI, study files and ``LabConfig`` all reach it with the same values.
+    """
+    check_option_names(owner, declared, given)
+    for key, value in given.items():
+        check_declared(f"{owner} option {key}", value, declared[key])

@@ -94,7 +94,7 @@ API_CASES = [
                                               **FAST), ["-1"]),
     ("all weights zero", lambda: build_trainer(small_data(), "hard", "static", method_options={"weights": [0, 0]},
                                                **FAST), ["[0.0, 0.0]"]),
-    ("weight key not a name", lambda: create("static", weights={1: 2.0}), ["key 1"]),
+    ("weight key not a name", lambda: create("static", weights={1: 2.0}), ["{1: 2.0}", "keyed by task name"]),
     ("normalize text", lambda: create("static", normalize="yes"), ["'yes'"]),
     ("set_weights text", lambda: build_trainer(small_data(), "hard", "static", **FAST).weighting.set_weights("12"),
      ["'12'"]),
@@ -278,6 +278,8 @@ def fragments_of(value) -> list[str]:
     out = [repr(value), str(value)]
     if isinstance(value, list | tuple | dict):
         out += [repr(v) for v in (value.values() if isinstance(value, dict) else value)]
+    if isinstance(value, dict):  # a bad key (an unknown task) is named as the key
+        out += [repr(k) for k in value]
     return out
 
 

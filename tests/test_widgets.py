@@ -79,11 +79,13 @@ def test_config_round_trip_through_dict_json_and_the_panel():
     other.close()
 
 
-def test_method_options_come_from_the_signature_and_survive_a_round_trip():
+def test_method_options_come_from_the_declaration_and_survive_a_round_trip():
     lab = Lab(LabConfig(method="cagrad", method_options={"c": 0.25}, **SMALL), name="test-options")
     assert set(lab.option_widgets) == {"c", "rescale", "tol", "max_iter"}
     assert type(lab.option_widgets["c"]).__name__ == "FloatText"
-    assert type(lab.option_widgets["rescale"]).__name__ == "IntText"
+    assert type(lab.option_widgets["rescale"]).__name__ == "Dropdown"  # declared OneOf((0, 1, 2))
+    assert list(lab.option_widgets["rescale"].options) == [("0", 0), ("1", 1), ("2", 2)]
+    assert type(lab.option_widgets["max_iter"]).__name__ == "IntText"
     assert lab.export_config()["method_options"]["c"] == 0.25
     assert all(s.box.disabled for s in lab.weight_inputs.values())  # cagrad sets its own weights
     lab.ui.method_w.value = "static"
@@ -523,7 +525,7 @@ def test_method_options_with_choices_are_choices_in_the_panel():
 
     assert set(get_args(Solver)) == set(MIN_NORM_SOLVERS)  # the annotation names exactly the solvers there are
     lab = Lab(LabConfig(method="mgda", method_options={"normalization": "l2"}, **SMALL), name="test-choices")
-    assert set(lab.option_widgets["solver"].options) == set(MIN_NORM_SOLVERS)
+    assert {v for _, v in lab.option_widgets["solver"].options} == set(MIN_NORM_SOLVERS)
     assert lab.option_widgets["normalization"].value == "l2"
     assert type(lab.option_widgets["tol"]).__name__ == "OptionalNumber" and lab.option_widgets["tol"].value is None
     lab.option_widgets["tol"].auto.value = False

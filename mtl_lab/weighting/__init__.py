@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
+from mtl_lab import validate
 from mtl_lab.weighting.base import REQUIRES, Combination, StepContext, Weighting
 from mtl_lab.weighting.equal import Equal
 from mtl_lab.weighting.static import Static
@@ -129,10 +128,7 @@ def create(method: str | Weighting, **options) -> Weighting:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
     cls = METHODS[method]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in options if k not in allowed]
-    if unknown:
-        raise ValueError(f"method {method!r} has no option(s) {unknown}; its options are {allowed}")
+    validate.check_option_names(method, cls.options, options)  # the values: checked as the method is built
     return cls(**options)
 
 

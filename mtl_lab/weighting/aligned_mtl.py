@@ -35,6 +35,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from mtl_lab.validate import OneOf
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import check_gramian, normalized_gramian, rank_tolerance
 
@@ -48,11 +49,12 @@ class AlignedMTL(Weighting):
     name = "aligned_mtl"
     description = "Aligned-MTL: orthogonalise the task gradients to equal norms (Procrustes), then sum."
     requires = "gramian"
+    options = {
+        "scale_mode": OneOf(SCALE_MODES),
+    }
 
     def __init__(self, scale_mode: ScaleMode = "min") -> None:
-        super().__init__()
-        if scale_mode not in SCALE_MODES:
-            raise ValueError(f"{self.name}: scale_mode must be one of {list(SCALE_MODES)}, got {scale_mode!r}")
+        super().__init__(scale_mode=scale_mode)
         self.scale_mode = scale_mode
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:

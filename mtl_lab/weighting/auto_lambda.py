@@ -29,10 +29,10 @@ approximation of the second-order term is replaced by its exact value (:mod:`mtl
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, cpu_copy
 
 
@@ -42,14 +42,13 @@ class AutoLambda(Weighting):
     name = "auto_lambda"
     description = "Auto-λ: weights learned so a training step lowers the validation loss (Liu et al. 2022)."
     requires = "lookahead"
+    options = {
+        "lr": Number(low=0, low_open=True),  # the weights' learning rate
+        "init_weight": Number(low=0, low_open=True),  # λ_t at the start
+    }
 
     def __init__(self, lr: float = 1e-4, init_weight: float = 0.1) -> None:
-        super().__init__()
-        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"{self.name}: lr must be a finite number > 0, got {lr!r}")
-        if isinstance(init_weight, bool) or not (isinstance(init_weight, (int, float)) and math.isfinite(init_weight)
-                                                 and init_weight > 0):
-            raise ValueError(f"{self.name}: init_weight must be a finite number > 0, got {init_weight!r}")
+        super().__init__(lr=lr, init_weight=init_weight)
         self.lr = float(lr)
         self.init_weight = float(init_weight)
         self.lambdas: torch.Tensor | None = None

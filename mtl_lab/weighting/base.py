@@ -28,6 +28,19 @@ How the trainer applies it:
   convention of LibMTL's gradient methods and of TorchJD's ``mtl_backward``. A method that weighs the
   losses but needs gradients to find the weights (GradNorm) sets ``head_weights = w`` itself.
 
+Options. Each method declares its hyper-parameters once, as a table at the top of its class — name →
+constraint (:mod:`mtl_lab.validate`: ``Number``, ``Integer``, ``Flag``, ``OneOf``, ``Numbers``,
+``TaskWeights``) — and passes every one of them to ``Weighting.__init__``, which checks them::
+
+    options = {"c": Number(low=0), "rescale": OneOf((0, 1, 2))}
+
+    def __init__(self, c: float = 0.5, rescale: int = 1) -> None:
+        super().__init__(c=c, rescale=rescale)
+        self.c, self.rescale = c, rescale
+
+The defaults stay in the signature; the table says what is allowed. ``create``, ``aggregate``, the CLI,
+study files and the lab panel all build methods, so they all get the one verdict and message.
+
 Inputs are detached. A method that learns its weights (uncertainty, GradNorm, FAMO …) keeps its own
 parameters and optimiser as plain attributes created in :meth:`Weighting.reset`, updates them inside
 :meth:`Weighting.combine` (or :meth:`Weighting.after_step` when it needs the losses after the update),
@@ -39,8 +52,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
+
+from mtl_lab import validate
+from mtl_lab.validate import Constraint
 
 REQUIRES = ("losses", "grads", "rep_grads", "gramian", "cross_gramian", "lookahead")
 
@@ -92,6 +109,8 @@ class Weighting:
         requires: what ``combine`` needs besides the losses (see ``REQUIRES``).
         uses_losses: whether the values of the losses matter (``aggregate`` then insists on them).
         needs_losses_after_step: whether :meth:`after_step` must be called with the losses after the update.
+        gives_direction: whether ``combine`` builds the direction ``d`` itself (else ``d = Gᵀw``).
+        options: the hyper-parameters, name → constraint (what is allowed), in the order of ``__init__``.
     """
 
     name: str = "base"
@@ -99,8 +118,16 @@ class Weighting:
     requires: str = "losses"
     uses_losses: bool = False
     needs_losses_after_step: bool = False
+    gives_direction: bool = False
+    options: ClassVar[dict[str, Constraint]] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, **values) -> None:
+        """Check ``values`` (every declared option, as given to the subclass) against :attr:`options`."""
+        missing = [k for k in self.options if k not in values]
+        if missing:
+            raise TypeError(f"{type(self).__name__} must pass every declared option to Weighting.__init__, "
+                            f"missing {missing}")
+        validate.check_declared_options(self.name, self.options, values)
         self.task_names: list[str] = []
 
     @property

@@ -60,12 +60,12 @@ import math
 import numpy as np
 import torch
 
+from mtl_lab.validate import Integer, Number, OneOf
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import (
     ZERO_GRADIENTS,
     SolverReport,
     check_gramian,
-    check_options,
     min_norm_weights,
     nonneg_qp,
     normalized_gramian,
@@ -83,14 +83,15 @@ class CAGrad(Weighting):
     name = "cagrad"
     description = "CAGrad: improve the worst-off task the most, staying close to the mean gradient (radius c)."
     requires = "gramian"
+    options = {
+        "c": Number(low=0),  # the ball's radius, relative to ‖g_0‖
+        "rescale": OneOf(tuple(RESCALE_DIVISORS)),  # d* divided by 1, 1 + c² or 1 + c
+        "tol": Number(low=0, low_open=True),  # the search's relative tolerance on h(t)
+        "max_iter": Integer(low=1),  # the search's steps
+    }
 
     def __init__(self, c: float = 0.5, rescale: int = 1, tol: float = 1e-12, max_iter: int = 100) -> None:
-        super().__init__()
-        if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0):
-            raise ValueError(f"{self.name}: c must be a finite number ≥ 0, got {c!r}")
-        if rescale not in RESCALE_DIVISORS:
-            raise ValueError(f"{self.name}: rescale must be one of {sorted(RESCALE_DIVISORS)}, got {rescale!r}")
-        check_options(self.name, tol, max_iter)
+        super().__init__(c=c, rescale=rescale, tol=tol, max_iter=max_iter)
         self.c = float(c)
         self.rescale = rescale
         self.tol = tol

@@ -60,6 +60,7 @@ class ConFIG(Weighting):
     name = "config"
     description = "ConFIG: the direction with the same positive cosine to every task gradient (Liu et al. 2024)."
     requires = "gramian"
+    options = {}  # no hyper-parameters: the direction is fixed by the gradients
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)

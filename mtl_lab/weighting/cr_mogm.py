@@ -14,8 +14,10 @@ with ``λ_0 = λ̂_1`` (the first step is the inner method's own), and the share
 inner method, ``create("cr_mogm", inner=create("cagrad", c=0.2))``. The wrapper asks for what the inner
 method ``requires`` and forwards ``after_step``, ``parameters`` and the state.
 
-The inner method must give weights (``d = Gᵀλ̂``): a method that builds its own direction (GradDrop,
-MoCo …) has nothing to average and is refused with a ``ValueError``. Task heads follow the rule of the
+The inner method must give weights (``d = Gᵀλ̂``) from the step's own gradients: a method that builds
+its own direction (GradDrop, MoCo …) has nothing to average, and one that learns from a validation
+look-ahead (Auto-λ) needs the trainer to set the weights it averages; both are refused when the wrapper
+is built (see :class:`InnerMethod`). Task heads follow the rule of the
 inner method's kind (see :mod:`mtl_lab.weighting.base`).
 
 Defaults and their origin: ``alpha = 0.9`` (TorchJD's ``CRMOGMWeighting``; the paper's Corollary 1
@@ -27,7 +29,34 @@ from __future__ import annotations
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
+
+
+class InnerMethod:
+    """A registered method's name, or a ready instance, that gives weights from the step's gradients.
+
+    Refused: ``cr_mogm`` itself, methods that build their own direction (``gives_direction``) and methods
+    that learn from a look-ahead (``requires == "lookahead"``).
+    """
+
+    def accepts(self, value) -> bool:
+        from mtl_lab.weighting import METHODS  # the registry imports this module
+
+        if isinstance(value, Weighting):
+            cls = type(value)
+        elif isinstance(value, str) and value in METHODS:
+            cls = METHODS[value]
+        else:
+            return False
+        return cls is not CRMOGM and not cls.gives_direction and cls.requires != "lookahead"
+
+    def allowed(self) -> str:
+        from mtl_lab.weighting import METHODS
+
+        refused = [n for n in METHODS if not self.accepts(n)]
+        return (f"a registered method's name (or an instance) that gives weights from the step's gradients: "
+                f"any but {', '.join(refused)} (itself, methods that build their own direction, look-ahead)")
 
 
 class CRMOGM(Weighting):
@@ -36,15 +65,15 @@ class CRMOGM(Weighting):
     name = "cr_mogm"
     description = "CR-MOGM: an exponential moving average over another method's weights (Zhou et al. 2022)."
     requires = "gramian"  # that of the default inner method (MGDA); each instance takes its inner method's
+    options = {
+        "inner": InnerMethod(),  # the method whose weights are averaged
+        "alpha": Number(low=0, high=1),  # the average's decay
+    }
 
     def __init__(self, inner: str | Weighting = "mgda", alpha: float = 0.9) -> None:
-        super().__init__()
+        super().__init__(inner=inner, alpha=alpha)
         from mtl_lab.weighting import create  # the registry imports this module
 
-        if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and 0 <= alpha <= 1):
-            raise ValueError(f"{self.name}: alpha must be a number in [0, 1], got {alpha!r}")
-        if isinstance(inner, str) and inner == self.name:
-            raise ValueError(f"{self.name}: inner must be another method, got {inner!r}")
         self.inner = create(inner)
         self.alpha = float(alpha)
         self.requires = self.inner.requires

@@ -37,10 +37,9 @@ of the paper's first author that implements DB-MTL; ``ε = 1e-8``, the constant 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 
 
@@ -67,16 +66,16 @@ class DBMTL(Weighting):
     name = "db_mtl"
     description = "DB-MTL: gradients of log L_t, smoothed, rescaled to the largest norm and summed (Lin et al. 2023)."
     requires = "grads"
+    gives_direction = True
     uses_losses = True
+    options = {
+        "beta": Number(low=0, high=1, high_open=True),  # EMA factor of the log-loss gradients
+        "beta_sigma": Number(low=0),  # decay exponent of the EMA factor
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, beta: float = 0.9, beta_sigma: float = 0.0, eps: float = 1e-8) -> None:
-        super().__init__()
-        if not (isinstance(beta, (int, float)) and 0 <= beta < 1):
-            raise ValueError(f"beta must be a number in [0, 1), got {beta!r}")
-        if not (isinstance(beta_sigma, (int, float)) and math.isfinite(beta_sigma) and beta_sigma >= 0):
-            raise ValueError(f"beta_sigma must be a finite number ≥ 0, got {beta_sigma!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        super().__init__(beta=beta, beta_sigma=beta_sigma, eps=eps)
         self.beta = float(beta)
         self.beta_sigma = float(beta_sigma)
         self.eps = float(eps)

@@ -33,6 +33,7 @@ import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 
 
@@ -41,13 +42,13 @@ class DWA(Weighting):
 
     name = "dwa"
     description = "Dynamic Weight Average: more weight to tasks whose epoch loss fell least (Liu et al. 2019)."
+    options = {
+        "temperature": Number(low=0, low_open=True),  # T of the softmax
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, temperature: float = 2.0, eps: float = 1e-8) -> None:
-        super().__init__()
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        super().__init__(temperature=temperature, eps=eps)
         self.temperature = float(temperature)
         self.eps = float(eps)
 

@@ -17,6 +17,7 @@ class Equal(Weighting):
 
     name = "equal"
     description = "Sum of the task losses, every weight 1 (the baseline)."
+    options = {}  # no hyper-parameters: the weights are all 1
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)

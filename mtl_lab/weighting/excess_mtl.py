@@ -27,10 +27,9 @@ is TorchJD's ``n_warmup_steps``, 0 here as in the official code.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 
 HESSIAN_FLOOR = 1e-7  # added under the square root and to the baseline, as in the official code
@@ -42,13 +41,13 @@ class ExcessMTL(Weighting):
     name = "excess_mtl"
     description = "ExcessMTL: weights rise with each task's estimated excess risk (He et al. 2024)."
     requires = "grads"
+    options = {
+        "robust_step_size": Number(low=0, low_open=True),  # step of the multiplicative weight update
+    }
 
     def __init__(self, robust_step_size: float = 1.0) -> None:
-        super().__init__()
-        step = robust_step_size
-        if isinstance(step, bool) or not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
-            raise ValueError(f"{self.name}: robust_step_size must be a finite number > 0, got {step!r}")
-        self.robust_step_size = float(step)
+        super().__init__(robust_step_size=robust_step_size)
+        self.robust_step_size = float(robust_step_size)
         self.weights: torch.Tensor | None = None
         self.squared_sum: torch.Tensor | None = None
         self.baseline: torch.Tensor | None = None

@@ -41,16 +41,14 @@ TorchJD's ``FairGrad`` solves the same system with ``scipy.optimize.least_square
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from mtl_lab.validate import Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import (
     SolverReport,
     check_gramian,
-    check_options,
     normalized_gramian,
     report_info,
 )
@@ -112,14 +110,15 @@ class FairGrad(Weighting):
     name = "fairgrad"
     description = "FairGrad: α-fair share of the step; weights solve (Kw)_t = w_t^(−1/α) (α = 1: Nash-MTL)."
     requires = "gramian"
+    options = {
+        "alpha": Number(low=0),  # 0 = equal weights
+        "reg": Number(low=0),  # ridge on the Gramian
+        "tol": Number(low=0, low_open=True),
+        "max_iter": Integer(low=1),
+    }
 
     def __init__(self, alpha: float = 1.0, reg: float = 1e-8, tol: float = 1e-12, max_iter: int = 100) -> None:
-        super().__init__()
-        if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"{self.name}: alpha must be a finite number ≥ 0 (0 = equal weights), got {alpha!r}")
-        if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg >= 0):
-            raise ValueError(f"{self.name}: reg must be a finite number ≥ 0, got {reg!r}")
-        check_options(self.name, tol, max_iter)
+        super().__init__(alpha=alpha, reg=reg, tol=tol, max_iter=max_iter)
         self.alpha = float(alpha)
         self.reg = float(reg)
         self.tol = tol

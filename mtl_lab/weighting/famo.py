@@ -47,10 +47,10 @@ argument parser default to 0.01 — the sources differ); ``ε = 1e-8``, as in th
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses, cpu_copy
 
 
@@ -61,15 +61,14 @@ class FAMO(Weighting):
     description = "FAMO: weights learned so that all losses fall at the same relative rate (Liu et al. 2023)."
     uses_losses = True
     needs_losses_after_step = True
+    options = {
+        "beta": Number(low=0, low_open=True),  # the logits' learning rate
+        "gamma": Number(low=0),  # the logits' decay
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, beta: float = 0.025, gamma: float = 0.001, eps: float = 1e-8) -> None:
-        super().__init__()
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta (the logits' learning rate) must be a finite number > 0, got {beta!r}")
-        if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"gamma (the logits' decay) must be a finite number ≥ 0, got {gamma!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        super().__init__(beta=beta, gamma=gamma, eps=eps)
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.eps = float(eps)

@@ -35,6 +35,7 @@ import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 
 
@@ -44,11 +45,12 @@ class GLS(Weighting):
     name = "gls"
     description = "Geometric Loss Strategy: minimise (Π_t L_t)^(1/T), scale-free (Chennupati et al. 2019)."
     uses_losses = True
+    options = {
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, eps: float = 1e-8) -> None:
-        super().__init__()
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        super().__init__(eps=eps)
         self.eps = float(eps)
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:

@@ -39,13 +39,13 @@ Choices and their origin:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 
+from mtl_lab.validate import Number, Numbers
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
-from mtl_lab.weighting.solvers import least_squares_weights
+from mtl_lab.weighting.solvers import least_squares_fit
 
 IN_SPAN_TOLERANCE = 1e-6
 
@@ -56,14 +56,14 @@ class GradDrop(Weighting):
     name = "graddrop"
     description = "GradDrop: per coordinate, keep one sign of the task gradients, chosen by their sign purity."
     requires = "grads"
+    gives_direction = True
+    options = {
+        "leak": Numbers(Number(low=0, high=1)),  # one value, or one per task
+    }
 
     def __init__(self, leak: float | Sequence[float] = 0.0) -> None:
-        super().__init__()
-        values = [leak] if isinstance(leak, (int, float)) else list(leak)
-        for value in values:
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
-                raise ValueError(f"{self.name}: leak values must be numbers in [0, 1], got {leak!r}")
-        self.leak = leak if isinstance(leak, (int, float)) else [float(v) for v in values]
+        super().__init__(leak=leak)
+        self.leak = leak if isinstance(leak, (int, float)) else [float(v) for v in leak]
 
     def reset(self, task_names: list[str]) -> None:
         super().reset(task_names)
@@ -84,7 +84,7 @@ class GradDrop(Weighting):
             leak = torch.tensor(self.leak, dtype=G.dtype, device=G.device).expand(G.shape[0])
             kept_total, kept_mass = (1 - leak) @ G, (1 - leak) @ magnitudes
             direction = torch.addcmul(kept_mass, sign, kept_total).mul_(sign).mul_(0.5).add_(leak @ G)
-        weights, residual = least_squares_weights(G, direction)
+        weights, residual = least_squares_fit(G, direction)
         info = {"in_span": residual <= IN_SPAN_TOLERANCE, "lstsq_residual": residual}
         return Combination(weights, direction, info=info)
 

@@ -41,10 +41,10 @@ the Nash-MTL and FAMO benchmark code gives weighting parameters (``--method-para
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses, cpu_copy
 
 MIN_WEIGHT = 1e-4  # floor for a weight after the Adam step, before the renormalisation to Σw = T
@@ -65,13 +65,13 @@ class GradNorm(Weighting):
     description = "GradNorm: learned weights that balance weighted gradient norms by training rate (Chen et al. 2018)."
     requires = "grads"
     uses_losses = True
+    options = {
+        "alpha": Number(low=0),  # asymmetry
+        "lr": Number(low=0, low_open=True),  # the weights' learning rate
+    }
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025) -> None:
-        super().__init__()
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha!r}")
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        super().__init__(alpha=alpha, lr=lr)
         self.alpha = float(alpha)
         self.lr = float(lr)
         self.weights: torch.Tensor | None = None

@@ -45,6 +45,7 @@ import math
 import numpy as np
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import as_float64, check_gramian
 
@@ -55,11 +56,12 @@ class GradVac(Weighting):
     name = "gradvac"
     description = "GradVac: raise each pair's gradient cosine to its running-average target, then sum."
     requires = "gramian"
+    options = {
+        "beta": Number(low=0, high=1),  # EMA factor of the target similarities
+    }
 
     def __init__(self, beta: float = 0.01) -> None:
-        super().__init__()
-        if not (isinstance(beta, (int, float)) and 0.0 <= beta <= 1.0):
-            raise ValueError(f"{self.name}: beta must be a number in [0, 1], got {beta!r}")
+        super().__init__(beta=beta)
         self.beta = float(beta)
         self.targets = np.zeros((0, 0))  # φ̂[i, j], float64
 

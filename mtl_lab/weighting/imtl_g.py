@@ -40,6 +40,7 @@ class IMTLG(Weighting):
     name = "imtl_g"
     description = "IMTL-G: the combination whose projection on every task's gradient direction is equal."
     requires = "gramian"
+    options = {}  # no hyper-parameters: closed form
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)

@@ -37,10 +37,10 @@ weighting parameters (``--method-params-lr``); ``s = 0`` at the start, as in the
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses, cpu_copy
 
 LOG_SCALE_BOUND = 20.0  # s_t is kept in [−20, 20]: the weights stay finite when a loss reaches 0
@@ -52,11 +52,12 @@ class IMTLL(Weighting):
     name = "imtl_l"
     description = "IMTL-L: learned scales e^(s_t) that drive every scaled loss to 1 (Liu et al. 2021)."
     uses_losses = True
+    options = {
+        "lr": Number(low=0, low_open=True),  # the scales' learning rate
+    }
 
     def __init__(self, lr: float = 0.025) -> None:
-        super().__init__()
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        super().__init__(lr=lr)
         self.lr = float(lr)
         self.log_scales: torch.Tensor | None = None
         self.optimizer: torch.optim.Optimizer | None = None

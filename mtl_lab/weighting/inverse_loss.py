@@ -29,10 +29,9 @@ constant LibMTL and FAMO's code add inside their logarithms.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 
 
@@ -42,13 +41,13 @@ class InverseLoss(Weighting):
     name = "inverse_loss"
     description = "Weights ∝ 1/L_t^α, summing to T: the task with the smallest loss weighs most."
     uses_losses = True
+    options = {
+        "alpha": Number(low=0, low_open=True),  # power of the inverse loss
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, alpha: float = 1.0, eps: float = 1e-8) -> None:
-        super().__init__()
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        super().__init__(alpha=alpha, eps=eps)
         self.alpha = float(alpha)
         self.eps = float(eps)
 

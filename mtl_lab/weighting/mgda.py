@@ -48,8 +48,9 @@ from typing import Literal, get_args
 
 import torch
 
+from mtl_lab.validate import Integer, Number, OneOf
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
-from mtl_lab.weighting.solvers import MIN_NORM_SOLVERS, check_gramian, check_options, min_norm_weights, report_info
+from mtl_lab.weighting.solvers import MIN_NORM_SOLVERS, check_gramian, min_norm_weights, report_info
 
 Solver = Literal["active_set", "frank_wolfe"]  # the keys of MIN_NORM_SOLVERS (a test checks they agree)
 Normalization = Literal["none", "l2", "loss", "loss+"]  # the gradient normalisers of the paper's code and LibMTL
@@ -64,6 +65,13 @@ class MGDA(Weighting):
     name = "mgda"
     description = "MGDA: the least-norm convex combination of the task gradients (no task gets worse)."
     requires = "gramian"
+    options = {
+        "solver": OneOf(tuple(MIN_NORM_SOLVERS)),
+        "tol": Number(low=0, low_open=True, optional=True),  # None: the solver's own default
+        "max_iter": Integer(low=1, optional=True),  # None: the solver's own default
+        "normalization": OneOf(NORMALIZATIONS),  # n_t dividing each gradient
+        "weights_on": OneOf(WEIGHTS_ON),  # effective weights on the raw or the normalised gradients
+    }
 
     def __init__(
         self,
@@ -73,18 +81,8 @@ class MGDA(Weighting):
         normalization: Normalization = "none",
         weights_on: WeightsOn = "raw",
     ) -> None:
-        super().__init__()
-        if solver not in MIN_NORM_SOLVERS:
-            raise ValueError(f"{self.name}: unknown solver {solver!r}; choose from {list(MIN_NORM_SOLVERS)}")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"{self.name}: normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-        if weights_on not in WEIGHTS_ON:
-            raise ValueError(f"{self.name}: weights_on must be one of {WEIGHTS_ON}, got {weights_on!r}")
-        default_tol, default_max_iter = MIN_NORM_SOLVERS[solver]
-        check_options(
-            self.name,
-            default_tol if tol is None else tol,
-            default_max_iter if max_iter is None else max_iter,
+        super().__init__(
+            solver=solver, tol=tol, max_iter=max_iter, normalization=normalization, weights_on=weights_on
         )
         self.solver = solver
         self.tol = tol

@@ -33,13 +33,13 @@ Defaults and their origin (LibMTL's arguments, from the authors' experiments): `
 
 from __future__ import annotations
 
-import math
 from typing import Literal, get_args
 
 import torch
 
+from mtl_lab.validate import Flag, Number, OneOf
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
-from mtl_lab.weighting.solvers import least_squares_weights
+from mtl_lab.weighting.solvers import least_squares_fit
 
 LambdaUpdate = Literal["projection", "softmax"]
 LAMBDA_UPDATES = get_args(LambdaUpdate)
@@ -66,7 +66,17 @@ class MoCo(Weighting):
     name = "moco"
     description = "MoCo: MGDA-like weights on moving averages of the task gradients (Fernando et al. 2023)."
     requires = "grads"
+    gives_direction = True
     uses_losses = True
+    options = {
+        "beta": Number(low=0, high=1, low_open=True),  # tracking step (0 would never track)
+        "beta_sigma": Number(low=0, high=1),  # its decay exponent
+        "gamma": Number(low=0, low_open=True),  # step of λ
+        "gamma_sigma": Number(low=0, high=1),  # its decay exponent
+        "rho": Number(low=0),  # ridge on λ
+        "normalize": Flag(),  # normalise the tracked gradients
+        "lambda_update": OneOf(LAMBDA_UPDATES),
+    }
 
     def __init__(
         self,
@@ -78,23 +88,19 @@ class MoCo(Weighting):
         normalize: bool = True,
         lambda_update: LambdaUpdate = "projection",
     ) -> None:
-        super().__init__()
-        for option, value, low, high in (("beta", beta, 0.0, 1.0), ("beta_sigma", beta_sigma, 0.0, 1.0),
-                                         ("gamma_sigma", gamma_sigma, 0.0, 1.0)):
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and low <= value <= high):
-                raise ValueError(f"{self.name}: {option} must be a number in [{low:g}, {high:g}], got {value!r}")
-        if beta == 0:
-            raise ValueError(f"{self.name}: beta must be > 0 (0 would never track the gradients), got {beta!r}")
-        if isinstance(gamma, bool) or not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"{self.name}: gamma must be a finite number > 0, got {gamma!r}")
-        if isinstance(rho, bool) or not (isinstance(rho, (int, float)) and math.isfinite(rho) and rho >= 0):
-            raise ValueError(f"{self.name}: rho must be a finite number ≥ 0, got {rho!r}")
-        if lambda_update not in LAMBDA_UPDATES:
-            raise ValueError(f"{self.name}: lambda_update must be one of {LAMBDA_UPDATES}, got {lambda_update!r}")
+        super().__init__(
+            beta=beta,
+            beta_sigma=beta_sigma,
+            gamma=gamma,
+            gamma_sigma=gamma_sigma,
+            rho=rho,
+            normalize=normalize,
+            lambda_update=lambda_update,
+        )
         self.beta, self.beta_sigma = float(beta), float(beta_sigma)
         self.gamma, self.gamma_sigma = float(gamma), float(gamma_sigma)
         self.rho = float(rho)
-        self.normalize = bool(normalize)
+        self.normalize = normalize
         self.lambda_update = lambda_update
         self.tracks: torch.Tensor | None = None
         self.lambdas: torch.Tensor | None = None
@@ -126,7 +132,7 @@ class MoCo(Weighting):
         moved = self.lambdas - gamma_k * gradient
         self.lambdas = project_onto_simplex(moved) if self.lambda_update == "projection" else torch.softmax(moved, 0)
         direction = Y.T @ self.lambdas
-        weights, residual = least_squares_weights(G, direction)
+        weights, residual = least_squares_fit(G, direction)
         info = {"lambda": self.lambdas.tolist(), "lstsq_residual": residual}
         return Combination(weights, direction, info=info)
 

@@ -23,10 +23,9 @@ the parameter step, is not offered: the step always uses an independent batch.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.moco import project_onto_simplex
 from mtl_lab.weighting.solvers import check_gramian
@@ -38,13 +37,13 @@ class MoDo(Weighting):
     name = "modo"
     description = "MoDo: MGDA weights by one projected step per step, from two independent batches (Chen et al.)."
     requires = "cross_gramian"
+    options = {
+        "gamma": Number(low=0, low_open=True),  # step of λ
+        "rho": Number(low=0),  # ridge on λ
+    }
 
     def __init__(self, gamma: float = 0.1, rho: float = 0.1) -> None:
-        super().__init__()
-        if isinstance(gamma, bool) or not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"{self.name}: gamma must be a finite number > 0, got {gamma!r}")
-        if isinstance(rho, bool) or not (isinstance(rho, (int, float)) and math.isfinite(rho) and rho >= 0):
-            raise ValueError(f"{self.name}: rho must be a finite number ≥ 0, got {rho!r}")
+        super().__init__(gamma=gamma, rho=rho)
         self.gamma = float(gamma)
         self.rho = float(rho)
         self.lambdas: torch.Tensor | None = None

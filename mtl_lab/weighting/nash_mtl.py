@@ -39,13 +39,12 @@ The warm start is state: :meth:`reset` forgets it.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from mtl_lab.validate import Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
-from mtl_lab.weighting.solvers import as_float64, check_gramian, check_options, nash_weights, report_info
+from mtl_lab.weighting.solvers import as_float64, check_gramian, nash_weights, report_info
 
 
 class NashMTL(Weighting):
@@ -54,6 +53,13 @@ class NashMTL(Weighting):
     name = "nash_mtl"
     description = "Nash-MTL: the tasks bargain over the step; weights solve α_t·(g_t·Gᵀα) = 1 (Nash solution)."
     requires = "gramian"
+    options = {
+        "max_norm": Number(low=0),  # 0 = no clipping
+        "update_weights_every": Integer(low=1),
+        "reg": Number(low=0),
+        "tol": Number(low=0, low_open=True),
+        "max_iter": Integer(low=1),
+    }
 
     def __init__(
         self,
@@ -63,15 +69,13 @@ class NashMTL(Weighting):
         tol: float = 1e-12,
         max_iter: int = 100,
     ) -> None:
-        super().__init__()
-        if not (isinstance(max_norm, (int, float)) and math.isfinite(max_norm) and max_norm >= 0):
-            raise ValueError(f"{self.name}: max_norm must be a finite number ≥ 0 (0 = no clipping), got {max_norm!r}")
-        every = update_weights_every
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"{self.name}: update_weights_every must be an integer ≥ 1, got {every!r}")
-        if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg >= 0):
-            raise ValueError(f"{self.name}: reg must be a finite number ≥ 0, got {reg!r}")
-        check_options(self.name, tol, max_iter)
+        super().__init__(
+            max_norm=max_norm,
+            update_weights_every=update_weights_every,
+            reg=reg,
+            tol=tol,
+            max_iter=max_iter,
+        )
         self.max_norm = float(max_norm)
         self.update_weights_every = update_weights_every
         self.reg = float(reg)

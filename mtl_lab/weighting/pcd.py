@@ -41,6 +41,7 @@ import math
 import numpy as np
 import torch
 
+from mtl_lab.validate import Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.solvers import as_float64, check_gramian, nonneg_qp
 
@@ -54,17 +55,15 @@ class PCD(Weighting):
     name = "pcd"
     description = "PCD: follow the primary task, each other task keeps a fraction τ of its own progress."
     requires = "gramian"
+    options = {
+        "primary": Integer(low=0),  # index of the primary task
+        "tau": Number(low=0, high=1),
+        "beta": Number(low=0, high=1, high_open=True),
+        "eps": Number(low=0),
+    }
 
     def __init__(self, primary: int = 0, tau: float = 0.02, beta: float = 0.999, eps: float = 1e-8) -> None:
-        super().__init__()
-        if isinstance(primary, bool) or not isinstance(primary, int) or primary < 0:
-            raise ValueError(f"{self.name}: primary must be a task index ≥ 0, got {primary!r}")
-        if isinstance(tau, bool) or not (isinstance(tau, (int, float)) and 0 <= tau <= 1):
-            raise ValueError(f"{self.name}: tau must be a number in [0, 1], got {tau!r}")
-        if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and 0 <= beta < 1):
-            raise ValueError(f"{self.name}: beta must be a number in [0, 1), got {beta!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"{self.name}: eps must be a finite number ≥ 0, got {eps!r}")
+        super().__init__(primary=primary, tau=tau, beta=beta, eps=eps)
         self.primary = primary
         self.tau = float(tau)
         self.beta = float(beta)

@@ -43,6 +43,7 @@ class PCGrad(Weighting):
     name = "pcgrad"
     description = "PCGrad: remove from each task gradient its component against conflicting tasks, then sum."
     requires = "gramian"
+    options = {}  # no hyper-parameters: the visiting order comes from the run's generator
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)

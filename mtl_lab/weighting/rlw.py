@@ -39,6 +39,7 @@ class RLW(Weighting):
 
     name = "rlw"
     description = "Random Loss Weighting: w = softmax(z), z ~ N(0, I) each step, Σw = 1 (Lin et al. 2022)."
+    options = {}  # no hyper-parameters: the weights are drawn from the run's generator
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)

@@ -19,10 +19,9 @@ logarithms), so a solved task gets the finite weight ``1/eps``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 
 
@@ -32,11 +31,12 @@ class ScaleInvariant(Weighting):
     name = "scale_invariant"
     description = "Scale-invariant loss Σ log L_t: weights 1/L_t, no task wins by its loss's units (SI)."
     uses_losses = True
+    options = {
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, eps: float = 1e-8) -> None:
-        super().__init__()
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"{self.name}: eps must be a finite number > 0, got {eps!r}")
+        super().__init__(eps=eps)
         self.eps = float(eps)
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:

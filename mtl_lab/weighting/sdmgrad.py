@@ -26,10 +26,9 @@ LibMTL, TorchJD). TorchJD's ``SDMGradWeighting`` is the same computation (tests 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 from mtl_lab.weighting.moco import project_onto_simplex
 from mtl_lab.weighting.solvers import check_gramian
@@ -41,18 +40,15 @@ class SDMGrad(Weighting):
     name = "sdmgrad"
     description = "SDMGrad: MGDA pulled towards the mean gradient, unbiased from two independent batches."
     requires = "cross_gramian"
+    options = {
+        "lambda_": Number(low=0),  # pull towards the mean gradient
+        "lr": Number(low=0, low_open=True),  # step of w
+        "momentum": Number(low=0, high=1, high_open=True),
+        "n_iter": Integer(low=1),
+    }
 
     def __init__(self, lambda_: float = 0.3, lr: float = 10.0, momentum: float = 0.5, n_iter: int = 20) -> None:
-        super().__init__()
-        if isinstance(lambda_, bool) or not (isinstance(lambda_, (int, float)) and math.isfinite(lambda_)
-                                             and lambda_ >= 0):
-            raise ValueError(f"{self.name}: lambda_ must be a finite number ≥ 0, got {lambda_!r}")
-        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"{self.name}: lr must be a finite number > 0, got {lr!r}")
-        if isinstance(momentum, bool) or not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
-            raise ValueError(f"{self.name}: momentum must be a number in [0, 1), got {momentum!r}")
-        if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-            raise ValueError(f"{self.name}: n_iter must be an integer ≥ 1, got {n_iter!r}")
+        super().__init__(lambda_=lambda_, lr=lr, momentum=momentum, n_iter=n_iter)
         self.lambda_ = float(lambda_)
         self.lr = float(lr)
         self.momentum = float(momentum)

@@ -12,7 +12,7 @@ and the gradients enter only through the Gramian ``K = G Gᵀ`` (``K_ij = g_i·g
   onto the dual cone ``{x : g_i·x ≥ 0 for all i}`` (UPGrad, DualProj).
 * :func:`nash_weights` — the Nash bargaining system ``(Kα)_i = 1/α_i``, ``α > 0`` (Nash-MTL), by a
   damped Newton method on a strictly convex potential.
-* :func:`least_squares_weights` — the weights ``w`` with ``Gᵀw`` closest to a direction ``d``.
+* :func:`least_squares_fit` — the weights ``w`` with ``Gᵀw`` closest to a direction ``d``, and the residual.
 
 Conventions:
 
@@ -34,7 +34,6 @@ Conventions:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,14 +88,6 @@ def report_info(method: str, report: SolverReport) -> dict:
             stacklevel=3,
         )
     return report.as_info()
-
-
-def check_options(method: str, tol: float, max_iter: int) -> None:
-    """Shared checks of the solver options every solver-based method takes."""
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
-        raise ValueError(f"{method}: tol must be a number > 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{method}: max_iter must be an integer ≥ 1, got {max_iter!r}")
 
 
 def check_gramian(method: str, K: torch.Tensor) -> None:
@@ -456,7 +447,7 @@ def nash_start(A: np.ndarray, start: np.ndarray | None, scale: float) -> np.ndar
 # --------------------------------------------------------------------------- weights of a given direction
 
 
-def least_squares_weights(G: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, float]:
+def least_squares_fit(G: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, float]:
     """The weights ``w`` with ``Gᵀw`` closest to ``d``, and the relative residual ``‖Gᵀw − d‖ / ‖d‖``.
 
     Solves the normal equations ``K w = G d`` through the Gramian (so the [P, T] matrix is never

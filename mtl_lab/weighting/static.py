@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from mtl_lab.validate import check_bool, check_task_weights, check_weight_spec
+from mtl_lab.validate import Flag, TaskWeights, check_declared, check_task_weights
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
 
 WeightSpec = Sequence[float] | Mapping[str, float] | None
@@ -36,12 +36,15 @@ class Static(Weighting):
 
     name = "static"
     description = "Fixed hand-chosen weights w_t on the task losses (optionally summing to 1)."
+    options = {
+        "weights": TaskWeights(),  # one per task, or {task: weight}
+        "normalize": Flag(),  # divide by their sum
+    }
 
     def __init__(self, weights: WeightSpec = None, normalize: bool = False) -> None:
-        super().__init__()
-        check_weight_spec(weights)
+        super().__init__(weights=weights, normalize=normalize)
         self.weights = weights
-        self.normalize = check_bool("normalize", normalize)
+        self.normalize = normalize
         self.values: list[float] = []
         self.weight_tensor: torch.Tensor | None = None  # cached on the losses' device (no copy per step)
 
@@ -52,7 +55,7 @@ class Static(Weighting):
 
     def set_weights(self, weights: WeightSpec) -> None:
         """Change the weights; they are checked now and used from the next step on."""
-        check_weight_spec(weights)
+        check_declared(f"{self.name} option weights", weights, self.options["weights"])
         values = resolve_weights(weights, self.task_names, self.normalize)
         self.weights = weights
         self.values = values

@@ -30,10 +30,9 @@ with ``weights = 1``, ``reference = log L̄`` applied to ``log L``, its gradient
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mtl_lab.validate import Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 
 
@@ -43,15 +42,14 @@ class STCH(Weighting):
     name = "stch"
     description = "STCH: smooth maximum of the log losses over their warm-up level (Lin et al. 2024)."
     uses_losses = True
+    options = {
+        "mu": Number(low=0, low_open=True),  # smoothing
+        "warmup_epochs": Integer(low=0),
+        "eps": Number(low=0, low_open=True),
+    }
 
     def __init__(self, mu: float = 1.0, warmup_epochs: int = 5, eps: float = 1e-20) -> None:
-        super().__init__()
-        if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and math.isfinite(mu) and mu > 0):
-            raise ValueError(f"{self.name}: mu must be a finite number > 0, got {mu!r}")
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise ValueError(f"{self.name}: warmup_epochs must be an integer ≥ 0, got {warmup_epochs!r}")
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"{self.name}: eps must be a finite number > 0, got {eps!r}")
+        super().__init__(mu=mu, warmup_epochs=warmup_epochs, eps=eps)
         self.mu = float(mu)
         self.warmup_epochs = warmup_epochs
         self.eps = float(eps)

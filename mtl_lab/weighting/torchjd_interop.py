@@ -27,7 +27,7 @@ import importlib
 import torch
 
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
-from mtl_lab.weighting.solvers import least_squares_weights
+from mtl_lab.weighting.solvers import least_squares_fit
 
 INSTALL_HINT = "pip install mtl-lab[torchjd]"
 
@@ -71,7 +71,7 @@ class TorchJDMethod(Weighting):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             direction = self.aggregator(grads).detach()
-        weights, residual = least_squares_weights(grads, direction)
+        weights, residual = least_squares_fit(grads, direction)
         return Combination(weights, direction, info={"lstsq_residual": residual})
 
     def config(self) -> dict:

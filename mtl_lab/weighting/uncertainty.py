@@ -38,10 +38,10 @@ weighting parameters (``--method-params-lr``); ``init_log_var = 0``, ``σ² = 1`
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
+from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses, cpu_copy
 
 LOG_VAR_BOUND = 20.0  # s_t is kept in [−20, 20]: the weights stay finite when a loss reaches 0
@@ -53,13 +53,13 @@ class Uncertainty(Weighting):
     name = "uncertainty"
     description = "Learned task uncertainties: weights ½·exp(−s_t), s_t → log L_t (Kendall et al. 2018)."
     uses_losses = True
+    options = {
+        "lr": Number(low=0, low_open=True),  # the log-variances' learning rate
+        "init_log_var": Number(low=-LOG_VAR_BOUND, high=LOG_VAR_BOUND),
+    }
 
     def __init__(self, lr: float = 0.025, init_log_var: float = 0.0) -> None:
-        super().__init__()
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if not (isinstance(init_log_var, (int, float)) and abs(init_log_var) <= LOG_VAR_BOUND):
-            raise ValueError(f"init_log_var must be a number in [−20, 20], got {init_log_var!r}")
+        super().__init__(lr=lr, init_log_var=init_log_var)
         self.lr = float(lr)
         self.init_log_var = float(init_log_var)
         self.log_vars: torch.Tensor | None = None

@@ -29,20 +29,12 @@ Conventions and their origin:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from mtl_lab.validate import Integer, Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting
-from mtl_lab.weighting.solvers import check_gramian, check_options, dual_cone_weights, report_info
-
-
-def check_reg(method: str, reg: float) -> float:
-    """The ridge ``reg`` added to the normalised Gramian must be a finite number ≥ 0."""
-    if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg >= 0):
-        raise ValueError(f"{method}: reg must be a finite number ≥ 0, got {reg!r}")
-    return float(reg)
+from mtl_lab.weighting.solvers import check_gramian, dual_cone_weights, report_info
 
 
 class UPGrad(Weighting):
@@ -51,11 +43,15 @@ class UPGrad(Weighting):
     name = "upgrad"
     description = "UPGrad: average of each task gradient projected onto the cone of non-conflicting directions."
     requires = "gramian"
+    options = {
+        "reg": Number(low=0),  # ridge on the normalised Gramian
+        "tol": Number(low=0, low_open=True),
+        "max_iter": Integer(low=1),
+    }
 
     def __init__(self, reg: float = 0.0, tol: float = 1e-10, max_iter: int = 100) -> None:
-        super().__init__()
-        self.reg = check_reg(self.name, reg)
-        check_options(self.name, tol, max_iter)
+        super().__init__(reg=reg, tol=tol, max_iter=max_iter)
+        self.reg = float(reg)
         self.tol = tol
         self.max_iter = max_iter
 

@@ -124,10 +124,13 @@ class LabConfig:
                 raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
         if self.tasks is not None and (not isinstance(self.tasks, list) or not self.tasks):
             raise ValueError(f"tasks must be a non-empty list of task names or null, got {self.tasks!r}")
-        allowed = [p.name for p in method_parameters(self.method)]
-        unknown = [k for k in self.method_options if k not in allowed]
-        if unknown:
-            raise ValueError(f"method {self.method!r} has no option(s) {unknown}; its options are {allowed}")
+        validate.check_option_names(self.method, METHODS[self.method].options, self.method_options)
+        if takes_task_weights(self.method) and "weights" in self.method_options:  # one place for the weights
+            raise ValueError(
+                f"method_options['weights'] = {self.method_options['weights']!r} does not apply in the lab: "
+                f"the {self.method!r} weights are the config's weights ({{task: weight}}, shown as sliders); "
+                "move them there"
+            )
         validate.check_weight_spec(self.weights)
         for task, w in self.weights.items():
             validate.check_number(f"weight of task {task!r}", w, 0)

@@ -5,6 +5,11 @@
   number box (no bounds: the value is checked where the API checks it, and a bad one is reported, not
   clamped); ``X | None`` → an *auto* checkbox next to the number (checked = ``None``); a tuple of
   numbers → a box of comma-separated numbers; ``str`` → text as typed.
+* :func:`method_option_widget` / :func:`read_method_option` — the input for a method's option, chosen
+  from the constraint the method declares (:mod:`mtl_lab.validate`): ``Flag`` → checkbox, ``OneOf`` and
+  the inner method of a wrapper → a choice, ``Integer`` / ``Number`` → a number box (with *auto* when
+  ``None`` is allowed), ``Numbers`` → numbers separated by commas. Every value the method accepts is
+  shown as itself and read back as a value it accepts (never as text that it would then refuse).
 * :func:`model_parameters` / :func:`model_option_widget` / :func:`read_model_option` — the same for an
   architecture's options (and its trunk's), read from their signatures.
 * :class:`WeightInput` — a task weight: a log-scale slider (0.001 … 100, 1 in the middle of the track)
@@ -27,6 +32,9 @@ import ipywidgets as W
 
 from mtl_lab.models import ARCHITECTURES, architecture_options
 from mtl_lab.models.trunks import TRUNKS
+from mtl_lab.validate import Constraint, Flag, Integer, Number, Numbers, OneOf
+from mtl_lab.weighting import METHODS
+from mtl_lab.weighting.cr_mogm import InnerMethod
 
 STYLE = {"description_width": "initial"}
 
@@ -102,7 +110,7 @@ class NumberList(W.Text):
     """A tuple of numbers typed as ``64, 64``."""
 
     def __init__(self, name: str, value) -> None:
-        text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in (value or ()))
+        text = ", ".join(repr(v) for v in (value or ()))  # repr: a float is shown to its last digit
         super().__init__(value=text, description=name, style=STYLE, layout=W.Layout(width="190px"),
                          placeholder="e.g. 64, 64")
 
@@ -150,6 +158,36 @@ def read_option(param: inspect.Parameter, widget: W.Widget):
     """The value an option input holds (number lists parsed; ``ValueError`` naming a bad one)."""
     if isinstance(widget, NumberList):
         return parse_numbers(param.name, widget.value)
+    return widget.value
+
+
+def method_option_widget(name: str, constraint: Constraint, value) -> W.Widget:
+    """The input for a method's option ``name`` declared as ``constraint``, set to ``value`` (accepted by it)."""
+    if isinstance(constraint, OneOf | InnerMethod):
+        choices = constraint.choices if isinstance(constraint, OneOf) else tuple(n for n in METHODS
+                                                                                 if constraint.accepts(n))
+        pairs = [(str(c), c) for c in choices]
+        if not any(type(c) is type(value) and c == value for c in choices):  # e.g. a ready inner instance
+            pairs.append((getattr(value, "name", str(value)), value))
+        return W.Dropdown(options=pairs, value=value, description=name, style=STYLE, layout=W.Layout(width="auto"))
+    if isinstance(constraint, Flag):
+        return W.Checkbox(value=value, description=name, indent=False, layout=W.Layout(width="auto"))
+    if isinstance(constraint, Integer | Number):
+        kind = "int" if isinstance(constraint, Integer) else "float"
+        if constraint.optional:
+            return OptionalNumber(name, kind, value)
+        box = W.IntText if kind == "int" else W.FloatText
+        return box(value=value, description=name, style=STYLE, layout=W.Layout(width="170px"))
+    if isinstance(constraint, Numbers):
+        return NumberList(name, value if isinstance(value, list | tuple) else [value])
+    raise ValueError(f"option {name!r}: the panel has no input for {type(constraint).__name__} options")
+
+
+def read_method_option(name: str, constraint: Constraint, widget: W.Widget):
+    """The value a method option's input holds; a single entry of a ``Numbers`` box is that number."""
+    if isinstance(widget, NumberList):
+        values = parse_numbers(name, widget.value)
+        return values[0] if isinstance(constraint, Numbers) and len(values) == 1 else values
     return widget.value
 
 

@@ -56,11 +56,11 @@ from mtl_lab.widgets.config import (
 from mtl_lab.widgets.fit import architecture_fit
 from mtl_lab.widgets.inputs import (
     WeightInput,
+    method_option_widget,
     model_option_widget,
     model_parameters,
-    option_widget,
+    read_method_option,
     read_model_option,
-    read_option,
     same_value,
     set_disabled,
 )
@@ -196,7 +196,9 @@ class Lab:
     def set_method_options(self, method: str, values: dict) -> None:
         params = [p for p in method_parameters(method) if not (p.name == "weights" and takes_task_weights(method))]
         close_all(self.option_widgets.values())
-        self.option_widgets = {p.name: option_widget(p, values.get(p.name, p.default)) for p in params}
+        declared = METHODS[method].options
+        self.option_widgets = {p.name: method_option_widget(p.name, declared[p.name], values.get(p.name, p.default))
+                               for p in params}
         self.ui.option_box.children = list(self.option_widgets.values()) or [W.HTML("<i>none</i>")]
         description = METHODS[method].description
         self.ui.method_help.value = f"<small><b>{html.escape(method)}</b>: {html.escape(description)}</small>"
@@ -296,7 +298,8 @@ class Lab:
         ui = self.ui
         method = ui.method_w.value
         params = {p.name: p for p in method_parameters(method)}
-        options = {name: read_option(params[name], w) for name, w in self.option_widgets.items()}
+        declared = METHODS[method].options
+        options = {name: read_method_option(name, declared[name], w) for name, w in self.option_widgets.items()}
         options = {name: v for name, v in options.items() if not same_value(v, params[name].default)}
         tasks = [t for t, box in self.task_checks.items() if box.value]
         if not tasks:
