@@ -20,7 +20,7 @@ import torch
 
 from mtl_lab.weighting import METHODS, StepContext, aggregate, available, create
 from mtl_lab.weighting.epo import non_uniformity
-from mtl_lab.weighting.pareto_mtl import default_references
+from mtl_lab.weighting.pareto_mtl import reference_vectors
 
 A = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
 B = torch.tensor([2.0, 1.0, -1.0], dtype=torch.float64)
@@ -108,7 +108,7 @@ def sector_interval(u: np.ndarray, references: np.ndarray, n: int = 20001) -> tu
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
 def test_pareto_mtl_ends_in_its_sector(k):
-    R = default_references(2)
+    R = reference_vectors(2, 4)
     u = R[k]
     others = np.delete(R, k, axis=0)
     low, high = sector_interval(u, others)
@@ -123,7 +123,7 @@ def test_pareto_mtl_ends_in_its_sector(k):
 def test_pareto_mtl_initial_phase_descends_the_active_constraints():
     # the loss vector (1, 0) is outside the sector of u = (0, 1): the constraint row u_j − u_k of each
     # other reference with a positive product is active; the initial step uses only their gradients
-    method = create("pareto_mtl", preference=[0.0, 1.0], references=[[1.0, 0.0], [0.0, 1.0]])
+    method = create("pareto_mtl", preference=[0.0, 1.0], divisions=1)  # references (1, 0) and (0, 1)
     method.reset(["a", "b"])
     out = method.combine(torch.tensor([1.0, 0.0], dtype=torch.float64), torch.eye(2, dtype=torch.float64),
                          StepContext())
@@ -150,13 +150,14 @@ def test_registry_and_errors_name_the_bad_value():
         aggregate("epo", G, [1.0, 1.0], preference=[1.0, 0.0])
     with pytest.raises(ValueError, match="logarithm of the losses"):
         aggregate("epo", G, [1.0, 0.0])
-    with pytest.raises(ValueError, match="eps must be"):
+    with pytest.raises(ValueError, match="eps must be a finite number ≥ 0"):
         create("epo", eps=-1.0)
-    with pytest.raises(ValueError, match="references must be"):
-        aggregate("pareto_mtl", G, [1.0, 1.0], references=[[1.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="divisions must be an int ≥ 1"):
+        create("pareto_mtl", divisions=0)
     with pytest.raises(ValueError, match="init_epochs"):
         create("pareto_mtl", init_epochs=-1)
-    assert default_references(3).shape == (6, 3)
+    assert reference_vectors(3, 2).shape == (6, 3) and reference_vectors(3, 4).shape == (15, 3)
+    np.testing.assert_allclose(np.linalg.norm(reference_vectors(3, 4), axis=1), 1.0)
 
 
 # ------------------------------------------------------------------ the toy landscape
@@ -178,7 +179,7 @@ def test_toy_one_run_per_preference_lands_on_its_ray():
 def test_toy_pareto_mtl_ends_in_its_sector():
     from mtl_lab import toy_preferences
 
-    R = default_references(2).tolist()  # 22.5° apart: a sector reaches 11.25° either side of its vector
+    R = reference_vectors(2, 4).tolist()  # 22.5° apart: a sector reaches 11.25° either side of its vector
     paths = toy_preferences.preference_paths("pareto_mtl", [R[1], R[3]], steps=600)
     for path in paths:
         assert toy_preferences.angle_to_ray(path, "pareto_mtl") <= 11.25 + 0.1

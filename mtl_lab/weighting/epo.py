@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from mtl_lab.validate import check_number, check_task_weights, check_weight_spec
+from mtl_lab.validate import Number, TaskWeights, check_task_weights
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 from mtl_lab.weighting.solvers import check_gramian, normalized_gramian
 
@@ -112,12 +112,15 @@ class EPO(Weighting):
     description = "EPO: reach the Pareto-optimal point on the preference ray r_t·L_t = const (Mahapatra & Rajan 2020)."
     requires = "gramian"
     uses_losses = True
+    options = {
+        "preference": TaskWeights(),  # r: one number > 0 per task (None: all 1); checked against the tasks at reset
+        "eps": Number(low=0),  # the non-uniformity below which the step descends along the ray
+    }
 
     def __init__(self, preference: list[float] | None = None, eps: float = 1e-4) -> None:
-        super().__init__()
-        check_weight_spec(preference, name=f"{self.name}: preference")
+        super().__init__(preference=preference, eps=eps)
         self.preference = None if preference is None else list(preference)
-        self.eps = check_number(f"{self.name}: eps", eps, low=0.0)
+        self.eps = eps
         self.r: np.ndarray | None = None
 
     def reset(self, task_names: list[str]) -> None:

@@ -25,9 +25,10 @@ Update rule, each step, with ``W`` the rows ``u_j − u_k`` whose constraint is 
 The min-norm problems are solved exactly (:func:`~mtl_lab.weighting.solvers.min_norm_weights`); the
 original code uses the Frank–Wolfe solver of the MGDA code.
 
-Defaults and their origin: ``references = None`` — for two tasks the paper's five evenly spread unit
-vectors ``(cos φ, sin φ)``, ``φ = 0, π/8, …, π/2``; for ``T > 2`` the normalised lattice of the simplex
-with step 1/2 (its vertices and edge midpoints). ``preference = None`` is the direction ``(1, …, 1)``
+Defaults and their origin: the reference vectors are evenly spread with ``divisions = 4`` — for two
+tasks the paper's five unit vectors ``(cos φ, sin φ)``, ``φ = 0, π/8, …, π/2`` (``φ = kπ/(2·divisions)``);
+for ``T > 2`` the simplex lattice with step ``1/divisions`` (Das & Dennis 1998), normalised to unit length.
+``preference = None`` is the direction ``(1, …, 1)``
 (the middle reference vector for two tasks); a preference equal to a reference vector is left out of
 the constraints, as in the paper; any other preference adds its own sector. ``init_epochs = 2``: the
 authors' code searches for a feasible start for at most two epochs. Losses must be ≥ 0, not all 0.
@@ -41,7 +42,7 @@ import math
 import numpy as np
 import torch
 
-from mtl_lab.validate import check_int, check_weight_spec
+from mtl_lab.validate import Integer, TaskWeights
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 from mtl_lab.weighting.epo import check_preference
 from mtl_lab.weighting.solvers import as_float64, check_gramian, min_norm_weights, report_info
@@ -49,26 +50,15 @@ from mtl_lab.weighting.solvers import as_float64, check_gramian, min_norm_weight
 SAME = 1e-9  # reference vectors this close to the preference are the preference itself
 
 
-def default_references(T: int) -> np.ndarray:
-    """The paper's evenly spread unit vectors for two tasks; the normalised half-step simplex lattice otherwise."""
+def reference_vectors(T: int, divisions: int = 4) -> np.ndarray:
+    """Evenly spread unit vectors ``[K, T]``: angles ``kπ/(2·divisions)`` for two tasks (the paper's
+    ``circle_points``), the normalised simplex lattice of step ``1/divisions`` for more."""
     if T == 2:
-        angles = np.linspace(0.0, math.pi / 2, 5)
+        angles = np.linspace(0.0, math.pi / 2, divisions + 1)
         return np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    rows = [c for c in itertools.product(range(3), repeat=T) if sum(c) == 2]
+    rows = [c for c in itertools.product(range(divisions + 1), repeat=T) if sum(c) == divisions]
     R = np.array(rows, dtype=np.float64)
     return R / np.linalg.norm(R, axis=1, keepdims=True)
-
-
-def check_references(method: str, references, T: int) -> np.ndarray:
-    """``K ≥ 1`` rows of ``T`` finite numbers ≥ 0, none all zero; returned as unit vectors."""
-    R = np.asarray(references, dtype=np.float64) if references is not None else default_references(T)
-    if R.ndim != 2 or R.shape[1] != T or R.shape[0] < 1:
-        raise ValueError(f"{method}: references must be a list of vectors with {T} entries (one per task), "
-                         f"got shape {R.shape}")
-    norms = np.linalg.norm(R, axis=1)
-    if not np.isfinite(R).all() or (R < 0).any() or (norms == 0).any():
-        raise ValueError(f"{method}: every reference vector must hold finite numbers ≥ 0, not all 0; got {R.tolist()}")
-    return R / norms[:, None]
 
 
 class ParetoMTL(Weighting):
@@ -78,18 +68,17 @@ class ParetoMTL(Weighting):
     description = "Pareto MTL: a Pareto-optimal point in the loss-space sector of a preference (Lin et al. 2019)."
     requires = "gramian"
     uses_losses = True
+    options = {
+        "preference": TaskWeights(),  # u_k: one number ≥ 0 per task, not all 0 (None: all 1)
+        "divisions": Integer(low=1),  # how finely the reference vectors split the loss space
+        "init_epochs": Integer(low=0),  # at most this many epochs search for a point inside the sector
+    }
 
-    def __init__(
-        self,
-        preference: list[float] | None = None,
-        references: list[list[float]] | None = None,
-        init_epochs: int = 2,
-    ) -> None:
-        super().__init__()
-        check_weight_spec(preference, name=f"{self.name}: preference")
+    def __init__(self, preference: list[float] | None = None, divisions: int = 4, init_epochs: int = 2) -> None:
+        super().__init__(preference=preference, divisions=divisions, init_epochs=init_epochs)
         self.preference = None if preference is None else list(preference)
-        self.references = None if references is None else [list(r) for r in references]
-        self.init_epochs = check_int(f"{self.name}: init_epochs", init_epochs, low=0)
+        self.divisions = divisions
+        self.init_epochs = init_epochs
         self.W = np.zeros((0, 0))
         self.feasible = False
 
@@ -97,7 +86,7 @@ class ParetoMTL(Weighting):
         super().reset(task_names)
         u = check_preference(self.name, self.preference, self.task_names, positive=False)
         u = u / np.linalg.norm(u)
-        R = check_references(self.name, self.references, self.n_tasks)
+        R = reference_vectors(self.n_tasks, self.divisions)
         others = R[np.linalg.norm(R - u, axis=1) > SAME]
         self.W = others - u  # one constraint (u_j − u_k)ᵀ L ≤ 0 per other reference vector
         self.feasible = self.init_epochs == 0
@@ -127,7 +116,7 @@ class ParetoMTL(Weighting):
         return Combination(torch.from_numpy(weights).to(grads), info=info)
 
     def config(self) -> dict:
-        return {"name": self.name, "preference": self.preference, "references": self.references,
+        return {"name": self.name, "preference": self.preference, "divisions": self.divisions,
                 "init_epochs": self.init_epochs}
 
     def state_dict(self) -> dict:
