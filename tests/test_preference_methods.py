@@ -185,3 +185,19 @@ def test_toy_pareto_mtl_ends_in_its_sector():
         assert toy_preferences.angle_to_ray(path, "pareto_mtl") <= 11.25 + 0.1
     with pytest.raises(ValueError, match="takes no preference"):
         toy_preferences.ray_direction("mgda", [1.0, 1.0])
+
+
+def test_the_lab_panel_offers_a_preference_and_reads_it_back():
+    pytest.importorskip("ipywidgets")
+    from mtl_lab.widgets.config import LabConfig
+    from mtl_lab.widgets.lab import Lab
+
+    small = {"data": "linnerud", "epochs": 1, "baselines": False}
+    lab = Lab(LabConfig(method="epo", method_options={"preference": [1.0, 2.0, 0.5]}, **small), name="test-epo")
+    assert set(lab.option_widgets) == {"preference", "eps"}
+    assert lab.export_config()["method_options"]["preference"] == [1.0, 2.0, 0.5]
+    lab.option_widgets["preference"].value = ""  # empty: the default (None, every task 1)
+    assert "preference" not in lab.export_config()["method_options"]
+    lab.ui.method_w.value = "pareto_mtl"
+    assert set(lab.option_widgets) == {"preference", "divisions", "init_epochs"}
+    lab.close()
