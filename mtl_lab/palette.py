@@ -62,6 +62,10 @@ METHOD_COLORS = {
     "auto_lambda": "#8b008b",
     "epo": "#7a0177",
     "pareto_mtl": "#084081",
+    "cosmos": "#4a1486",
+    "pbi": "#662506",
+    "ntkmtl": "#00441b",
+    "config_momentum": "#1c4f6e",
 }
 
 
