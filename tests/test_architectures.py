@@ -28,6 +28,7 @@ SMALL = {
     "fused": {"hidden": (24,), "fuse_hidden": (16,)},
     "relation": {"hidden": (24,)},
     "cascade": {"hidden": (24,)},
+    "ltb": {"hidden": (24, 16)},
 }
 DIGIT_OPTIONS = {
     "grouped": {"groups": [["digit", "parity", "ge5"], ["recon"], ["ink"]]},
@@ -60,7 +61,7 @@ def digit_model(arch: str, digits: MultiTaskData):
 def test_registry_names():
     assert set(ARCHITECTURES) == {
         "hard", "soft_sharing", "cross_stitch", "mmoe", "omoe", "cgc", "ple", "mtan_lite", "grouped", "fused",
-        "relation", "cascade", "dselect_k",
+        "relation", "cascade", "dselect_k", "ltb",
     }
     assert all(cls.architecture == name for name, cls in ARCHITECTURES.items())
 

@@ -13,6 +13,7 @@ from mtl_lab.models.dselect_k import DSelectK
 from mtl_lab.models.fused import Fused
 from mtl_lab.models.grouped import Grouped
 from mtl_lab.models.hard import HardSharing
+from mtl_lab.models.ltb import LearningToBranch
 from mtl_lab.models.mmoe import MMoE, OMoE
 from mtl_lab.models.mtan_lite import MTANLite
 from mtl_lab.models.relation import TaskRelation
@@ -34,6 +35,7 @@ ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     Fused.architecture: Fused,
     TaskRelation.architecture: TaskRelation,
     Cascade.architecture: Cascade,
+    LearningToBranch.architecture: LearningToBranch,
 }
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "Fused",
     "Grouped",
     "HardSharing",
+    "LearningToBranch",
     "MLPTrunk",
     "MMoE",
     "MTANLite",
