@@ -115,8 +115,10 @@ class SweepResult:
         if s["hv_static"] is None:
             return "hypervolume: needs 2 or 3 tasks with finite metrics"
         added = ", ".join(f"{m} {v - s['hv_static']:+.3g}" for m, v in s["hv_with"].items())
+        unscored = [p.method for p in self.adaptive if p.method not in s["hv_with"]]
         return (f"hypervolume of the static points {s['hv_static']:.4g} (reference: worst metric + 10 % of "
-                f"its range; ↑ negated)" + (f"; added by {added}" if added else ""))
+                f"its range; ↑ negated)" + (f"; added by {added}" if added else "")
+                + (f"; not scored (non-finite metrics): {', '.join(unscored)}" if unscored else ""))
 
     def to_dict(self) -> dict:
         def rows(points):

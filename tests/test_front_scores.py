@@ -154,6 +154,9 @@ def test_sweep_scores_use_the_negated_directions():
     assert s["hv_with"]["equal"] == pytest.approx(s["hv_static"])  # dominated: adds nothing
     assert "added by mgda +" in result.scores_text()
     assert "hypervolume" in front_figure(result)._suptitle.get_text()
+    result.adaptive.append(SweepPoint("nash", "nash_mtl", None, {"acc": float("nan"), "mse": 0.1}))
+    assert "nash_mtl" not in result.scores()["hv_with"] and "not scored (non-finite metrics): nash_mtl" in (
+        result.scores_text())
 
 
 def test_study_report_front_scores_table():
