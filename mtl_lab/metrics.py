@@ -19,12 +19,18 @@ this module never shows Δm alone:
 * :func:`dominating_task` names a task whose relative change outweighs all the others together.
 
 :func:`delta_m` stays Maninis et al.'s definition, unchanged.
+
+Front scores (:func:`hypervolume`, :func:`igd_plus`) judge a *set* of trade-off points at once. Both
+take **minimisation** points — lower is better in every coordinate (losses, errors). A metric where
+higher is better (accuracy, IoU) is negated by the caller before it is passed in
+(:func:`minimisation_points` does it from a data set's directions).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mtl_lab.data.base import MultiTaskData
@@ -210,3 +216,105 @@ def delta_m_by_task(metrics: dict[str, float], baseline: dict[str, float], data:
             out[task.name] = sum(mine) / len(mine)
     out["all"] = sum(changes.values()) / len(changes)
     return out
+# ---------------------------------------------------------------------------------------------------
+# Front scores: hypervolume and IGD+ (minimisation)
+
+
+def as_points(name: str, points, n_objectives: int | None = None) -> np.ndarray:
+    """``points`` as a float64 ``[N, M]`` array of finite numbers; ``ValueError`` naming what is wrong."""
+    array = np.asarray(points, dtype=np.float64)
+    if array.ndim == 1 and array.size == 0:
+        array = array.reshape(0, n_objectives or 0)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be an [N, M] array (one row per point), got shape {array.shape}")
+    if n_objectives is not None and array.shape[1] != n_objectives:
+        raise ValueError(f"{name} has {array.shape[1]} objective(s) per point, expected {n_objectives}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values: {array.tolist()}")
+    return array
+
+
+def hypervolume(points, reference) -> float:
+    """The hypervolume of ``points`` against ``reference``, exact, for 2 or 3 objectives (minimisation).
+
+    Zitzler & Thiele, "Multiobjective Optimization Using Evolutionary Algorithms — A Comparative Case
+    Study", PPSN 1998: the volume of the union of the boxes ``[p, reference]`` over the points ``p``,
+    i.e. of the region that some point dominates and that dominates the reference. Larger is better.
+    A point that is not strictly better than the reference in every coordinate adds nothing; dominated
+    points and duplicates add nothing either.
+
+    Algorithms (exact): two objectives — sort by the first coordinate and sweep, each point adding the
+    rectangle between it and the best second coordinate so far, O(N log N). Three objectives — slice
+    along the third coordinate: between consecutive levels the dominated region is the 2-D region of the
+    points at or below the level, O(N² log N) (enough for the fronts of a sweep).
+    """
+    ref = np.asarray(reference, dtype=np.float64).reshape(-1)
+    if ref.shape[0] not in (2, 3):
+        raise ValueError(
+            f"hypervolume is exact for 2 or 3 objectives; the reference has {ref.shape[0]}: {ref.tolist()}")
+    if not np.isfinite(ref).all():
+        raise ValueError(f"reference must be finite, got {ref.tolist()}")
+    P = as_points("points", points, ref.shape[0])
+    P = P[(P < ref).all(axis=1)]
+    if P.shape[0] == 0:
+        return 0.0
+    if ref.shape[0] == 2:
+        return hypervolume_2d(P, ref)
+    order = np.argsort(P[:, 2], kind="stable")
+    P = P[order]
+    levels = np.append(np.unique(P[:, 2]), ref[2])
+    volume = 0.0
+    for low, high in zip(levels[:-1], levels[1:]):
+        volume += hypervolume_2d(P[P[:, 2] <= low, :2], ref[:2]) * (high - low)
+    return float(volume)
+
+
+def hypervolume_2d(P: np.ndarray, ref: np.ndarray) -> float:
+    """Area dominated by the rows of ``P[N, 2]`` (all strictly below ``ref``) and bounded by ``ref``."""
+    order = np.lexsort((P[:, 1], P[:, 0]))  # by x, ties by y
+    area, best_y = 0.0, ref[1]
+    for x, y in P[order]:
+        if y < best_y:
+            area += (ref[0] - x) * (best_y - y)
+            best_y = y
+    return float(area)
+
+
+def igd_plus(points, front) -> float:
+    """IGD+ of ``points`` against a reference ``front`` (minimisation; smaller is better, 0 = covers it).
+
+    Ishibuchi, Masuda, Tanigaki and Nojima, "Modified Distance Calculation in Generational Distance and
+    Inverted Generational Distance", EMO 2015::
+
+        IGD+(A, Z) = (1/|Z|) Σ_{z ∈ Z} min_{a ∈ A} ‖max(a − z, 0)‖₂
+
+    Only the coordinates where ``a`` is worse than ``z`` count, so a point that dominates ``z`` is at
+    distance 0 from it (IGD+ is weakly Pareto compliant, unlike IGD). Any number of objectives.
+    """
+    Z = as_points("front", front)
+    if Z.shape[0] == 0:
+        raise ValueError("igd_plus needs a reference front with at least one point")
+    A = as_points("points", points, Z.shape[1])
+    if A.shape[0] == 0:
+        raise ValueError("igd_plus needs at least one point to score")
+    excess = np.clip(A[None, :, :] - Z[:, None, :], 0.0, None)  # [|Z|, |A|, M]
+    return float(np.sqrt((excess**2).sum(axis=2)).min(axis=1).mean())
+
+
+def minimisation_points(metrics: list[dict[str, float]], higher_is_better: dict[str, bool]) -> np.ndarray:
+    """``[N, T]`` rows in task order, negated where higher is better, so every coordinate is minimised."""
+    return np.array([[-m[t] if up else m[t] for t, up in higher_is_better.items()] for m in metrics],
+                    dtype=np.float64).reshape(len(metrics), len(higher_is_better))
+
+
+def nadir_reference(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """A reference point: the worst value of each coordinate plus ``margin`` × its range (the usual choice
+    when no natural reference exists; the extreme points then still add volume). Finite rows only."""
+    if not margin >= 0:
+        raise ValueError(f"margin must be ≥ 0, got {margin!r}")
+    P = points[np.isfinite(points).all(axis=1)]
+    if P.shape[0] == 0:
+        raise ValueError("no point with finite values to place a reference")
+    high, low = P.max(axis=0), P.min(axis=0)
+    span = np.where(high > low, high - low, np.maximum(np.abs(high), 1.0))
+    return high + margin * span

@@ -60,6 +60,12 @@ METHOD_COLORS = {
     "sdmgrad": "#252a5c",
     "modo": "#556b2f",
     "auto_lambda": "#8b008b",
+    "epo": "#7a0177",
+    "pareto_mtl": "#084081",
+    "cosmos": "#4a1486",
+    "pbi": "#662506",
+    "ntkmtl": "#00441b",
+    "config_momentum": "#1c4f6e",
 }
 
 

@@ -39,6 +39,7 @@ SMALL = {
     "cascade": {"hidden": (24,)},
     "segnet_lite": {"channels": (4, 8)},
     "mtan_dense": {"channels": (4, 8)},
+    "ltb": {"hidden": (24, 16)},
 }
 PER_IMAGE = sorted(a for a in ARCHITECTURES if a not in DENSE_ARCHITECTURES)  # dense ones: tests/test_dense.py
 DIGIT_OPTIONS = {
@@ -72,7 +73,7 @@ def digit_model(arch: str, digits: MultiTaskData):
 def test_registry_names():
     assert set(ARCHITECTURES) == {
         "hard", "soft_sharing", "cross_stitch", "mmoe", "omoe", "cgc", "ple", "mtan_lite", "grouped", "fused",
-        "relation", "cascade", "dselect_k", "segnet_lite", "mtan_dense",
+        "relation", "cascade", "dselect_k", "segnet_lite", "mtan_dense", "ltb",
     }
     assert all(cls.architecture == name for name, cls in ARCHITECTURES.items())
 

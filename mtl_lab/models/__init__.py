@@ -13,6 +13,7 @@ from mtl_lab.models.dselect_k import DSelectK
 from mtl_lab.models.fused import Fused
 from mtl_lab.models.grouped import Grouped
 from mtl_lab.models.hard import HardSharing
+from mtl_lab.models.ltb import LearningToBranch
 from mtl_lab.models.mmoe import MMoE, OMoE
 from mtl_lab.models.mtan_dense import MTANDense
 from mtl_lab.models.mtan_lite import MTANLite
@@ -38,6 +39,7 @@ ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
     Cascade.architecture: Cascade,
     SegNetLite.architecture: SegNetLite,
     MTANDense.architecture: MTANDense,
+    LearningToBranch.architecture: LearningToBranch,
 }
 
 # architectures whose heads predict one output per pixel (the only ones that take pixel tasks)
@@ -54,6 +56,7 @@ __all__ = [
     "Fused",
     "Grouped",
     "HardSharing",
+    "LearningToBranch",
     "MLPTrunk",
     "MMoE",
     "MTANDense",

@@ -13,9 +13,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from mtl_lab import plots
+from mtl_lab.metrics import hypervolume, minimisation_points, nadir_reference
 from mtl_lab.palette import NEUTRAL, method_color
 from mtl_lab.studies.spec import BASELINE
 from mtl_lab.studies.study import StudyResult
@@ -109,6 +111,31 @@ def markdown_table(result: StudyResult) -> str:
     return "\n".join(lines)
 
 
+def front_scores_table(result: StudyResult) -> str:
+    """Per architecture: each method's mean test point scored by its hypervolume against one reference
+    (the worst mean of each task + 10 % of its range, metrics where higher is better negated), and the
+    hypervolume of all the methods' points together. ``""`` unless the study has 2 or 3 tasks."""
+    tasks = result.task_names
+    if len(tasks) not in (2, 3):
+        return ""
+    higher = {t: result.higher_is_better[t] for t in tasks}
+    lines = ["| architecture | method | hypervolume | on the methods' front |", "|---|---|---|---|"]
+    for arch in dict.fromkeys(r["architecture"] for r in result.records):
+        rows = [r for r in result.records if r["architecture"] == arch]
+        points = minimisation_points([{t: r[f"{t}_mean"] for t in tasks} for r in rows], higher)
+        finite = np.isfinite(points).all(axis=1)
+        if not finite.any():
+            continue
+        reference = nadir_reference(points)
+        good = points[finite]
+        for r, p, ok in zip(rows, points, finite):
+            on_front = ok and not any((q <= p).all() and (q < p).any() for q in good)
+            hv = f"{hypervolume(p[None], reference):.4g}" if ok else "—"
+            lines.append(f"| {arch} | {r['method']} | {hv} | {'yes' if on_front else ''} |")
+        lines.append(f"| {arch} | all methods together | {hypervolume(good, reference):.4g} | |")
+    return "\n".join(lines)
+
+
 def overall_ranks(result: StudyResult) -> list[tuple[str, float]]:
     """Each method's mean rank over every architecture and task, best first."""
     out = {}
@@ -159,6 +186,12 @@ def write_report(result: StudyResult, out: str | Path) -> Path:
         "",
         *[f"{i + 1}. {label}: {rank:.2f}" for i, (label, rank) in enumerate(overall_ranks(result))],
         "",
+        *(["## Front scores (hypervolume of the mean test metrics, larger is better)", "",
+            front_scores_table(result), "",
+            "Hypervolume (Zitzler & Thiele 1998, exact): the area (volume) that a point dominates up to a "
+            "reference placed at the worst mean of each task plus 10 % of its range; metrics where higher "
+            "is better are negated first. Comparable only within one architecture's rows.", ""]
+           if front_scores_table(result) else []),
         "## Figures",
         "![metrics](metrics.png)",
         "",

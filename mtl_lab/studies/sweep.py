@@ -19,9 +19,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from mtl_lab.data.base import MultiTaskData
+from mtl_lab.metrics import hypervolume, minimisation_points, nadir_reference
 from mtl_lab.palette import method_color
 from mtl_lab.training import build_trainer
 
@@ -88,6 +90,35 @@ class SweepResult:
     def front(self) -> list[int]:
         """Indices of the static points that no other static point dominates."""
         return front([p.metrics for p in self.static], self.higher_is_better)
+
+    def scores(self, margin: float = 0.1) -> dict:
+        """Front scores (:func:`mtl_lab.metrics.hypervolume`, metrics where higher is better negated):
+        the reference is the worst finite value of each metric over every point plus ``margin`` × its
+        range; ``hv_static`` is the static points' hypervolume and ``hv_with[method]`` that hypervolume
+        with the method's point added (larger than ``hv_static``: the method reaches beyond the front).
+        ``None`` values when the tasks are not 2 or 3 or no point is finite."""
+        points = minimisation_points([p.metrics for p in self.static + self.adaptive], self.higher_is_better)
+        finite = np.isfinite(points).all(axis=1)
+        if len(self.task_names) not in (2, 3) or not finite.any():
+            return {"reference": None, "hv_static": None, "hv_with": {}}
+        reference = nadir_reference(points, margin)
+        n = len(self.static)
+        static = points[:n][finite[:n]]
+        hv = hypervolume(static, reference)
+        hv_with = {p.method: hypervolume(np.vstack([static, points[n + k: n + k + 1]]), reference)
+                   for k, p in enumerate(self.adaptive) if finite[n + k]}
+        return {"reference": reference.tolist(), "hv_static": hv, "hv_with": hv_with}
+
+    def scores_text(self) -> str:
+        """One line: the static front's hypervolume and what each adaptive method adds to it."""
+        s = self.scores()
+        if s["hv_static"] is None:
+            return "hypervolume: needs 2 or 3 tasks with finite metrics"
+        added = ", ".join(f"{m} {v - s['hv_static']:+.3g}" for m, v in s["hv_with"].items())
+        unscored = [p.method for p in self.adaptive if p.method not in s["hv_with"]]
+        return (f"hypervolume of the static points {s['hv_static']:.4g} (reference: worst metric + 10 % of "
+                f"its range; ↑ negated)" + (f"; added by {added}" if added else "")
+                + (f"; not scored (non-finite metrics): {', '.join(unscored)}" if unscored else ""))
 
     def to_dict(self) -> dict:
         def rows(points):
@@ -201,5 +232,5 @@ def front_figure(result: SweepResult, figsize: tuple[float, float] | None = None
         ax.set_xlabel(f"{a}: {result.split} {result.metric_names[a]} {arrow[result.higher_is_better[a]]}")
         ax.set_ylabel(f"{b}: {result.split} {result.metric_names[b]} {arrow[result.higher_is_better[b]]}")
         ax.legend(fontsize=7)
-    fig.suptitle("Trade-off of static weightings; adaptive methods marked", fontsize=10)
+    fig.suptitle("Trade-off of static weightings; adaptive methods marked\n" + result.scores_text(), fontsize=9)
     return fig

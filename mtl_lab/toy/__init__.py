@@ -3,7 +3,8 @@
 :mod:`~mtl_lab.toy.problem` is the problem, its per-step paths and figures (``from mtl_lab import toy``
 reaches them directly, as before); :mod:`~mtl_lab.toy.batched` integrates many starts and methods at once in
 float64; :mod:`~mtl_lab.toy.arena` combines hand-set gradients with every method (what the gradient arena
-draws).
+draws); :mod:`~mtl_lab.toy.preferences` runs the preference-conditioned methods (EPO, Pareto MTL) once per
+preference and draws where each lands.
 """
 
 from mtl_lab.toy.problem import (

@@ -19,6 +19,7 @@ from mtl_lab.weighting.static import Static
 # loss-weighting imports (start)
 # isort: split
 from mtl_lab.weighting.auto_lambda import AutoLambda
+from mtl_lab.weighting.cosmos import COSMOS
 from mtl_lab.weighting.db_mtl import DBMTL
 from mtl_lab.weighting.dwa import DWA
 from mtl_lab.weighting.famo import FAMO
@@ -26,6 +27,7 @@ from mtl_lab.weighting.gls import GLS
 from mtl_lab.weighting.gradnorm import GradNorm
 from mtl_lab.weighting.imtl_l import IMTLL
 from mtl_lab.weighting.inverse_loss import InverseLoss
+from mtl_lab.weighting.pbi import PBI
 from mtl_lab.weighting.rlw import RLW
 from mtl_lab.weighting.scale_invariant import ScaleInvariant
 from mtl_lab.weighting.stch import STCH
@@ -37,9 +39,11 @@ from mtl_lab.weighting.uncertainty import Uncertainty
 # isort: split
 from mtl_lab.weighting.aligned_mtl import AlignedMTL
 from mtl_lab.weighting.cagrad import CAGrad
+from mtl_lab.weighting.config_momentum import MomentumConFIG
 from mtl_lab.weighting.conflict_free import ConFIG
 from mtl_lab.weighting.cr_mogm import CRMOGM
 from mtl_lab.weighting.dualproj import DualProj
+from mtl_lab.weighting.epo import EPO
 from mtl_lab.weighting.excess_mtl import ExcessMTL
 from mtl_lab.weighting.fairgrad import FairGrad
 from mtl_lab.weighting.graddrop import GradDrop
@@ -49,6 +53,8 @@ from mtl_lab.weighting.mgda import MGDA, MGDAUB
 from mtl_lab.weighting.moco import MoCo
 from mtl_lab.weighting.modo import MoDo
 from mtl_lab.weighting.nash_mtl import NashMTL
+from mtl_lab.weighting.ntkmtl import NTKMTL
+from mtl_lab.weighting.pareto_mtl import ParetoMTL
 from mtl_lab.weighting.pcd import PCD
 from mtl_lab.weighting.pcgrad import PCGrad
 from mtl_lab.weighting.sdmgrad import SDMGrad
@@ -73,6 +79,8 @@ METHODS: dict[str, type[Weighting]] = {
     ScaleInvariant.name: ScaleInvariant,
     STCH.name: STCH,
     AutoLambda.name: AutoLambda,
+    COSMOS.name: COSMOS,
+    PBI.name: PBI,
     # loss-weighting entries (end)
     # gradient-manipulation entries (start)
     MGDA.name: MGDA,
@@ -94,6 +102,10 @@ METHODS: dict[str, type[Weighting]] = {
     MoCo.name: MoCo,
     SDMGrad.name: SDMGrad,
     MoDo.name: MoDo,
+    EPO.name: EPO,
+    ParetoMTL.name: ParetoMTL,
+    NTKMTL.name: NTKMTL,
+    MomentumConFIG.name: MomentumConFIG,
     # gradient-manipulation entries (end)
 }
 

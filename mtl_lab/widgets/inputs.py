@@ -32,7 +32,7 @@ import ipywidgets as W
 
 from mtl_lab.models import ARCHITECTURES, architecture_options
 from mtl_lab.models.trunks import TRUNKS
-from mtl_lab.validate import Constraint, Flag, Integer, Number, Numbers, OneOf
+from mtl_lab.validate import Constraint, Flag, Integer, Number, Numbers, OneOf, TaskWeights
 from mtl_lab.weighting import METHODS
 from mtl_lab.weighting.cr_mogm import InnerMethod
 
@@ -180,6 +180,8 @@ def method_option_widget(name: str, constraint: Constraint, value) -> W.Widget:
         return box(value=value, description=name, style=STYLE, layout=W.Layout(width="170px"))
     if isinstance(constraint, Numbers):
         return NumberList(name, value if isinstance(value, list | tuple) else [value])
+    if isinstance(constraint, TaskWeights) and not isinstance(value, dict):  # one number per task; empty = None
+        return NumberList(name, value)
     raise ValueError(f"option {name!r}: the panel has no input for {type(constraint).__name__} options")
 
 
@@ -187,6 +189,8 @@ def read_method_option(name: str, constraint: Constraint, widget: W.Widget):
     """The value a method option's input holds; a single entry of a ``Numbers`` box is that number."""
     if isinstance(widget, NumberList):
         values = parse_numbers(name, widget.value)
+        if isinstance(constraint, TaskWeights):
+            return values or None
         return values[0] if isinstance(constraint, Numbers) and len(values) == 1 else values
     return widget.value
 

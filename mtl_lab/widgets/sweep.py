@@ -155,7 +155,8 @@ class ParetoSweep:
                 for k, p in enumerate(self.result.static)]
         rows += [[p.label, *[f"{p.metrics[t]:.4f}" for t in names], "(adaptive)"] for p in self.result.adaptive]
         header = ["weights / method", *[f"{t} {self.result.metric_names[t]}" for t in names], "on the front"]
-        self.table.value = html_table(header, rows, f"final {self.result.split} metrics")
+        self.table.value = html_table(header, rows, f"final {self.result.split} metrics") + (
+            f"<p>{self.result.scores_text()}</p>")
 
     def close(self) -> None:
         self.stop(wait=True)
