@@ -138,7 +138,7 @@ def test_minimisation_points_and_reference():
 
 
 def test_sweep_scores_use_the_negated_directions():
-    from mtl_lab.sweep import SweepPoint, SweepResult, front_figure
+    from mtl_lab.studies.sweep import SweepPoint, SweepResult, front_figure
 
     result = SweepResult(["acc", "mse"], {"acc": True, "mse": False}, {"acc": "accuracy", "mse": "mse"}, "val")
     result.static = [SweepPoint("a", "static", [0.5, 0.5], {"acc": 0.9, "mse": 0.3}),
@@ -160,9 +160,9 @@ def test_sweep_scores_use_the_negated_directions():
 
 
 def test_study_report_front_scores_table():
-    from mtl_lab.study_report import front_scores_table
+    from mtl_lab.studies.report import front_scores_table
 
-    from mtl_lab.study import StudyResult
+    from mtl_lab.studies import StudyResult
 
     records = [{"architecture": "hard", "method": "equal", "acc_mean": 0.9, "mse_mean": 0.3},
                {"architecture": "hard", "method": "mgda", "acc_mean": 0.8, "mse_mean": 0.1},
