@@ -160,9 +160,8 @@ def test_sweep_scores_use_the_negated_directions():
 
 
 def test_study_report_front_scores_table():
-    from mtl_lab.studies.report import front_scores_table
-
     from mtl_lab.studies import StudyResult
+    from mtl_lab.studies.report import front_scores_table
 
     records = [{"architecture": "hard", "method": "equal", "acc_mean": 0.9, "mse_mean": 0.3},
                {"architecture": "hard", "method": "mgda", "acc_mean": 0.8, "mse_mean": 0.1},

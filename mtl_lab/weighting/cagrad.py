@@ -84,7 +84,7 @@ class CAGrad(Weighting):
     description = "CAGrad: improve the worst-off task the most, staying close to the mean gradient (radius c)."
     requires = "gramian"
     options = {
-        "c": Number(low=0),  # the ball's radius, relative to ‖g_0‖
+        "c": Number(low=0, high=1e6),  # the ball's radius, relative to ‖g_0‖ (larger: c² overflows)
         "rescale": OneOf(tuple(RESCALE_DIVISORS)),  # d* divided by 1, 1 + c² or 1 + c
         "tol": Number(low=0, low_open=True),  # the search's relative tolerance on h(t)
         "max_iter": Integer(low=1, high=MAX_ITERATIONS),  # the search's steps

@@ -43,6 +43,7 @@ class MomentumConFIG(Weighting):
     name = "config_momentum"
     description = "M-ConFIG: ConFIG on the tasks' momenta, rescaled by a second moment like Adam (Liu et al. 2025)."
     requires = "grads"
+    gives_direction = True  # the momenta are not in the span of this step's gradients
     options = {
         "beta_1": Number(low=0, high=1, high_open=True),  # first-momentum decay of each task
         "beta_2": Number(low=0, high=1, high_open=True),  # second-moment decay of the result

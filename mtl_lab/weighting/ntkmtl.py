@@ -60,7 +60,7 @@ class NTKMTL(Weighting):
     description = "NTKMTL: weights (tr K / ‖g_t‖²)^p balance the tasks' NTK speeds; step clipped (Qin et al. 2025)."
     requires = "gramian"
     options = {
-        "exponent": Number(low=0),  # p; 0.5 equalises the weighted gradients' lengths
+        "exponent": Number(low=0, high=4),  # p; 0.5 equalises the weighted gradients' lengths (above 4: overflow)
         "max_norm": Number(low=0),  # clip of the shared step's norm; 0: no clipping
     }
 

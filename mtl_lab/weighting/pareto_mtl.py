@@ -70,7 +70,7 @@ class ParetoMTL(Weighting):
     uses_losses = True
     options = {
         "preference": TaskWeights(),  # u_k: one number ≥ 0 per task, not all 0 (None: all 1)
-        "divisions": Integer(low=1),  # how finely the reference vectors split the loss space
+        "divisions": Integer(low=1, high=64),  # how finely the reference vectors split the loss space (the paper: 4)
         "init_epochs": Integer(low=0),  # at most this many epochs search for a point inside the sector
     }
 
