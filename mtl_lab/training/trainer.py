@@ -43,7 +43,7 @@ from mtl_lab.training.evaluation import evaluate_split, note_non_finite_results
 from mtl_lab.training.events import Event, EventStream, RunHandle, plain
 from mtl_lab.training.extra_batches import ExtraBatches
 from mtl_lab.training.guards import NonFiniteLossError
-from mtl_lab.training.interrupts import deferred_sigint
+from mtl_lab.training.interrupts import Interrupts, deferred_sigint
 from mtl_lab.training.lookahead import Lookahead
 from mtl_lab.training.parallel import Parallel, SingleProcess
 from mtl_lab.training.paths import Diagnostics, Parts, Step, choose_path
@@ -121,7 +121,7 @@ class Trainer:
         self.method_generator = torch.Generator().manual_seed(c.seed + 1)
         self.parallel: Parallel = SingleProcess()
         self.stop_event = threading.Event()
-        self.interrupt_event = threading.Event()  # set by a deferred Ctrl-C (mtl_lab.training.interrupts)
+        self.interrupts = Interrupts()  # what Ctrl-C asked of the run (mtl_lab.training.interrupts)
         self.events = EventStream()
         self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
         self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
@@ -292,9 +292,11 @@ class Trainer:
         return evaluate_split(self.model, self.data, self.tasks, split, batch_size)
 
     def end_epoch(self) -> None:
-        self.flush()
+        """The epoch's record: evaluations first (they change nothing: a second Ctrl-C there leaves the run at
+        a step boundary), then the state moves on to the next epoch in one marked block."""
+        with self.interrupts.changing(self.global_step):
+            self.flush()
         mean = (self.epoch_loss_sum / self.epoch_labelled.clamp(min=1)).tolist()  # over batches with labels
-        self.epoch_losses = self.epoch_losses + (tuple(mean),)
         record = {
             "epoch": self.epoch + 1,
             "step": self.global_step,
@@ -305,16 +307,18 @@ class Trainer:
             record["train_metric"] = self.evaluate("train")[1]
         if self.config.evaluate and len(self.data.val):
             record["val_loss"], record["val_metric"] = self.evaluate("val")
-        record["time"] = round(self.elapsed(), 3)
-        self.history.add_epoch(record)
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.epoch += 1
-        self.epoch_loss_sum.zero_()
-        self.epoch_labelled.zero_()
-        self.epoch_batches = 0
-        self.batch_iterator = None
-        self.epoch_start_rng = None
+        with self.interrupts.changing(self.global_step):
+            self.epoch_losses = self.epoch_losses + (tuple(mean),)
+            record["time"] = round(self.elapsed(), 3)
+            self.history.add_epoch(record)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.epoch += 1
+            self.epoch_loss_sum.zero_()
+            self.epoch_labelled.zero_()
+            self.epoch_batches = 0
+            self.batch_iterator = None
+            self.epoch_start_rng = None
         self.warn_non_finite_metrics(record, f"epoch {record['epoch']}")
         self.emit("epoch", record)
 
@@ -359,14 +363,15 @@ class Trainer:
         else:
             set_global_rng_state(self.rng_state, self.device)
         self.stop_event.clear()
-        self.interrupt_event.clear()
+        self.interrupts.clear()
         self.history.update_meta(status="running")
         self.loop_started = time.perf_counter()
         status, error = "interrupted", None
         try:
-            with deferred_sigint(self.interrupt_event):
+            with deferred_sigint(self.interrupts):
                 status = self.train_until(max_steps)
-                self.flush()
+                with self.interrupts.changing(self.global_step):
+                    self.flush()
         except KeyboardInterrupt:
             status = "interrupted"
         except BaseException as exc:  # noqa: BLE001 — SystemExit too: the run must end with a status
@@ -377,8 +382,7 @@ class Trainer:
             raise error
         if status == "interrupted":
             self.flush_after_interrupt()
-            warnings.warn("training interrupted: the History and the model keep what was done so far; "
-                          "fit() continues exactly where it stopped", stacklevel=3)
+            warnings.warn(self.interrupted_message(), stacklevel=3)
         try:
             self.finish(status)
         except KeyboardInterrupt:  # during the test evaluation: the run itself is intact
@@ -395,22 +399,23 @@ class Trainer:
         """The loop over batches; returns ``completed``, ``paused``, ``stopped`` or ``interrupted``."""
         taken = 0
         while self.epoch < self.config.epochs:
-            if self.batch_iterator is None:
-                self.epoch_start_rng = self.batch_generator.get_state()
-                self.batch_iterator = self.data.train.batches(
-                    self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
-                )
-            batch = next(self.batch_iterator, None)
-            if batch is not None:
-                x, y, masks = batch
-                if self.config.augment and self.data.augment is not None:
-                    x, y = self.data.augment(x, y, self.batch_generator)
-                self.train_step_guarded(x, y, masks)
-                taken += 1
+            with self.interrupts.changing(self.global_step):  # a second Ctrl-C in here cuts this step
+                if self.batch_iterator is None:
+                    self.epoch_start_rng = self.batch_generator.get_state()
+                    self.batch_iterator = self.data.train.batches(
+                        self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
+                    )
+                batch = next(self.batch_iterator, None)
+                if batch is not None:
+                    x, y, masks = batch
+                    if self.config.augment and self.data.augment is not None:
+                        x, y = self.data.augment(x, y, self.batch_generator)
+                    self.train_step_guarded(x, y, masks)
+                    taken += 1
             if batch is None or self.epoch_batches == self.batches_per_epoch:
                 self.end_epoch()
             if self.epoch < self.config.epochs:
-                if self.interrupt_event.is_set():
+                if self.interrupts.requested.is_set():
                     return "interrupted"
                 if self.stop_event.is_set():
                     return "stopped"
@@ -445,6 +450,22 @@ class Trainer:
             self.flush()
         except KeyboardInterrupt:
             pass
+
+    def interrupted_message(self) -> str:
+        """What an interrupt left; a step cut part-way by a second Ctrl-C is marked in the History
+        (``meta["exact_resume"] = False``, ``meta["cut_step"]``, a note) and said."""
+        cut = self.interrupts.cut_step
+        if cut is None:
+            return ("training interrupted: the History and the model keep what was done so far; "
+                    "fit() continues exactly where it stopped")
+        message = (f"training interrupted by a second Ctrl-C part-way through step {cut} (its update or records "
+                   "may be half done): the run is NOT exactly resumable; fit() continues, but not bitwise like an "
+                   "uninterrupted run")
+        self.history.update_meta(exact_resume=False, cut_step=cut)
+        self.history.add_note({"step": cut, "warning": message})
+        with self.history.lock:
+            self.history.meta.setdefault("warnings", []).append(message)
+        return message
 
     def emit_end(self, status: str) -> None:
         """The ``end`` event; the run has ended already, so a callback's interrupt only leaves a note."""
