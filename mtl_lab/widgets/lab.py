@@ -244,7 +244,7 @@ class Lab:
         changed = check_pace(steps_per_second) != self.pace.steps_per_second
         self.pace.set(check_pace(steps_per_second), step)
         if self.trainer is not None:
-            self.trainer.record_every = self.record_every()
+            self.trainer.records.every = self.record_every()
         if changed and self.running:  # marked on the curves: the run's speed changed here
             label = "full speed" if steps_per_second is None else f"{steps_per_second:g} steps/s"
             self.trainer.history.add_note({"step": step, "option_set": f"pace: {label}"})
@@ -398,8 +398,8 @@ class Lab:
         """The trainer of ``config``; at a capped pace it records every step (the chart moves step by step),
         at full speed every ``record_every`` steps as headless runs do (rows arrive faster than 10 sends/s)."""
         trainer = make_trainer(config, callback=callback)
-        self.full_speed_record_every = trainer.record_every
-        trainer.record_every = self.record_every()
+        self.full_speed_record_every = trainer.records.every
+        trainer.records.every = self.record_every()
         return trainer
 
     def record_every(self) -> int:
@@ -510,7 +510,7 @@ class Lab:
         self.stop_requested.clear()
         self.rate_origin = (time.perf_counter(), 0)
         history = self.trainer.fit()
-        self.trainer.callback = self.on_event
+        self.trainer.records.callback = self.on_event
         self.finish(history.status)
         return self.trainer.history
 
