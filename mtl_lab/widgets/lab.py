@@ -446,7 +446,7 @@ class Lab:
     def step(self) -> bool:
         """Train to the end of the current epoch (one epoch from a boundary), then pause."""
         trainer = self.ready_trainer()
-        return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.epoch_batches)
+        return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.totals.batches)
 
     def start_run(self, trainer, max_steps: int | None) -> bool:
         """Start ``trainer`` in its background thread, with the chart feed, pace and status set for the run."""
