@@ -577,7 +577,7 @@ def test_the_trainer_draws_two_independent_extra_batches_per_step():
     trainer = build_trainer(DIGITS, "hard", "modo", **options)
     x, y = next(iter(DIGITS.train.batches(64, shuffle=False)))
     trainer.train_step(x, y)
-    weights = trainer.buffer[0][2]
+    weights = trainer.records.buffer[0][2]
     extra = ExtraBatches(DIGITS.train, 64, seed=0)
     A = extra.cross_gramian(trainer.model, trainer.compute_losses, trainer.shared, trainer.heads)
     expected = fresh("modo", 3).combine(torch.ones(3), A, ctx()).weights

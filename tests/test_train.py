@@ -108,7 +108,7 @@ def test_checkpoint_round_trip_and_resume_equals_uninterrupted(toy, tmp_path):
 def test_background_run_stops_and_keeps_history_and_model(toy):
     trainer = build_trainer(toy, **{**FAST, "epochs": 10_000})
     seen = threading.Event()
-    trainer.callback = lambda e: seen.set() if e.kind == "step" and e.step > 20 else None
+    trainer.records.callback = lambda e: seen.set() if e.kind == "step" and e.step > 20 else None
     handle = trainer.start()
     assert seen.wait(30), "the background run made no progress"
     with pytest.raises(RuntimeError, match="already running"):
@@ -120,7 +120,7 @@ def test_background_run_stops_and_keeps_history_and_model(toy):
     steps = trainer.global_step
     again = trainer.fit(max_steps=5)  # the same trainer continues
     assert again.status == "paused" and trainer.global_step == steps + 5
-    kinds = {e.kind for e in trainer.events.drain()}
+    kinds = {e.kind for e in trainer.records.events.drain()}
     assert {"step", "end"} <= kinds
 
 
@@ -159,7 +159,7 @@ def test_background_error_is_kept_on_the_handle(toy):
     with pytest.raises(NonFiniteLossError):
         handle.join(timeout=30)
     assert handle.history.status == "error"
-    assert any(e.kind == "error" for e in trainer.events.drain())
+    assert any(e.kind == "error" for e in trainer.records.events.drain())
 
 
 def test_l1_schedule_and_optimizers(toy):

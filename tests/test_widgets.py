@@ -534,3 +534,14 @@ def test_method_options_with_choices_are_choices_in_the_panel():
     lab.option_widgets["tol"].number.value = 1e-6
     assert lab.export_config()["method_options"] == {"normalization": "l2", "tol": 1e-6}
     lab.close()
+
+
+def test_the_step_button_trains_to_the_end_of_the_current_epoch():
+    lab = Lab(LabConfig(**SMALL), name="test-step")
+    assert lab.step()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    trainer = lab.trainer
+    assert trainer.history.status == "paused" and trainer.epoch == 1
+    assert trainer.global_step == trainer.batches_per_epoch and trainer.totals.batches == 0
+    lab.close()

@@ -9,7 +9,9 @@ diagnostics observer), :mod:`~mtl_lab.training.parallel` (one process or torch.d
 :mod:`~mtl_lab.training.extra_batches` and :mod:`~mtl_lab.training.lookahead` (what some paths need),
 :mod:`~mtl_lab.training.guards` (NaN/inf), :mod:`~mtl_lab.training.interrupts` (Ctrl-C),
 :mod:`~mtl_lab.training.resume` and :mod:`~mtl_lab.training.checkpoint` (exact resume, files),
-:mod:`~mtl_lab.training.evaluation` and :mod:`~mtl_lab.training.events` (what views and reports read).
+:mod:`~mtl_lab.training.records` (per-step rows → History, epoch totals), :mod:`~mtl_lab.training.ending` (a
+run's status, test results, end event), :mod:`~mtl_lab.training.evaluation` and :mod:`~mtl_lab.training.events`
+(what views and reports read).
 """
 
 from mtl_lab.training.build import build_trainer, check_architecture_options, train

@@ -78,7 +78,7 @@ class RunHandle:
 
     @property
     def events(self) -> EventStream:
-        return self.trainer.events
+        return self.trainer.records.events
 
     def stop(self, wait: bool = True, timeout: float | None = 10.0) -> History:
         """Ask the run to stop after the current step; by default wait for it."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from mtl_lab.data.base import MaskedBatch, Split
+from mtl_lab.history import History
 
 
 def global_rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
@@ -88,3 +89,19 @@ def epoch_batches(
         next(batches)
     generator.set_state(position.batch_rng)
     return batches
+
+
+def record_continuation(history: History, optimizer: torch.optim.Optimizer, changes: dict[str, tuple], step: int,
+                        old_file: bool) -> None:
+    """A checkpoint continued with new settings (``Trainer.load(continue_with=...)``): the new lr goes into the
+    optimiser; every change becomes a note and replaces its value in ``meta["config"]``."""
+    for name, (before, after) in changes.items():
+        if name == "lr":
+            for group in optimizer.param_groups:
+                group["lr"] = after
+        history.add_note({"step": step, "note": f"continued with {name} {before} → {after}"})
+        with history.lock:
+            history.meta.setdefault("config", {})[name] = after
+    if old_file:
+        history.add_note({"step": step, "note": "checkpoint saved without its settings (an older file): only its "
+                          "identity and model shapes were checked"})

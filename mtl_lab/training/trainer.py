@@ -10,11 +10,12 @@ regulariser goes to ``History.regularizer``, its ``inspect()`` to ``History.mode
 cadence, and ``model.after_step(step)`` is called after every optimiser step. Without a shared trunk (soft
 sharing) a gradient method acts on every task's parameters (block-disjoint rows of ``G``: nothing to
 resolve; the diagnostics say "not applicable"). Per-step records stay on the device and reach the History
-every ``record_every`` steps, so a CUDA run syncs only at that cadence.
+every ``record_every`` steps, so a CUDA run syncs only at that cadence (:mod:`~mtl_lab.training.records`).
 
 ``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A
-stopped, interrupted or failed run keeps its History and model; ``fit()`` again continues where it stopped.
-Ctrl-C ends a run between two steps (:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds
+stopped, interrupted or failed run keeps its History and model, and ends with a status
+(:mod:`~mtl_lab.training.ending`); ``fit()`` again continues where it stopped. Ctrl-C ends a run between two steps
+(:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds
 every random state and the position within the epoch (:mod:`~mtl_lab.training.resume`), so a resumed run is
 bitwise the uninterrupted one on CPU; ``save()``/``load()`` go through :mod:`~mtl_lab.training.checkpoint`.
 """
@@ -24,8 +25,6 @@ from __future__ import annotations
 import copy
 import math
 import threading
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -39,17 +38,24 @@ from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.training import checkpoint
 from mtl_lab.training import masks as label_masks
 from mtl_lab.training.config import TrainConfig, resolve_device
+from mtl_lab.training.ending import RunClock, RunEnd
 from mtl_lab.training.evaluation import evaluate_split, note_non_finite_results
-from mtl_lab.training.events import Event, EventStream, RunHandle, plain
+from mtl_lab.training.events import Event, RunHandle, plain
 from mtl_lab.training.extra_batches import ExtraBatches
-from mtl_lab.training.guards import NonFiniteLossError
-from mtl_lab.training.interrupts import deferred_sigint
+from mtl_lab.training.interrupts import Interrupts, deferred_sigint
 from mtl_lab.training.lookahead import Lookahead
 from mtl_lab.training.parallel import Parallel, SingleProcess
 from mtl_lab.training.paths import Diagnostics, Parts, Step, choose_path
+from mtl_lab.training.records import EpochTotals, Records
 from mtl_lab.training.regularizers import add_regularizers
 from mtl_lab.training.rep_grad import check_rep_grads
-from mtl_lab.training.resume import RunPosition, epoch_batches, global_rng_state, set_global_rng_state
+from mtl_lab.training.resume import (
+    RunPosition,
+    epoch_batches,
+    global_rng_state,
+    record_continuation,
+    set_global_rng_state,
+)
 from mtl_lab.training.setup import (
     check_inputs,
     describe_run,
@@ -115,29 +121,23 @@ class Trainer:
         self.paths = choose_path(self.weighting, Parts(self.model, self.shared, self.heads), c.rep_grads,
                                  self.gramian, self.extra_batches, self.lookahead, self.whole_batch_losses)
         self.diagnostics = Diagnostics(self.record_diagnostics)
-        self.record_every = c.record_every or (10 if self.device.type == "cpu" else 25)
-        self.callback = callback
+        self.records = Records(c.record_every or (10 if self.device.type == "cpu" else 25), callback, self.guard,
+                               self.task_names)  # per-step rows → History, events (training.records)
         self.batch_generator = torch.Generator().manual_seed(c.seed)
         self.method_generator = torch.Generator().manual_seed(c.seed + 1)
         self.parallel: Parallel = SingleProcess()
         self.stop_event = threading.Event()
-        self.interrupt_event = threading.Event()  # set by a deferred Ctrl-C (mtl_lab.training.interrupts)
-        self.events = EventStream()
+        self.interrupts = Interrupts()  # what Ctrl-C asked of the run (mtl_lab.training.interrupts)
         self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
         self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
                                                                           self.device, self.gramian))
         self.global_step = 0
         self.epoch = 0
         self.batch_iterator = None
-        self.epoch_loss_sum = torch.zeros(len(self.tasks), device=self.device)
-        self.epoch_batches = 0
-        self.epoch_labelled = torch.zeros(len(self.tasks), device=self.device)  # batches with labels, per task
+        self.totals = EpochTotals(len(self.tasks), self.device)  # this epoch's loss sums, the epochs' means
         self.batches_per_epoch = math.ceil(len(self.data.train) / c.batch_size)
-        self.epoch_losses: tuple[tuple[float, ...], ...] = ()
         self.first_losses: tuple[float, ...] | None = None
-        self.buffer: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        self.train_seconds = 0.0
-        self.loop_started = time.perf_counter()
+        self.clock = RunClock()
         self.rng_state: dict | None = None  # the run's global random state between fit() calls (training.resume)
         self.epoch_start_rng: torch.Tensor | None = None  # batch generator state when this epoch's order was drawn
         if parallel is not None:
@@ -191,7 +191,7 @@ class Trainer:
         return detached
 
     def context(self) -> StepContext:
-        return StepContext(step=self.global_step, epoch=self.epoch, epoch_losses=self.epoch_losses,
+        return StepContext(step=self.global_step, epoch=self.epoch, epoch_losses=self.totals.means,
                            first_losses=self.first_losses, generator=self.method_generator,
                            lr=self.optimizer.param_groups[0]["lr"])
 
@@ -215,12 +215,8 @@ class Trainer:
 
     def stop_if_non_finite(self, message: str | None, losses: torch.Tensor) -> None:
         """Host check found a bad step: record its losses (not its update) and stop before the optimiser."""
-        if message is None:
-            return
-        nan = torch.full_like(losses, float("nan"))
-        self.buffer.append((self.global_step, losses, nan, None))
-        self.history.add_note({"step": self.global_step, "non_finite": message})
-        raise NonFiniteLossError(message)
+        if message is not None:
+            raise self.records.bad_step(self.history, self.global_step, losses, message)
 
     # ------------------------------------------------------------------ records
 
@@ -232,14 +228,11 @@ class Trainer:
         regularizer: torch.Tensor | None = None,
         labelled: torch.Tensor | None = None,
     ) -> None:
-        self.epoch_loss_sum += losses
-        self.epoch_labelled += 1.0 if labelled is None else labelled
-        self.epoch_batches += 1
-        self.buffer.append((self.global_step, losses, weights, regularizer))
-        if info and (info.get("converged", True) is False or "warning" in info):
-            self.history.add_note({"step": self.global_step, "method": self.weighting.name, **plain(info)})
+        self.totals.add(losses, labelled)
+        due = self.records.add(self.global_step, losses, weights, regularizer)
+        self.records.note_method(self.history, self.global_step, self.weighting.name, info)
         self.global_step += 1
-        if len(self.buffer) >= self.record_every:
+        if due:
             self.flush()
 
     def record_diagnostics(self, record: dict) -> None:
@@ -252,38 +245,11 @@ class Trainer:
             self.history.add_model_record({"step": self.global_step, **plain(record)})
 
     def flush(self) -> None:
-        """Copy buffered per-step records to the History (one device sync); stop on a non-finite loss."""
-        if not self.buffer:
-            return
-        steps = [s for s, _, _, _ in self.buffer]
-        losses = torch.stack([l for _, l, _, _ in self.buffer]).tolist()
-        weights = torch.stack([w for _, _, w, _ in self.buffer]).tolist()
-        regs = [r for _, _, _, r in self.buffer]
-        regularizer = None
-        if any(r is not None for r in regs):
-            nan = torch.tensor(float("nan"), device=self.device)
-            regularizer = torch.stack([nan if r is None else r.float() for r in regs]).tolist()
-        self.buffer = []
-        self.history.add_steps(steps, losses, weights, regularizer)
-        first_bad = self.guard.tripped()  # device-side check: read here, where the records sync anyway
-        if first_bad is not None:
-            self.raise_deferred_non_finite(first_bad)
-        self.emit("step", {"loss": losses[-1], "weights": weights[-1]})
-
-    def raise_deferred_non_finite(self, step: int) -> None:
-        """The device-side flag was set at ``step``: no update was applied from that step on; say so."""
-        message = self.guard.deferred_message(self.task_names)
-        self.history.add_note({"step": step, "non_finite": message})
-        raise NonFiniteLossError(message)
+        """Move the buffered per-step records to the History (:meth:`Records.flush`)."""
+        self.records.flush(self.history, self.global_step, self.epoch)
 
     def emit(self, kind: str, data: dict | None = None) -> None:
-        event = Event(kind, self.global_step, self.epoch, data or {})
-        self.events.put(event)
-        if self.callback is not None:
-            try:
-                self.callback(event)
-            except Exception as exc:  # a broken view must not kill the run
-                self.history.add_note({"step": self.global_step, "callback_error": repr(exc)})
+        self.records.emit(self.history, kind, self.global_step, self.epoch, data)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -292,9 +258,11 @@ class Trainer:
         return evaluate_split(self.model, self.data, self.tasks, split, batch_size, self.config.batch_size)
 
     def end_epoch(self) -> None:
-        self.flush()
-        mean = (self.epoch_loss_sum / self.epoch_labelled.clamp(min=1)).tolist()  # over batches with labels
-        self.epoch_losses = self.epoch_losses + (tuple(mean),)
+        """The epoch's record: evaluations first (they change nothing: a second Ctrl-C there leaves the run at
+        a step boundary), then the state moves on to the next epoch in one marked block."""
+        with self.interrupts.changing(self.global_step):
+            self.flush()
+        mean = self.totals.mean()  # over the batches with labels
         record = {
             "epoch": self.epoch + 1,
             "step": self.global_step,
@@ -305,30 +273,17 @@ class Trainer:
             record["train_metric"] = self.evaluate("train")[1]
         if self.config.evaluate and len(self.data.val):
             record["val_loss"], record["val_metric"] = self.evaluate("val")
-        record["time"] = round(self.elapsed(), 3)
-        self.history.add_epoch(record)
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.epoch += 1
-        self.epoch_loss_sum.zero_()
-        self.epoch_labelled.zero_()
-        self.epoch_batches = 0
-        self.batch_iterator = None
-        self.epoch_start_rng = None
-        self.warn_non_finite_metrics(record, f"epoch {record['epoch']}")
+        with self.interrupts.changing(self.global_step):
+            self.totals.close(mean)
+            record["time"] = round(self.clock.elapsed(), 3)
+            self.history.add_epoch(record)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.epoch += 1
+            self.batch_iterator = None
+            self.epoch_start_rng = None
+        note_non_finite_results(self.history, record, f"epoch {record['epoch']}", self.global_step)
         self.emit("epoch", record)
-
-    def warn_non_finite_metrics(self, record: dict, where: str) -> None:
-        """A NaN or infinite validation/test loss or metric is said in a note and in ``meta["warnings"]``."""
-        note_non_finite_results(self.history, record, where, self.global_step)
-
-    def finish(self, status: str) -> None:
-        self.train_seconds = self.elapsed()
-        test_loss, test_metric = self.evaluate("test")
-        self.history.update_meta(status=status, steps=self.global_step, epochs_done=self.epoch,
-                                 train_seconds=round(self.train_seconds, 3), test_loss=test_loss,
-                                 test_metrics=test_metric)
-        self.warn_non_finite_metrics({"test_loss": test_loss, "test_metrics": test_metric}, "test split")
 
     # ------------------------------------------------------------------ loops
 
@@ -359,58 +314,55 @@ class Trainer:
         else:
             set_global_rng_state(self.rng_state, self.device)
         self.stop_event.clear()
-        self.interrupt_event.clear()
+        self.interrupts.clear()
         self.history.update_meta(status="running")
-        self.loop_started = time.perf_counter()
+        self.clock.start()
         status, error = "interrupted", None
         try:
-            with deferred_sigint(self.interrupt_event):
+            with deferred_sigint(self.interrupts):
                 status = self.train_until(max_steps)
-                self.flush()
+                with self.interrupts.changing(self.global_step):
+                    self.flush()
         except KeyboardInterrupt:
             status = "interrupted"
         except BaseException as exc:  # noqa: BLE001 — SystemExit too: the run must end with a status
             error = exc
         self.rng_state = global_rng_state(self.device)
+        end = RunEnd(self.history, self.records, self.clock, self.global_step, self.epoch)  # training.ending
         if error is not None:
-            self.fail(error)
+            end.fail(error)
             raise error
         if status == "interrupted":
-            self.flush_after_interrupt()
-            warnings.warn("training interrupted: the History and the model keep what was done so far; "
-                          "fit() continues exactly where it stopped", stacklevel=3)
+            end.interrupted(self.interrupts.cut_step)
         try:
-            self.finish(status)
-        except KeyboardInterrupt:  # during the test evaluation: the run itself is intact
-            status = "interrupted"
-            self.history.update_meta(status=status, steps=self.global_step, epochs_done=self.epoch)
-            self.history.add_note({"step": self.global_step, "note": "interrupted during the test evaluation"})
+            status = end.finish(status, lambda: self.evaluate("test"))
         except Exception as exc:
-            self.fail(exc)
+            end.fail(exc)
             raise
-        self.emit_end(status)
+        end.emit_end(status)
         return self.history
 
     def train_until(self, max_steps: int | None) -> str:
         """The loop over batches; returns ``completed``, ``paused``, ``stopped`` or ``interrupted``."""
         taken = 0
         while self.epoch < self.config.epochs:
-            if self.batch_iterator is None:
-                self.epoch_start_rng = self.batch_generator.get_state()
-                self.batch_iterator = self.data.train.batches(
-                    self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
-                )
-            batch = next(self.batch_iterator, None)
-            if batch is not None:
-                x, y, masks = batch
-                if self.config.augment and self.data.augment is not None:
-                    x, y = self.data.augment(x, y, self.batch_generator)
-                self.train_step_guarded(x, y, masks)
-                taken += 1
-            if batch is None or self.epoch_batches == self.batches_per_epoch:
+            with self.interrupts.changing(self.global_step):  # a second Ctrl-C in here cuts this step
+                if self.batch_iterator is None:
+                    self.epoch_start_rng = self.batch_generator.get_state()
+                    self.batch_iterator = self.data.train.batches(
+                        self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
+                    )
+                batch = next(self.batch_iterator, None)
+                if batch is not None:
+                    x, y, masks = batch
+                    if self.config.augment and self.data.augment is not None:
+                        x, y = self.data.augment(x, y, self.batch_generator)
+                    self.train_step_guarded(x, y, masks)
+                    taken += 1
+            if batch is None or self.totals.batches == self.batches_per_epoch:
                 self.end_epoch()
             if self.epoch < self.config.epochs:
-                if self.interrupt_event.is_set():
+                if self.interrupts.requested.is_set():
                     return "interrupted"
                 if self.stop_event.is_set():
                     return "stopped"
@@ -426,53 +378,9 @@ class Trainer:
         try:
             self.train_step(x, targets, masks)
         except Exception:
-            first_bad = self.guard.tripped()
-            if first_bad is None:
+            if self.guard.tripped() is None:
                 raise
-            try:
-                self.flush()  # the steps before this one; raises the same news, which is raised below
-            except NonFiniteLossError:
-                pass
-            if first_bad not in self.history.steps:  # the bad step itself: its losses, no weights
-                losses = self.guard.first_bad_losses
-                row = losses.tolist() if losses is not None else [math.nan] * len(self.task_names)
-                self.history.add_steps([first_bad], [row], [[math.nan] * len(self.task_names)])
-            self.raise_deferred_non_finite(first_bad)
-
-    def flush_after_interrupt(self) -> None:
-        """Move buffered steps to the History; a second interrupt from a view cannot lose them."""
-        try:
-            self.flush()
-        except KeyboardInterrupt:
-            pass
-
-    def emit_end(self, status: str) -> None:
-        """The ``end`` event; the run has ended already, so a callback's interrupt only leaves a note."""
-        try:
-            self.emit("end", {"status": status})
-        except BaseException as exc:  # noqa: BLE001
-            self.history.add_note({"step": self.global_step, "callback_error": repr(exc)})
-            if not isinstance(exc, KeyboardInterrupt):
-                raise
-
-    def elapsed(self) -> float:
-        """Seconds spent in training loops so far (this run's loop included)."""
-        return self.train_seconds + time.perf_counter() - self.loop_started
-
-    def fail(self, exc: BaseException) -> None:
-        """Record an error: keep what was buffered, mark the History, tell the views."""
-        try:
-            self.flush()
-        except BaseException:  # noqa: BLE001 — the records are in the History already; the error is the news
-            self.buffer = []
-        self.train_seconds = self.elapsed()
-        message = f"{type(exc).__name__}: {exc}"
-        self.history.add_note({"step": self.global_step, "error": message})
-        self.history.update_meta(status="error", error=message, steps=self.global_step, epochs_done=self.epoch)
-        try:
-            self.emit("error", {"error": message})
-        except BaseException as again:  # noqa: BLE001
-            self.history.add_note({"step": self.global_step, "callback_error": repr(again)})
+            self.records.flush_first_bad(self.history, self.global_step, self.epoch)
 
     def start(self, max_steps: int | None = None) -> RunHandle:
         """Run :meth:`fit` in a background thread; returns a handle to stop, join and watch it."""
@@ -504,7 +412,7 @@ class Trainer:
         """Every random state and the position within the epoch (see :mod:`mtl_lab.training.resume`)."""
         rng = global_rng_state(self.device) if self.lock.locked() else self.rng_state  # from a callback: live
         return RunPosition(rng, self.batch_generator.get_state(), self.method_generator.get_state(),
-                           self.epoch_start_rng, self.epoch_batches)
+                           self.epoch_start_rng, self.totals.batches)
 
     def state_dict(self) -> dict:
         """Everything needed to continue bitwise, as a dict of state dicts (buffered steps flushed first;
@@ -518,12 +426,12 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "weighting": self.weighting.state_dict(),
             "history": self.history.to_dict(),
-            "counters": {"global_step": self.global_step, "epoch": self.epoch, "epoch_batches": self.epoch_batches},
-            "epoch_loss_sum": self.epoch_loss_sum.detach().cpu().clone(),
-            "epoch_labelled": self.epoch_labelled.detach().cpu().clone(),
+            "counters": {"global_step": self.global_step, "epoch": self.epoch, "epoch_batches": self.totals.batches},
+            "epoch_loss_sum": self.totals.loss_sum.detach().cpu().clone(),
+            "epoch_labelled": self.totals.labelled.detach().cpu().clone(),
             "extra_batches": self.extra_batches.state_dict() if self.extra_batches is not None else None,
             "lookahead_batches": self.lookahead.batches.state_dict() if self.lookahead is not None else None,
-            "epoch_losses": [list(e) for e in self.epoch_losses],
+            "epoch_losses": [list(e) for e in self.totals.means],
             "first_losses": list(self.first_losses) if self.first_losses is not None else None,
             "position": self.position().to_dict(),
         }
@@ -541,21 +449,21 @@ class Trainer:
         self.history = History.from_dict(state["history"])
         counters = state["counters"]
         self.global_step, self.epoch = counters["global_step"], counters["epoch"]
-        self.epoch_batches = counters["epoch_batches"]
-        self.epoch_loss_sum = state["epoch_loss_sum"].to(self.device).clone()
-        self.epoch_labelled = state["epoch_labelled"].to(self.device).clone()
+        self.totals.batches = counters["epoch_batches"]
+        self.totals.loss_sum = state["epoch_loss_sum"].to(self.device).clone()
+        self.totals.labelled = state["epoch_labelled"].to(self.device).clone()
         if self.extra_batches is not None:
             self.extra_batches.load_state_dict(state["extra_batches"])
         if self.lookahead is not None:
             self.lookahead.batches.load_state_dict(state["lookahead_batches"])
-        self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
+        self.totals.means = tuple(tuple(e) for e in state["epoch_losses"])
         self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
         position = RunPosition.from_dict(state["position"]).on_cpu()
         self.rng_state = position.global_rng
         self.method_generator.set_state(position.method_rng)
         self.epoch_start_rng = position.epoch_start_rng
         self.batch_iterator = epoch_batches(self.data.train, self.config.batch_size, self.batch_generator, position)
-        self.buffer = []
+        self.records.buffer = []
 
     def save(self, path: str | Path) -> Path:
         """:meth:`state_dict` in one file, written atomically (:mod:`mtl_lab.training.checkpoint`).
@@ -583,17 +491,5 @@ class Trainer:
             self.load_state_dict(backup)
             message = f"checkpoint {str(path)!r} could not be loaded ({exc}); the trainer is unchanged"
             raise ValueError(message) from None
-        self.record_continuation(changes, old_file=state.get("settings") is None)
-
-    def record_continuation(self, changes: dict[str, tuple], old_file: bool) -> None:
-        """This trainer's lr (when it changed) in the optimiser; every change a note and in ``meta["config"]``."""
-        for name, (before, after) in changes.items():
-            if name == "lr":
-                for group in self.optimizer.param_groups:
-                    group["lr"] = after
-            self.history.add_note({"step": self.global_step, "note": f"continued with {name} {before} → {after}"})
-            with self.history.lock:
-                self.history.meta.setdefault("config", {})[name] = after
-        if old_file:
-            self.history.add_note({"step": self.global_step, "note": "checkpoint saved without its settings (an "
-                                   "older file): only its identity and model shapes were checked"})
+        old_file = state.get("settings") is None
+        record_continuation(self.history, self.optimizer, changes, self.global_step, old_file)

@@ -244,7 +244,7 @@ class Lab:
         changed = check_pace(steps_per_second) != self.pace.steps_per_second
         self.pace.set(check_pace(steps_per_second), step)
         if self.trainer is not None:
-            self.trainer.record_every = self.record_every()
+            self.trainer.records.every = self.record_every()
         if changed and self.running:  # marked on the curves: the run's speed changed here
             label = "full speed" if steps_per_second is None else f"{steps_per_second:g} steps/s"
             self.trainer.history.add_note({"step": step, "option_set": f"pace: {label}"})
@@ -398,8 +398,8 @@ class Lab:
         """The trainer of ``config``; at a capped pace it records every step (the chart moves step by step),
         at full speed every ``record_every`` steps as headless runs do (rows arrive faster than 10 sends/s)."""
         trainer = make_trainer(config, callback=callback)
-        self.full_speed_record_every = trainer.record_every
-        trainer.record_every = self.record_every()
+        self.full_speed_record_every = trainer.records.every
+        trainer.records.every = self.record_every()
         return trainer
 
     def record_every(self) -> int:
@@ -446,7 +446,7 @@ class Lab:
     def step(self) -> bool:
         """Train to the end of the current epoch (one epoch from a boundary), then pause."""
         trainer = self.ready_trainer()
-        return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.epoch_batches)
+        return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.totals.batches)
 
     def start_run(self, trainer, max_steps: int | None) -> bool:
         """Start ``trainer`` in its background thread, with the chart feed, pace and status set for the run."""
@@ -510,7 +510,7 @@ class Lab:
         self.stop_requested.clear()
         self.rate_origin = (time.perf_counter(), 0)
         history = self.trainer.fit()
-        self.trainer.callback = self.on_event
+        self.trainer.records.callback = self.on_event
         self.finish(history.status)
         return self.trainer.history
 
