@@ -488,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 — the promise is one line and exit 2 for every error path
         print(f"mtl-lab: error: {type(exc).__name__}: {one_line(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mtl-lab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a study says how far it got (StudyInterrupted)
+        print(f"mtl-lab: {one_line(str(exc)) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

@@ -47,8 +47,12 @@ def run_sequential(specs: list[RunSpec], threads: int | None) -> Iterator[dict]:
 def run_processes(specs: list[RunSpec], workers: int, threads: int) -> Iterator[dict]:
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(execute, spec, threads) for spec in specs]
-        for future in as_completed(futures):
-            yield future.result()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # the study stopped early (Ctrl-C): runs not yet started are not started
+            for future in futures:
+                future.cancel()
 
 
 def start_ray(address: str | None, workers: int):
