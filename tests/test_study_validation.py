@@ -109,6 +109,8 @@ BAD = [
     (dict(static={"grid": True}), "static.grid", "True"),
     (dict(data_options=3), "'data_options'", "3"),
     (dict(data=7), "'data'", "7"),
+    (dict(tasks=["digit", "nope"]), "'tasks'", "['nope']"),
+    (dict(data_options={"bogus": 1}), "'data_options'", "['bogus']"),
 ]
 BAD[6] = (dict(methods=[{"name": "nope"}]), "method 'nope'", "'nope'")
 
@@ -276,3 +278,10 @@ def test_sigint_stops_the_study_with_a_status_exit_130_and_keeps_finished_runs(t
         assert json.loads(f.read_text())["status"] == "completed"
     if signals == 1:
         assert done >= 1  # the run under way when Ctrl-C came was finished
+
+
+def test_a_study_built_through_the_api_refuses_a_negative_seed_too():
+    from mtl_lab.studies import Study, Variant
+
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, .*got -1"):
+        Study(data="digits", architectures=(Variant("hard"),), methods=(Variant("equal"),), seeds=(-1,))

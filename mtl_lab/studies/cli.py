@@ -32,7 +32,7 @@ def add_study_parser(sub) -> None:
 
 def study_command(args: argparse.Namespace) -> None:
     from mtl_lab.studies.report import write_report
-    from mtl_lab.studies.spec import EXAMPLE, check_study, load_data, load_study
+    from mtl_lab.studies.spec import EXAMPLE, check_study, load_study, study_task_names
     from mtl_lab.studies.study import run_study
 
     if args.example:
@@ -45,7 +45,7 @@ def study_command(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {str(out)!r} is an existing file; give a folder for the report and its runs/ cache")
     study = load_study(args.file)  # every value as written; errors name the file, the key and the value
     try:
-        check_study(study, load_data(study.data, study.data_options, study.tasks).task_names)
+        check_study(study, study_task_names(study))
     except ValueError as exc:
         raise ValueError(f"study file {args.file!r}: {exc}") from None
     result = run_study(study, out=args.out, engine=args.engine, workers=args.workers, threads=args.threads,

@@ -132,6 +132,8 @@ class Study:
                 raise ValueError(f"{kind} label(s) {repeated} repeat; give each variant its own 'label'")
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of ints, got {list(self.seeds)!r}")
+        for seed in self.seeds:
+            check_seed(seed, "seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat: {list(self.seeds)}")
         if "seed" in self.train:
@@ -305,6 +307,21 @@ def check_study(study: Study, task_names: list[str]) -> None:
             create("static", weights=list(w)).reset(list(task_names))
         except ValueError as exc:
             raise ValueError(f"key 'static.weights[{i}]': {exc}") from None
+
+
+def study_task_names(study: Study) -> list[str]:
+    """The study's task names from its data set; a bad data option or task name is named by its key."""
+    try:
+        data = cached_data(study.data, json.dumps(study.data_options, sort_keys=True))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"key 'data_options': {exc}") from None
+    if study.tasks is None:
+        return list(data.task_names)
+    unknown = [t for t in study.tasks if t not in data.task_names]
+    if unknown:
+        raise ValueError(f"key 'tasks': unknown task(s) {unknown} for data {study.data!r}; "
+                         f"choose from {data.task_names}")
+    return list(study.tasks)
 
 
 def load_study(path: str | Path) -> Study:
