@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -521,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mtl-lab: error: {type(exc).__name__}: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a study says how far it got (StudyInterrupted)
+        if argv is None:  # the program itself (not a caller in Python): a further Ctrl-C cannot cut the exit short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"mtl-lab: {one_line(str(exc)) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0

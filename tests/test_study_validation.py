@@ -245,13 +245,13 @@ def test_the_cli_prints_a_bad_cache_record_as_one_warning_line(cached_study, tmp
 # ------------------------------------------------------------------ Ctrl-C (a real SIGINT)
 
 
-def start_study(tmp_path: Path, seeds: int, epochs: int) -> tuple[subprocess.Popen, Path]:
+def start_study(tmp_path: Path, seeds: int, epochs: int, *engine: str) -> tuple[subprocess.Popen, Path]:
     path = write_toml(tmp_path / "s.toml", changed(seeds=list(range(seeds)), train__epochs=epochs))
     out = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "mtl_lab.cli", "study", str(path), "--out", str(out), "--quiet",
-                             "--threads", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "--threads", "1", *engine], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not (out / "runs").is_dir():  # made after the whole file was checked, just before the first run
         assert proc.poll() is None, proc.communicate()
@@ -260,24 +260,32 @@ def start_study(tmp_path: Path, seeds: int, epochs: int) -> tuple[subprocess.Pop
     return proc, out
 
 
+def wait_for_a_finished_run(proc: subprocess.Popen, out: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not list((out / "runs").glob("*.json")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run finished"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("signals", [1, 2])
 def test_sigint_stops_the_study_with_a_status_exit_130_and_keeps_finished_runs(tmp_path, signals):
-    proc, out = start_study(tmp_path, seeds=8, epochs=4)
-    time.sleep(0.5)
+    proc, out = start_study(tmp_path, seeds=8, epochs=6)
+    wait_for_a_finished_run(proc, out)
     for _ in range(signals):
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+        time.sleep(0.05)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     status = [line for line in err.splitlines() if "study interrupted" in line]
     assert len(status) == 1 and "of 8 runs done" in status[0] and "Traceback" not in err
     done = int(status[0].split("study interrupted: ")[1].split(" of")[0])
     kept = sorted((out / "runs").glob("*.json"))
-    assert len(kept) == done < 8  # every finished run kept, nothing after the interrupt, no partial record
+    assert 1 <= len(kept) == done < 8  # every finished run kept, nothing after the interrupt, no partial record
     for f in kept:
         assert json.loads(f.read_text())["status"] == "completed"
     if signals == 1:
-        assert done >= 1  # the run under way when Ctrl-C came was finished
+        assert done >= 2  # the run under way when Ctrl-C came was finished
 
 
 def test_a_study_built_through_the_api_refuses_a_negative_seed_too():
@@ -285,3 +293,17 @@ def test_a_study_built_through_the_api_refuses_a_negative_seed_too():
 
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, .*got -1"):
         Study(data="digits", architectures=(Variant("hard"),), methods=(Variant("equal"),), seeds=(-1,))
+
+
+def test_ctrl_c_to_the_whole_process_group_stops_a_process_pool_study(tmp_path):
+    """A terminal's Ctrl-C reaches the workers too: they ignore it, the study lets the runs under way finish,
+    starts no other, and exits 130 with its status line."""
+    proc, out = start_study(tmp_path, 8, 6, "--engine", "processes", "--workers", "2")
+    wait_for_a_finished_run(proc, out)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    status = [line for line in err.splitlines() if "study interrupted" in line]
+    assert len(status) == 1 and "Traceback" not in err and "KeyboardInterrupt" not in err
+    done = int(status[0].split("study interrupted: ")[1].split(" of")[0])
+    assert 1 <= done < 8 and len(list((out / "runs").glob("*.json"))) >= done
