@@ -85,8 +85,9 @@ def read_record(path: Path, spec) -> tuple[dict | None, str]:
 
 
 @contextmanager
-def stop_after_run(stop: threading.Event) -> Iterator[None]:
-    """A first SIGINT sets ``stop`` (the study ends after the current run); a second raises KeyboardInterrupt.
+def stop_after_run(stop: threading.Event, running: threading.Event) -> Iterator[None]:
+    """A first SIGINT sets ``stop`` (the study ends after the current run); a second one, while ``running``
+    is set (a run trains), raises KeyboardInterrupt; at any other moment it is already being acted on.
 
     While this handler is installed the trainer leaves SIGINT alone (:func:`~mtl_lab.training.interrupts.
     deferred_sigint` defers only Python's default handler), so the second one reaches the run's ``fit`` as a
@@ -97,9 +98,10 @@ def stop_after_run(stop: threading.Event) -> Iterator[None]:
         return
 
     def handler(signum, frame) -> None:
-        if stop.is_set():
+        if not stop.is_set():
+            stop.set()
+        elif running.is_set():
             raise KeyboardInterrupt
-        stop.set()
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -196,11 +198,18 @@ def run_study(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(specs), initial=cached, desc=study.name[:30], unit="run")
-    stop = threading.Event()
+    stop, running = threading.Event(), threading.Event()
     records = run_all(todo, engine, workers=workers, threads=threads, address=address)
     try:
-        with stop_after_run(stop):
-            for record in records:
+        with stop_after_run(stop, running):
+            while True:
+                running.set()  # a second Ctrl-C interrupts only while a run trains, never while one is saved
+                try:
+                    record = next(records)
+                except StopIteration:
+                    break
+                finally:
+                    running.clear()
                 results[record["key"]] = record
                 if cache is not None and record["status"] == "completed":  # failures are retried on a rerun
                     write_record(cache / f"{record['key']}.json", record)
