@@ -25,10 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from mtl_lab import data as datasets
 from mtl_lab import plots, validate
@@ -43,7 +47,7 @@ from mtl_lab.metrics import (
     relative_changes,
     single_task_baselines,
 )
-from mtl_lab.models import ARCHITECTURES
+from mtl_lab.models import ARCHITECTURES, build_model
 from mtl_lab.studies.cli import add_study_parser, study_command
 from mtl_lab.training import Event, TrainConfig, build_trainer, check_architecture_options
 from mtl_lab.training import parallel as distributed
@@ -203,7 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_command(args: argparse.Namespace) -> Path | None:
+@dataclass
+class PreparedRun:
+    """A ``run`` command's values, every one checked (:func:`prepare_run`), before anything trains."""
+
+    data: object
+    methods: list[str]
+    options: dict[str, dict]
+    model_options: dict
+    train_options: dict
+    out: Path
+
+
+def prepare_run(args: argparse.Namespace) -> PreparedRun:
+    """Parse and check every value of ``mtl-lab run`` through the API's own checks; nothing trains, no folder
+    is made. Called by :func:`run_command`, and once in the parent by ``--nproc`` before any rank starts."""
     data_options = parse_assignments(args.data_option, "--data-option")
     if args.root is not None:
         if "root" in data_options:
@@ -242,13 +260,20 @@ def run_command(args: argparse.Namespace) -> Path | None:
         "seed": args.seed, "diagnostics_every": args.diagnostics_every, "augment": args.augment,
     }
     check_before_training(data, args.arch, model_options, methods, options, train_options)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is an existing file; give a folder for the report")
+    return PreparedRun(data, methods, options, model_options, train_options, out)
+
+
+def run_command(args: argparse.Namespace) -> Path | None:
+    run = prepare_run(args)
+    data, methods, options = run.data, run.methods, run.options
+    model_options, train_options, out = run.model_options, run.train_options, run.out
     data_parallel = distributed.from_environment(args.device)  # started by torchrun: one rank of several
     if data_parallel is not None:
         train_options["device"] = data_parallel.device(args.device)
     quiet = args.quiet or (data_parallel is not None and data_parallel.rank != 0)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is an existing file; give a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"data {data.name}: tasks {data.task_names}, train/val/test = "
@@ -277,7 +302,8 @@ def run_command(args: argparse.Namespace) -> Path | None:
         baseline_runs = single_task_baselines(data, args.arch, model_options, **train_options)
         baseline = baseline_metrics(baseline_runs)
     seconds = time.perf_counter() - started
-    write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds)
+    world = data_parallel.world if data_parallel is not None else 1
+    write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds, world)
     if failures:
         raise RunFailed(f"{'; '.join(failures)} (the report in {str(out)!r} keeps what was trained)")
     return out
@@ -311,7 +337,8 @@ def check_before_training(data, arch: str, model_options: dict, methods: list[st
         create(method, **options[method]).reset(data.task_names)
 
 
-def write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds) -> None:
+def write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds,
+                 world: int = 1) -> None:
     finished = {label: h for label, h in histories.items() if "test_metrics" in h.meta}
     runs = {label: h.final_metrics("test") for label, h in finished.items()}
     dirs = directions(data)
@@ -335,6 +362,7 @@ def write_report(out, data, histories, baseline, args, train_options, model_opti
             for label, h in histories.items()
         },
         "total_seconds": round(seconds, 2),
+        "world_size": world,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True))
     (out / "history.json").write_text(json.dumps({"runs": {k: h.to_dict() for k, h in histories.items()}}))
@@ -350,7 +378,8 @@ def write_report(out, data, histories, baseline, args, train_options, model_opti
     lines = [
         f"# mtl_lab report: {data.name}",
         "",
-        f"Command: `mtl-lab {' '.join(sys.argv[1:])}`" if sys.argv[1:] else "",
+        f"Command: `mtl-lab {' '.join(sys.argv[1:])}`" + (f" (launched with --nproc {world})" if world > 1 else "")
+        if sys.argv[1:] else "",
         "",
         "## Data",
         f"- tasks: {', '.join(f'{t.name} ({t.kind}, {t.loss_name} loss)' for t in data.tasks)}",
@@ -360,6 +389,10 @@ def write_report(out, data, histories, baseline, args, train_options, model_opti
         f"- architecture: {args.arch} {model_options}",
         f"- methods: {', '.join(f'{m} {o}' if o else m for m, o in options.items())}",
         "- training: " + ", ".join(f"{k}={v}" for k, v in train_options.items()),
+        f"- processes: {world}" + (f" (data parallel, world size {world}: each rank trains on its slice of every "
+                                   "batch; see mtl_lab.training.parallel)" if world > 1 else ""),
+        *([f"- note: {distributed.dropout_note(model_options.get('dropout'), world)}"]
+          if world > 1 and distributed.dropout_note(model_options.get("dropout"), world) else []),
         f"- wall time for all runs{' and baselines' if baseline else ''}: {seconds:.1f} s",
         "",
         "## Test metrics",
@@ -466,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run" and args.nproc != 1:
-            return distributed.launch(args.nproc, sys.argv[1:] if argv is None else argv)
+            return launch_checked(args, sys.argv[1:] if argv is None else argv)
         if args.command == "run":
             out = run_command(args)
             if out is not None:
@@ -488,10 +521,31 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 — the promise is one line and exit 2 for every error path
         print(f"mtl-lab: error: {type(exc).__name__}: {one_line(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mtl-lab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a study says how far it got (StudyInterrupted)
+        if argv is None:  # the program itself (not a caller in Python): a further Ctrl-C cannot cut the exit short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"mtl-lab: {one_line(str(exc)) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
+
+
+def launch_checked(args: argparse.Namespace, argv: list[str]) -> int:
+    """``mtl-lab run --nproc N``: every value checked once here, in the parent, before any rank starts.
+
+    Then the ranks: at most as many as the rows of the smallest batch, and the one note on what data
+    parallelism does not make exact (dropout), said once. Only then is torchrun launched.
+    """
+    distributed.check_nproc(args.nproc)
+    run = prepare_run(args)
+    distributed.check_ranks(args.nproc, len(run.data.train), run.train_options["batch_size"])
+    dropout = run.model_options.get("dropout")
+    if run.model_options.get("groups") != "auto":  # what the model's constructor checks (an "auto" grouping
+        with torch.random.fork_rng(devices=[]):     # trains a probe: its model is built by the ranks)
+            dropout = distributed.dropout_rate(build_model(args.arch, run.data, **run.model_options))
+    note = distributed.dropout_note(dropout, args.nproc)
+    if note is not None:
+        print(f"mtl-lab: note: {note}", file=sys.stderr, flush=True)
+    return distributed.launch(args.nproc, argv)
 
 
 def one_line(text: str) -> str:

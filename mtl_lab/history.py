@@ -285,6 +285,7 @@ META_FIELDS = {
     "train_seconds": ("a number", is_number),
     "steps": ("an int", is_int),
     "epochs_done": ("an int", is_int),
+    "world_size": ("an int", is_int),
     "warnings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
 }
 

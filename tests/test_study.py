@@ -143,8 +143,20 @@ def test_a_rerun_is_served_from_the_cache_with_the_same_table(sequential):
     assert json.dumps(again.records) == json.dumps(first.records)
 
 
-def test_a_failing_run_is_recorded_not_fatal_and_not_cached(tmp_path):
-    study = tiny(methods=["equal", {"name": "cagrad", "options": {"c": -1.0}}], static={}, baselines=False)
+def test_a_failing_run_is_recorded_not_fatal_and_not_cached(tmp_path, monkeypatch):
+    # a bad option is refused before any run starts (tests/test_study_validation.py); a fault that only
+    # shows while a run trains is simulated here
+    from mtl_lab.studies import runs
+
+    real = runs.build_trainer
+
+    def failing(data, architecture, method, *args, **kwargs):
+        if method == "cagrad":
+            raise ValueError("cagrad failed while training (c)")
+        return real(data, architecture, method, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "build_trainer", failing)
+    study = tiny(methods=["equal", {"name": "cagrad", "options": {"c": 0.4}}], static={}, baselines=False)
     result = run_study(study, out=tmp_path, threads=1)
     bad = next(r for r in result.records if r["method"] == "cagrad")
     assert bad["completed"] == 0 and len(bad["errors"]) == 2 and "c" in bad["errors"][0]

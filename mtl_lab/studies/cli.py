@@ -3,13 +3,17 @@
 ``mtl-lab study --example`` prints an example study. ``--engine processes`` trains the runs in a local
 process pool, ``--engine ray`` on Ray (``--address`` joins a running cluster; without it a local one is
 started with ``--workers`` CPUs). Finished runs are cached in ``DIR/runs``: running the same study
-again trains only what is missing.
+again trains only what is missing (a cached record whose checksum or config does not match is named in a
+warning line and trained again). The whole file is checked before any run starts: an error names the file,
+the key and the value, exit status 2. Ctrl-C stops the study after the current run (a second one at once,
+the current run then interrupted), prints how far it got and exits with status 130; finished runs stay cached.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mtl_lab.studies.engines import ENGINES
 
@@ -28,7 +32,7 @@ def add_study_parser(sub) -> None:
 
 def study_command(args: argparse.Namespace) -> None:
     from mtl_lab.studies.report import write_report
-    from mtl_lab.studies.spec import EXAMPLE, load_study
+    from mtl_lab.studies.spec import EXAMPLE, check_study, load_study, study_task_names
     from mtl_lab.studies.study import run_study
 
     if args.example:
@@ -36,9 +40,17 @@ def study_command(args: argparse.Namespace) -> None:
         return
     if args.file is None or args.out is None:
         raise ValueError("mtl-lab study needs a study FILE and --out DIR (or --example to print a study file)")
-    study = load_study(args.file)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is an existing file; give a folder for the report and its runs/ cache")
+    study = load_study(args.file)  # every value as written; errors name the file, the key and the value
+    try:
+        check_study(study, study_task_names(study))
+    except ValueError as exc:
+        raise ValueError(f"study file {args.file!r}: {exc}") from None
     result = run_study(study, out=args.out, engine=args.engine, workers=args.workers, threads=args.threads,
-                       address=args.address, progress=not args.quiet)
+                       address=args.address, progress=not args.quiet,
+                       warn=lambda message: print(f"mtl-lab: warning: {message}", file=sys.stderr, flush=True))
     report = write_report(result, args.out)
     failed = sum(r["status"] != "completed" for r in result.runs)
     print(f"report: {report} ({len(result.runs)} runs, {result.cached} cached, {failed} failed)")

@@ -19,6 +19,7 @@ workers together use the machine's cores once and do not oversubscribe them.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -44,11 +45,21 @@ def run_sequential(specs: list[RunSpec], threads: int | None) -> Iterator[dict]:
         yield execute(spec, threads)
 
 
+def ignore_sigint() -> None:
+    """A pool worker ignores Ctrl-C (a terminal sends it to the whole process group): the study's process
+    decides — it lets the runs under way finish and starts no other (:func:`mtl_lab.studies.study.run_study`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_processes(specs: list[RunSpec], workers: int, threads: int) -> Iterator[dict]:
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=ignore_sigint) as pool:
         futures = [pool.submit(execute, spec, threads) for spec in specs]
-        for future in as_completed(futures):
-            yield future.result()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # the study stopped early (Ctrl-C): runs not yet started are not started
+            for future in futures:
+                future.cancel()
 
 
 def start_ray(address: str | None, workers: int):

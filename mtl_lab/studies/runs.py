@@ -93,6 +93,10 @@ def execute(spec: RunSpec, threads: int | None = None) -> dict:
         trainer = build_trainer(data, spec.architecture, spec.method, spec.model_options, spec.method_options,
                                 seed=spec.seed, **spec.train)
         history = trainer.fit()
+        if history.status != "completed":  # interrupted by Ctrl-C: no test metrics, never cached
+            record.update(status=history.status, seconds=time.perf_counter() - started,
+                          steps=int(history.meta.get("steps", trainer.global_step)))
+            return record
         seconds = float(history.meta["train_seconds"])
         steps = int(history.meta["steps"])
         record.update(status=history.status, test_metrics=dict(history.meta["test_metrics"]), seconds=seconds,

@@ -101,8 +101,13 @@ class DataParallel:
     # ------------------------------------------------------------------ set-up
 
     def attach(self, trainer) -> None:
-        """Make ``trainer`` one rank of this run (``trainer.set_parallel(self)``)."""
+        """Make ``trainer`` one rank of this run (``trainer.set_parallel(self)``); its History's meta records
+        ``world_size`` (and, with dropout, :func:`dropout_note`)."""
         trainer.set_parallel(self)
+        trainer.history.update_meta(world_size=self.world)
+        note = dropout_note(dropout_rate(trainer.model), self.world)
+        if note is not None:
+            trainer.history.update_meta(data_parallel_note=note)
 
     def synchronise(self, trainer) -> None:
         """Give ``trainer`` rank 0's parameters, buffers and generator states (when it takes this strategy)."""
@@ -237,10 +242,49 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """``mtl-lab run --nproc N …``: run the same command under ``torchrun --standalone --nproc_per_node N``."""
+def check_nproc(nproc) -> int:
+    """``--nproc``: an int ≥ 1 (not a bool)."""
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"--nproc must be an int ≥ 1, got {nproc!r}")
+    return nproc
+
+
+def check_ranks(nproc: int, rows: int, batch_size: int) -> None:
+    """Every rank needs ≥ 1 row of every batch: ``nproc`` at most the rows of the smallest batch (the last
+    one of an epoch holds ``rows mod batch_size`` rows when that is not 0)."""
+    smallest = min(batch_size, rows)
+    if rows % batch_size:
+        smallest = min(smallest, rows % batch_size)
+    if nproc > smallest:
+        last = f"; the last batch of an epoch ({rows} training rows, batch_size {batch_size}) has {smallest}" \
+            if smallest < min(batch_size, rows) else ""
+        raise ValueError(f"--nproc {nproc} ranks cannot share a batch of {smallest} rows{last}: each rank needs "
+                         f"≥ 1 row; use --nproc ≤ {smallest} or another --batch-size")
+
+
+def dropout_rate(model: torch.nn.Module) -> float:
+    """The largest dropout probability among ``model``'s dropout layers (0 without any)."""
+    rates = [float(m.p) for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    return max(rates, default=0.0)
+
+
+def dropout_note(dropout, world: int) -> str | None:
+    """The one caveat of data parallelism here: with dropout > 0 on ``world`` > 1 ranks, each rank draws
+    masks for its own rows, so the run is not the one-process run (``None`` when it does not apply)."""
+    if world <= 1 or not dropout:
+        return None
+    return (f"dropout {dropout:g} with {world} data-parallel ranks: each rank draws the dropout masks of its own "
+            "rows, so the run is not exactly the one-process run (every other part of a step is; see "
+            "mtl_lab.training.parallel)")
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """``mtl-lab run --nproc N …``: run the same command under ``torchrun --standalone --nproc_per_node N``.
+
+    The command line calls it only after checking every value once, in the parent
+    (``mtl_lab.cli.launch_checked``), so a bad value is one line, not one per rank and a launcher traceback.
+    """
+    check_nproc(nproc)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "mtl_lab.cli", *without_nproc(argv)]
     return subprocess.call(command)
