@@ -18,9 +18,11 @@ from toy_data import make_toy  # noqa: E402
 
 from mtl_lab import arena, sweep, toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
+from mtl_lab.metrics import delta_m, directions, metrics_table, percent, relative_changes  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
+from mtl_lab.widgets.lab import metrics_html  # noqa: E402
 from mtl_lab.widgets.pace import Pace  # noqa: E402
 from mtl_lab.widgets.transport import ChartFeed, unpack  # noqa: E402
 
@@ -337,6 +339,40 @@ def test_the_panel_keeps_every_value_exactly_as_the_api_would_and_never_clamps()
     assert lab.train() is False and "cuda:1" in lab.status_text() and lab.trainer is None
     lab.ui.device_w.value = "gpu"
     assert lab.train() is False and "'gpu'" in lab.status_text()
+    lab.close()
+
+
+def test_step_takes_one_step_and_epoch_finishes_the_epoch():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-step")
+    assert lab.step()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running) and lab.trainer.global_step == 1
+    assert lab.step()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running) and lab.trainer.global_step == 2
+    assert lab.epoch()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    assert lab.trainer.global_step == lab.trainer.batches_per_epoch and lab.trainer.epoch == 1
+    lab.close()
+
+
+def test_the_panel_prints_relative_change_in_percent_as_the_report_table_does():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-percent")
+    history = lab.run()
+    data = lab.trainer.data
+    metrics = history.meta["test_metrics"]
+    baseline = {t: metrics[t] * (1.25 if data.task(t).higher_is_better else 0.8) for t in data.task_names}
+    panel = metrics_html(history, lab.trainer, baseline)
+    report = metrics_table({"equal": metrics}, data, baseline)
+    run_row = report.splitlines()[-1]
+    changes = relative_changes(metrics, baseline, directions(data))
+    for t in data.task_names:
+        text = percent(changes[t])
+        assert text in panel and f"({text})" in run_row
+        assert text.endswith(" %") and abs(float(text[:-2]) - changes[t]) <= 0.05
+    assert all(abs(v + 20.0) < 1e-6 or abs(v + 25.0) < 1e-6 for v in changes.values())  # percent, not fractions
+    assert f"{delta_m(metrics, baseline, directions(data)):+.2f}" in panel and "+0.2" not in panel
     lab.close()
 
 

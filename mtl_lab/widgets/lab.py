@@ -14,7 +14,8 @@ How it runs:
   training thread only updates the status line (≤ 4×/s) and keeps the pace.
   Train after Stop continues the same run when the settings are unchanged; otherwise it starts anew.
 * **Stop** asks the loop to stop after the current step (and any baseline being trained).
-* **Step** trains up to the end of the current epoch, then pauses. **Reset** stops and forgets the run.
+* **Step** takes one optimisation step, **Epoch** trains up to the end of the current epoch; both then
+  pause. **Reset** stops and forgets the run.
 * **Pin run** keeps the run's validation curves as a faint overlay (labelled with method and weights)
   for the next runs; **Clear pins** removes them.
 * The **weights** of a method with per-task weights (``static``) act live: a change is handed to
@@ -40,7 +41,7 @@ import ipywidgets as W
 import torch
 
 from mtl_lab.history import History
-from mtl_lab.metrics import delta_m, directions, relative_change
+from mtl_lab.metrics import delta_m, directions, percent, relative_changes
 from mtl_lab.palette import task_color
 from mtl_lab.train import Event, Trainer, build_trainer
 from mtl_lab.weighting import METHODS
@@ -134,6 +135,7 @@ class Lab:
         ui.train_b.on_click(lambda _: self.train())
         ui.stop_b.on_click(lambda _: self.stop())
         ui.step_b.on_click(lambda _: self.step())
+        ui.epoch_b.on_click(lambda _: self.epoch())
         ui.reset_b.on_click(lambda _: self.reset())
         ui.pin_b.on_click(lambda _: self.pin())
         ui.unpin_b.on_click(lambda _: self.clear_pins())
@@ -438,6 +440,11 @@ class Lab:
         return trainer is not None and self.start_run(trainer, max_steps)
 
     def step(self) -> bool:
+        """Take one optimisation step, then pause."""
+        trainer = self.ready_trainer()
+        return trainer is not None and self.start_run(trainer, 1)
+
+    def epoch(self) -> bool:
         """Train to the end of the current epoch (one epoch from a boundary), then pause."""
         trainer = self.ready_trainer()
         return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.epoch_batches)
@@ -684,8 +691,8 @@ def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] 
         header.append("Δm %")
         rows[0].append(f"{delta_m(metrics, baseline, up):+.2f}")
         rows.append(["single-task", *[f"{baseline[t]:.4f}" for t in names], "0.00"])
-        rows.append(["relative change %", *[f"{relative_change(metrics.get(t, math.nan), baseline[t], up[t]):+.2f}"
-                                            for t in names], "(mean →)"])
+        changes = relative_changes(metrics, baseline, up)
+        rows.append(["relative change", *[percent(changes[t]) for t in names], "(mean →)"])
         caption += (" · Δm %: the mean of the per-task relative changes in the last row (positive: multi-task "
                     "helps); one task with a near-zero baseline can dominate it — read the row, not only the mean")
     return html_table(header, rows, caption)

@@ -7,7 +7,7 @@ Rows, top to bottom, each wrapping at narrow widths (a laptop at 1000 px shows e
 3. task switches; 4. method options (typed inputs); 5. model options (typed inputs, *defaults* button);
 6. task weights (log slider + exact value each); 7. optimizer · learning rate (as typed) · epochs ·
    batch · device · seed · Δm baselines;
-8. Train · Stop · Step · Reset · Pin run · Clear pins · progress; 9. the status line;
+8. Train · Stop · Step (one step) · Epoch · Reset · Pin run · Clear pins · progress; 9. the status line;
 then the live chart (:class:`~mtl_lab.widgets.chart.LiveChart`), the metrics table, and the
 *Share this set-up* box.
 """
@@ -74,8 +74,10 @@ class LabLayout:
                                 layout=button())
         self.stop_b = W.Button(description="Stop", button_style="danger", icon="stop", tooltip="stop after this step",
                                layout=button())
-        self.step_b = W.Button(description="Step", icon="step-forward", tooltip="train to the end of this epoch",
-                             layout=button())
+        self.step_b = W.Button(description="Step", icon="step-forward", tooltip="one optimisation step",
+                               layout=button())
+        self.epoch_b = W.Button(description="Epoch", icon="fast-forward", tooltip="train to the end of this epoch",
+                                layout=button())
         self.reset_b = W.Button(description="Reset", icon="refresh", tooltip="forget the run", layout=button())
         self.pin_b = W.Button(description="Pin run", icon="thumb-tack",
                               tooltip="keep this run's validation curves as a faint overlay", layout=button())
@@ -102,7 +104,8 @@ class LabLayout:
             self.weight_note,
             row([self.optimizer_w, self.lr_w, self.epochs_w, self.batch_w, self.device_w, self.seed_w,
                  self.baselines_w]),
-            row([self.train_b, self.stop_b, self.step_b, self.reset_b, self.pin_b, self.unpin_b, self.progress]),
+            row([self.train_b, self.stop_b, self.step_b, self.epoch_b, self.reset_b, self.pin_b, self.unpin_b,
+                 self.progress]),
             self.status,
         ], layout=W.Layout(width="100%"))
         self.widget = W.VBox([controls, self.chart, self.table, self.share], layout=W.Layout(width="100%"))
@@ -111,4 +114,4 @@ class LabLayout:
     def run_controls(self) -> list[W.Widget]:
         """The controls that define a run (locked while it trains; weights and pace stay live)."""
         return [self.data_w, self.arch_w, self.method_w, self.optimizer_w, self.lr_w, self.epochs_w, self.batch_w,
-                self.device_w, self.seed_w, self.train_b, self.step_b, self.load_b, self.model_reset_b]
+                self.device_w, self.seed_w, self.train_b, self.step_b, self.epoch_b, self.load_b, self.model_reset_b]
