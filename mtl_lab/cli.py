@@ -400,19 +400,26 @@ def check_port(port: int) -> None:
         raise UsageError(f"--port must be in 1..65535, got {port}")
 
 
+def jupyterlab_command(folder: Path, port: int, no_browser: bool = False) -> list[str]:
+    """The JupyterLab command line of ``mtl-lab lab``: 127.0.0.1, token authentication left on, and no news
+    toast or update check (in a lecture the toast covers the chart, and a classroom is often offline)."""
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
+               f"--port={port}", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Jupyter refuses root without this flag
+        command.append("--allow-root")
+    return command
+
+
 def lab_command(args: argparse.Namespace) -> int:
-    """JupyterLab on the notebook folder, on 127.0.0.1, with Jupyter's token authentication left on."""
+    """JupyterLab on the notebook folder (:func:`jupyterlab_command`)."""
     folder = Path(args.notebooks)
     if not folder.is_dir():
         raise UsageError(f"notebook folder {str(folder)!r} does not exist")
     check_port(args.port)
-    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
-               f"--port={args.port}"]
-    if args.no_browser:
-        command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Jupyter refuses root without this flag
-        command.append("--allow-root")
-    return subprocess.call(command)
+    return subprocess.call(jupyterlab_command(folder, args.port, args.no_browser))
 
 
 def app_command(args: argparse.Namespace) -> int:

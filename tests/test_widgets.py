@@ -19,6 +19,7 @@ from toy_data import make_toy  # noqa: E402
 from mtl_lab import arena, sweep, toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
 from mtl_lab.metrics import delta_m, directions, metrics_table, percent, relative_changes  # noqa: E402
+from mtl_lab.palette import method_color  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
@@ -376,18 +377,38 @@ def test_the_panel_prints_relative_change_in_percent_as_the_report_table_does():
     lab.close()
 
 
-def test_pin_run_keeps_the_validation_curves_and_changes_mark_the_chart():
+def test_every_finished_run_is_kept_and_a_method_switch_keeps_the_previous_curves():
     lab = Lab(LabConfig(method="static", **SMALL), name="test-pin")
-    assert lab.pin() is False and "nothing to pin" in lab.status_text()
-    history = lab.run()
-    assert lab.pin()
+    assert lab.pin() is False and "nothing to keep" in lab.status_text()
+    history = lab.run()  # a completed run joins the run list by itself
+    assert len(lab.pins) == 1 and len(lab.chart.pinned) == 1
     pin = lab.chart.pinned[0]
     assert pin["x"] == [e["step"] for e in history.epochs] and len(pin["val"]) == 3
-    assert pin["label"].startswith("static (cls=1")
-    lab.weight_inputs["reg"].set(3.0)
-    assert "reg=3" in lab.chart.title
+    assert pin["label"].startswith("static (cls=1") and pin["color"] == method_color("static") and not pin["hidden"]
+    assert lab.ui.run_box.children[0].description.startswith("1: static")
+    lab.ui.method_w.value = "pcgrad"
+    assert lab.train()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    assert [p["label"].split(" ")[0] for p in lab.chart.pinned] == ["static", "pcgrad"]
+    assert lab.chart.pinned[1]["color"] == method_color("pcgrad")
+    lab.ui.run_box.children[0].value = False  # hide the first run
+    assert lab.chart.pinned[0]["hidden"] and not lab.chart.pinned[1]["hidden"]
     lab.clear_pins()
-    assert lab.chart.pinned == []
+    assert lab.chart.pinned == [] and lab.ui.run_box.children == ()
+    lab.close()
+
+
+def test_a_run_continued_after_stop_replaces_its_own_entry():
+    lab = Lab(LabConfig(method="equal", **{**SMALL, "epochs": 3}), name="test-keep")
+    assert lab.epoch()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running) and lab.pin()
+    assert lab.pin() and len(lab.pins) == 1  # the same run again: one entry
+    assert lab.train()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    assert len(lab.pins) == 1 and len(lab.pins[0]["x"]) == 3
     lab.close()
 
 

@@ -19,9 +19,10 @@ import traitlets
 
 from mtl_lab import arena
 from mtl_lab.palette import method_color, task_colors
+from mtl_lab.plots import to_png
 from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import STATIC
-from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html, view_bundle
 
 DEFAULT_METHODS = ("equal", "mgda", "pcgrad", "cagrad")
 
@@ -176,6 +177,6 @@ class GradientArena:
         return f"GradientArena(methods={list(self.methods_w.value)}, tasks={self.tasks_w.value})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        figure = arena.arena_figure(self.G, self.results, list(self.picture.task_names) or None)
+        return view_bundle(self, self.widget, to_png(figure), **kwargs)

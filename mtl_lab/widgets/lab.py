@@ -16,8 +16,11 @@ How it runs:
 * **Stop** asks the loop to stop after the current step (and any baseline being trained).
 * **Step** takes one optimisation step, **Epoch** trains up to the end of the current epoch; both then
   pause. **Reset** stops and forgets the run.
-* **Pin run** keeps the run's validation curves as a faint overlay (labelled with method and weights)
-  for the next runs; **Clear pins** removes them.
+* **Every run is kept**: when a run completes or is stopped, its validation curves join the run list
+  (method and weights in the label) and stay on the chart as a faint overlay in the method's colour, so a
+  switch of method never loses the comparison. A run continued after Stop replaces its own entry. Each
+  entry's checkbox hides or shows it; **Keep run** keeps the run as it is now (mid-run); **Clear runs**
+  empties the list.
 * The **weights** of a method with per-task weights (``static``) act live: a change is handed to
   ``trainer.weighting.set_weights``, applies from the next step, is recorded in the History and shows as
   a marker on the curves. For other methods the weights are read-only and show the effective weights.
@@ -42,10 +45,11 @@ import torch
 
 from mtl_lab.history import History
 from mtl_lab.metrics import delta_m, directions, percent, relative_changes
-from mtl_lab.palette import task_color
+from mtl_lab.palette import method_color, task_color
+from mtl_lab.plots import signature_figure, to_png
 from mtl_lab.train import Event, Trainer, build_trainer
 from mtl_lab.weighting import METHODS
-from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html, view_bundle
 from mtl_lab.widgets.config import (
     LabConfig,
     load_data,
@@ -139,6 +143,8 @@ class Lab:
         ui.reset_b.on_click(lambda _: self.reset())
         ui.pin_b.on_click(lambda _: self.pin())
         ui.unpin_b.on_click(lambda _: self.clear_pins())
+        ui.projector_w.observe(lambda change: setattr(self.chart, "projector", change["new"]), names="value")
+        self.run_checks: list[W.Checkbox] = []
         ui.export_b.on_click(lambda _: self.on_export())
         ui.load_b.on_click(lambda _: self.on_load())
 
@@ -480,23 +486,58 @@ class Lab:
         self.ui.progress.value = 0
         self.show_status("ready", "reset; press Train (or Step) to start", "#555")
 
-    def pin(self) -> bool:
-        """Keep the current run's validation curves as a faint overlay (method and weights in the legend)."""
-        trainer = self.trainer
+    def pin(self, trainer: Trainer | None = None, quiet: bool = False) -> bool:
+        """Keep a run's validation curves in the run list and as a faint overlay in its method's colour.
+
+        ``trainer`` defaults to the current run. A run already in the list (continued after Stop) replaces
+        its own entry. ``quiet`` leaves the status line to the caller (the automatic keep at a run's end).
+        """
+        trainer = trainer if trainer is not None else self.trainer
         if trainer is None or not trainer.history.epochs:
-            self.show_status("pin", "nothing to pin yet: train at least one epoch first", "#b36b00")
+            if not quiet:
+                self.show_status("keep", "nothing to keep yet: train at least one epoch first", "#b36b00")
             return False
         history = trainer.history.snapshot()
-        x = [e["step"] for e in history.epochs]
-        val = [[e.get("val_loss", {}).get(t) for e in history.epochs] for t in self.chart.tasks]
-        self.pins.append({"label": run_label(history, trainer), "x": x, "val": val})
-        self.chart.pinned = list(self.pins)
-        self.show_status("pinned", f"run {len(self.pins)} kept as an overlay: {self.pins[-1]['label']}", "#555")
+        method = history.meta.get("method", {}).get("name", trainer.weighting.name)
+        entry = {"label": run_label(history, trainer), "x": [e["step"] for e in history.epochs],
+                 "val": [[e.get("val_loss", {}).get(t) for e in history.epochs] for t in self.chart.tasks],
+                 "color": method_color(method), "run": id(trainer), "hidden": False}
+        same = [k for k, pin in enumerate(self.pins) if pin["run"] == entry["run"]]
+        if same:
+            entry["hidden"] = self.pins[same[0]]["hidden"]
+            self.pins[same[0]] = entry
+        else:
+            self.pins.append(entry)
+        self.show_runs()
+        if not quiet:
+            self.show_status("kept", f"run {len(self.pins)} kept: {entry['label']}", "#555")
         return True
+
+    def show_runs(self) -> None:
+        """The run list (a checkbox per kept run: shown or hidden) and the chart's overlays."""
+        while len(self.run_checks) < len(self.pins):
+            k = len(self.run_checks)
+            check = W.Checkbox(value=True, indent=False, layout=W.Layout(width="auto"))
+            check.observe(lambda change, k=k: self.set_run_hidden(k, not change["new"]), names="value")
+            self.run_checks.append(check)
+        for check in self.run_checks[len(self.pins):]:
+            check.close()
+        self.run_checks = self.run_checks[:len(self.pins)]
+        for k, (check, pin) in enumerate(zip(self.run_checks, self.pins)):
+            check.description = f"{k + 1}: {pin['label']}"
+            check.style.text_color = pin["color"]
+            check.value = not pin["hidden"]
+        self.ui.run_box.children = tuple(self.run_checks)
+        self.chart.pinned = [dict(pin) for pin in self.pins]
+
+    def set_run_hidden(self, k: int, hidden: bool) -> None:
+        if k < len(self.pins) and self.pins[k]["hidden"] != hidden:
+            self.pins[k]["hidden"] = hidden
+            self.chart.pinned = [dict(pin) for pin in self.pins]
 
     def clear_pins(self) -> None:
         self.pins = []
-        self.chart.pinned = []
+        self.show_runs()
 
     def run(self) -> History:
         """Train synchronously with the panel's settings (no thread): the path for scripts and nbval.
@@ -520,7 +561,7 @@ class Lab:
         self.stop(wait=True, timeout=10.0)
         self.feed.detach()
         close_all([*self.task_checks.values(), *self.weight_inputs.values(), *self.option_widgets.values(),
-                   *self.model_widgets.values()])
+                   *self.model_widgets.values(), *self.run_checks])
         close_tree(self.widget)
 
     # ------------------------------------------------------------ the training thread's side
@@ -555,6 +596,8 @@ class Lab:
             self.feed.stop()
             history = trainer.history.snapshot()
             self.show_progress(status, trainer)
+            if status in ("completed", "stopped"):
+                self.pin(trainer, quiet=True)
             if status == "completed":
                 baseline = self.baselines() if self.run_config.baselines else None
                 self.ui.table.value = metrics_html(history, trainer, baseline)
@@ -648,11 +691,21 @@ class Lab:
     def __repr__(self) -> str:
         return f"Lab(name={self.name!r}, data={self.ui.data_w.value!r}, method={self.ui.method_w.value!r})"
 
+    def snapshot(self) -> bytes:
+        """A PNG of the run as it is now (:func:`mtl_lab.plots.signature_figure`; the empty axes and the
+        tasks before the first run) — what an exported notebook shows in place of the live chart."""
+        if self.trainer is not None:
+            history = self.trainer.history.snapshot()
+        else:
+            history = History(task_names=list(self.chart.tasks) or ["task"],
+                              meta={"diagnostics": "not trained yet: press Train in the live notebook"})
+        title = self.chart.title or f"{self.ui.method_w.value} · {self.ui.data_w.value} (not trained yet)"
+        return to_png(signature_figure(history, title=title, figsize=(11, 6.4)))
+
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        """Shown as the panel; the plain-text form is the short, stable ``repr`` (for stored outputs)."""
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """Shown as the panel; the plain-text form is the short, stable ``repr`` (for stored outputs), and a
+        PNG of the last state for exports (:func:`~mtl_lab.widgets.common.view_bundle`)."""
+        return view_bundle(self, self.widget, self.snapshot(), **kwargs)
 
 
 def run_label(history: History, trainer: Trainer) -> str:

@@ -30,7 +30,7 @@ from mtl_lab import toy
 from mtl_lab.palette import method_color
 from mtl_lab.plots import display_width, to_png
 from mtl_lab.weighting import available
-from mtl_lab.widgets.common import replace_previous, status_html
+from mtl_lab.widgets.common import replace_previous, status_html, view_bundle
 
 DEFAULT_METHODS = ("equal", "mgda", "pcgrad", "cagrad")
 STARTS = {f"({a:g}, {b:g})": (a, b) for a, b in (*toy.PAPER_STARTS, *toy.MORE_STARTS)}
@@ -228,6 +228,5 @@ class ToyLandscape:
         return f"ToyLandscape(methods={list(self.methods_w.value)}, starts={len(self.selected_starts())})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        return view_bundle(self, self.widget, self.image.value, **kwargs)

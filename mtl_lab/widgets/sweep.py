@@ -15,7 +15,7 @@ from mtl_lab.data import DATASETS
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.plots import display_width, to_png
 from mtl_lab.weighting import available
-from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html, view_bundle
 from mtl_lab.widgets.config import load_data
 
 
@@ -166,6 +166,5 @@ class ParetoSweep:
         return f"ParetoSweep(data={self.data_w.value!r}, tasks={tasks}, points={self.points_w.value})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        return view_bundle(self, self.widget, self.image.value, **kwargs)
