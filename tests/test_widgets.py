@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import math
+import re
+import subprocess
+import sys
 import threading
 import time
+from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -586,4 +592,53 @@ def test_method_options_with_choices_are_choices_in_the_panel():
     lab.option_widgets["tol"].auto.value = False
     lab.option_widgets["tol"].number.value = 1e-6
     assert lab.export_config()["method_options"] == {"normalization": "l2", "tol": 1e-6}
+    lab.close()
+
+
+# ---------------------------------------------------------------- exported notebooks
+
+HANDOUT_FLAGS = ["--HTMLExporter.mathjax_url=", "--HTMLExporter.require_js_url=", "--HTMLExporter.jquery_url="]
+
+
+class ExportedPage(HTMLParser):
+    """The images and the network addresses an exported HTML page refers to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.remote: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            if re.match(r"(https?:)?//", value) and tag != "a":  # a link to read is not a request
+                self.remote.append(f"<{tag} {key}={value}>")
+        if tag == "img":
+            self.images.append(attrs.get("src") or "")
+
+
+def test_the_html_export_of_notebook_07_shows_every_instrument_as_an_image_offline(tmp_path):
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "07_weight_tuning_lab.ipynb"
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", *HANDOUT_FLAGS, str(notebook),
+                    "--output-dir", str(tmp_path)], check=True, capture_output=True, timeout=240)
+    page = ExportedPage()
+    page.feed((tmp_path / "07_weight_tuning_lab.html").read_text())
+    pngs = [base64.b64decode(src.split(",", 1)[1]) for src in page.images if src.startswith("data:image/png;base64,")]
+    assert len(pngs) == len(page.images) == 4, "one embedded image per instrument (lab, arena, landscape, sweep)"
+    for png in pngs:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") >= 600  # a chart, not an icon
+    assert page.remote == [], f"the page asks the network for {page.remote}"
+    outputs = [o.get("data", {}) for c in json.loads(notebook.read_text())["cells"] for o in c.get("outputs", [])]
+    texts = ["".join(data["text/plain"]) for data in outputs if "image/png" in data]
+    assert [t.split("(")[0] for t in texts] == ["Lab", "GradientArena", "ToyLandscape", "ParetoSweep"]
+
+
+def test_each_instrument_bundle_holds_its_widget_its_repr_and_a_png_of_its_last_state():
+    lab = Lab(LabConfig(method="static", **SMALL), name="test-bundle")
+    before = lab._repr_mimebundle_()
+    assert before["text/plain"] == repr(lab) and "application/vnd.jupyter.widget-view+json" in before
+    lab.run()
+    after = lab._repr_mimebundle_()
+    assert base64.b64decode(after["image/png"])[:4] == b"\x89PNG" and after["image/png"] != before["image/png"]
     lab.close()
