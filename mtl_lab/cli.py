@@ -400,12 +400,18 @@ def check_port(port: int) -> None:
         raise UsageError(f"--port must be in 1..65535, got {port}")
 
 
+LAB_SETTINGS = Path(__file__).parent / "widgets" / "jupyterlab"
+
+
 def jupyterlab_command(folder: Path, port: int, no_browser: bool = False) -> list[str]:
     """The JupyterLab command line of ``mtl-lab lab``: 127.0.0.1, token authentication left on, and no news
-    toast or update check (in a lecture the toast covers the chart, and a classroom is often offline)."""
+    toast or update check (in a lecture the toast covers the chart, and a classroom is often offline): the
+    server fetches no news, and the settings in ``widgets/jupyterlab/overrides.json`` (``fetchNews`` off)
+    keep JupyterLab from asking whether it may."""
     command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
                f"--port={port}", "--LabApp.news_url=None",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               f"--LabApp.app_settings_dir={LAB_SETTINGS}"]
     if no_browser:
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # Jupyter refuses root without this flag

@@ -107,7 +107,8 @@ def lab_command(port: int, root: Path) -> list[str]:
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
                "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"]
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
+               f"--LabApp.app_settings_dir={ROOT / 'mtl_lab' / 'widgets' / 'jupyterlab'}"]
     if os.geteuid() == 0:  # CI machines run as root
         command.append("--allow-root")
     return command

@@ -190,3 +190,81 @@ def test_classroom_page_in_voila(workdir):
         assert kernels_of(server) == 1, f"{kernels_of(server)} kernels for one open page"
     print(f"\nVoila browser test: page usable in {usable_s:.1f} s; {timings}, "
           f"total {time.perf_counter() - started:.1f} s")
+
+
+VIEWPORTS = ((1280, 720), (1000, 800))
+
+
+def rect_inside(box: dict, area: dict) -> bool:
+    return (box["x"] >= area["x"] - 1 and box["y"] >= area["y"] - 1
+            and box["x"] + box["width"] <= area["x"] + area["width"] + 1
+            and box["y"] + box["height"] <= area["y"] + area["height"] + 1)
+
+
+def one_screen(page, scroller: str | None = None) -> dict:
+    """Scroll the first lab panel to the top of its scroller and say which parts are wholly on screen (inside
+    the viewport and the visible part of the scroller): weights, Train, Stop, the whole chart, the loss panel."""
+    lab = page.locator(".mtl-lab").first
+    for _ in range(3):  # the notebook re-lays out as it scrolls: align, wait, align again
+        lab.evaluate("""el => { let s = el.parentElement;
+            const scrolls = (n) => n.scrollHeight > n.clientHeight && getComputedStyle(n).overflowY !== 'visible';
+            while (s && !scrolls(s)) s = s.parentElement;
+            if (s) s.scrollTop += el.getBoundingClientRect().top - s.getBoundingClientRect().top - 4; }""")
+        time.sleep(0.4)
+    size = page.viewport_size
+    area = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
+    if scroller:
+        outer = page.locator(scroller).first.bounding_box()
+        top, bottom = max(0, outer["y"]), min(size["height"], outer["y"] + outer["height"])
+        area = {"x": max(0, outer["x"]), "y": top, "width": min(size["width"], outer["width"]), "height": bottom - top}
+    parts = {
+        "weights": lab.locator(".mtl-weight"),
+        "train": button(lab, "Train"),
+        "stop": button(lab, "Stop"),
+        "chart": lab.locator(".mtl-live-chart"),
+        "loss panel": lab.locator(".mtl-live-chart .mlc-panel").first,
+    }
+    seen = {}
+    for name, locator in parts.items():
+        boxes = [locator.nth(k).bounding_box() for k in range(locator.count())]
+        seen[name] = bool(boxes) and all(b is not None and rect_inside(b, area) for b in boxes)
+    seen["chart_height"] = round(parts["chart"].first.bounding_box()["height"])
+    return seen
+
+
+def test_the_lab_fits_one_screen_and_the_projector_enlarges_the_chart(workdir):
+    """At 1280×720 the weights, Train/Stop and the whole chart are on screen together; at 1000×800 the
+    weights and the loss panel. No request leaves 127.0.0.1 while the page loads and runs."""
+    sync_api = require_browser()
+    port = free_port()
+    shots = Path(os.environ.get("MTL_LAB_SCREENSHOTS") or workdir / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    with serve(lab_command(port, workdir / "nb"), f"http://127.0.0.1:{port}/api/status", workdir), \
+            chromium(sync_api, *VIEWPORTS[0]) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        run_all(page, port, NOTEBOOK.name, done_text="on the front:")
+        assert page.locator(".jp-toast-button", has_text="Yes").count() == 0, "JupyterLab asked about news"
+        # as notebook 07 says: the file browser hidden (Ctrl+B) gives the lab the width of the screen
+        page.evaluate("() => { const s = window.jupyterapp.shell; if (!s.leftCollapsed) s.collapseLeft(); }")
+        results = {}
+        for width, height in VIEWPORTS:
+            page.set_viewport_size({"width": width, "height": height})
+            time.sleep(1.0)
+            results[(width, height)] = seen = one_screen(page, ".jp-NotebookPanel .jp-WindowedPanel-outer")
+            page.screenshot(path=str(shots / f"one-screen-{width}x{height}.png"))
+            wanted = ["weights", "train", "stop", "chart"] if width >= 1280 else ["weights", "loss panel"]
+            assert all(seen[k] for k in wanted), f"at {width}×{height} not all on screen: {seen}"
+        page.set_viewport_size({"width": 1280, "height": 720})
+        chart = page.locator(".mtl-lab .mtl-live-chart").first
+        assert chart.get_attribute("data-font-px") == "12"
+        page.locator(".mtl-lab").first.locator("button", has_text="Projector").first.click()
+        page.wait_for_function("el => el.dataset.fontPx === '16'", arg=chart.element_handle(), timeout=15_000)
+        size = chart.locator(".mlc-ptitle").first.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+        assert size >= 16
+        one_screen(page, ".jp-NotebookPanel .jp-WindowedPanel-outer")
+        page.screenshot(path=str(shots / "one-screen-1280x720-projector.png"))
+    away = [url for url in requests if not re.match(rf"(https?|wss?)://127\.0\.0\.1:{port}/", url)
+            and not url.startswith(("data:", "blob:"))]
+    assert away == [], f"requests left 127.0.0.1: {away[:5]}"
+    print(f"\none screen: {results}")

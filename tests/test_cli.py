@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,7 @@ def test_mtl_lab_lab_turns_off_the_news_toast_and_update_checks_with_options_jup
     from mtl_lab.cli import jupyterlab_command
 
     command = jupyterlab_command(tmp_path, 8899, no_browser=True)
+    settings = next(part for part in command if part.startswith("--LabApp.app_settings_dir="))
     assert "--LabApp.news_url=None" in command and "--no-browser" in command and "--ip=127.0.0.1" in command
     assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in command
     assert not any("token" in part for part in command)  # authentication stays on
@@ -83,6 +85,8 @@ def test_mtl_lab_lab_turns_off_the_news_toast_and_update_checks_with_options_jup
         if part.startswith("--LabApp."):
             name, value = part[len("--LabApp."):].split("=", 1)
             assert name in traits, f"JupyterLab has no option LabApp.{name}"
+    overrides = json.loads((Path(settings.split("=", 1)[1]) / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"  # no "news?" toast
     app = labapp.LabApp()
     app.parse_command_line([p for p in command if p.startswith("--LabApp.")])
     assert app.news_url is None and app.check_for_updates_class.__name__ == "NeverCheckForUpdate"

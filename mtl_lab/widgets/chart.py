@@ -44,7 +44,7 @@ class LiveChart(anywidget.AnyWidget):
     """The browser-drawn chart. Data arrive through :class:`mtl_lab.widgets.transport.ChartFeed`."""
 
     _esm = bundle()
-    _css = (STATIC / "uPlot.min.css").read_text() + "\n" + (STATIC / "live_chart.css").read_text()
+    _css = "\n".join((STATIC / name).read_text() for name in ("uPlot.min.css", "live_chart.css", "lab.css"))
 
     tasks = traitlets.List(traitlets.Unicode()).tag(sync=True)
     colors = traitlets.List(traitlets.Unicode()).tag(sync=True)

@@ -168,6 +168,8 @@ class Lab:
     def refresh_weight_box(self) -> None:
         chosen = [t for t, box in self.task_checks.items() if box.value]
         self.ui.weight_box.children = [self.weight_inputs[t] for t in chosen]
+        if self.trainer is None:  # before a run the chart's legend shows the chosen tasks
+            self.chart.set_tasks(chosen)
         self.refresh_weight_mode()
 
     def refresh_weight_mode(self) -> None:

@@ -1,7 +1,8 @@
 """The weight-tuning lab's layout: every control and where it sits — no behaviour (that is :mod:`lab`).
 
-One screen, as a lecture needs it: a **control rail** (320 px) beside the **live chart** whenever the
-width allows (≥ 860 px: a laptop at 1000 px, a projector at 1280 px), stacked above it otherwise. The rail
+One screen, as a lecture needs it: a **control rail** (300 px) beside the **live chart** whenever the
+width allows (≥ 812 px: a laptop at 1000 px with JupyterLab's file browser hidden, a projector at 1280 px),
+stacked above it otherwise. The rail
 puts first what is used during a run, so that at 1280×720 the weights, Train/Stop and the whole chart are
 on screen together:
 
@@ -47,8 +48,8 @@ def row(children: list, label: str | None = None) -> W.Box:
     return W.VBox([W.HTML(f"<b>{label}</b>", layout=W.Layout(margin="4px 0 0 0")), box], layout=W.Layout(width="100%"))
 
 
-RAIL_WIDTH = "320px"
-CHART_MIN_WIDTH = "520px"
+RAIL_WIDTH = "300px"
+CHART_MIN_WIDTH = "500px"
 
 
 class LabLayout:
@@ -60,7 +61,7 @@ class LabLayout:
         self.arch_w = W.Dropdown(options=[], description="architecture", style=WIDE, layout=W.Layout(width="230px"))
         self.method_w = W.Dropdown(options=[name for name, _ in available()], description="method", style=WIDE,
                                    layout=W.Layout(width="200px"))
-        self.pace_w = W.Dropdown(options=list(PACES), description="pace", style=WIDE, layout=W.Layout(width="300px"),
+        self.pace_w = W.Dropdown(options=list(PACES), description="pace", style=WIDE, layout=W.Layout(width="290px"),
                                  tooltip="a cap on steps per second for demos; full speed for real runs")
         self.method_help = W.HTML()
         self.arch_note = W.HTML()
@@ -96,7 +97,7 @@ class LabLayout:
         self.unpin_b = W.Button(description="Clear runs", icon="eraser", tooltip="empty the list of kept runs",
                                 layout=button())
         self.run_box = W.VBox(layout=W.Layout(width="100%"))
-        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px"))
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="280px"))
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.chart = LiveChart()
         self.table = W.HTML()

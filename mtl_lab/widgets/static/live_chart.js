@@ -247,7 +247,7 @@ function render({ model, el }) {
     const pal = model.get("palette");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, s.width, s.height);
-    const u = state.normPlot;
+    const u = state.sharePlot; // a linear axis: its gutter is laid out even before the first data
     const plotLeft = u ? u.bbox.left / dpr : 48, plotWidth = u ? u.bbox.width / dpr : s.width - 50;
     const [x0, x1] = xRange();
     const xpos = (v) => plotLeft + ((v - x0) / (x1 - x0)) * plotWidth;
@@ -266,7 +266,13 @@ function render({ model, el }) {
       }
       ctx.fillStyle = "#222";
       ctx.textAlign = "right";
-      if (s.rowH >= 11) ctx.fillText(name, plotLeft - 4, y + s.rowH / 2);
+      if (s.rowH < 11) return;
+      // the pair's name fits the gutter: a smaller face first, then shortened names, never cut at the edge
+      let px = Math.min(state.look.px, s.rowH), label = name;
+      ctx.font = `${px}px ${FACE}`;
+      while (ctx.measureText(label).width > plotLeft - 6 && px > 9) { px -= 1; ctx.font = `${px}px ${FACE}`; }
+      if (ctx.measureText(label).width > plotLeft - 6) label = name.split("·").map((t) => t.slice(0, 4)).join("·");
+      ctx.fillText(label, plotLeft - 4, y + s.rowH / 2);
     });
   }
 
