@@ -430,7 +430,7 @@ def lab_command(args: argparse.Namespace) -> int:
 
 def app_command(args: argparse.Namespace) -> int:
     """Voila on the weight-tuning notebook: its widgets as a page, its code hidden; 127.0.0.1, with a token."""
-    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command, voila_environment
 
     notebook = Path(args.notebook) if args.notebook else APP_NOTEBOOK
     if not notebook.is_file():
@@ -447,7 +447,7 @@ def app_command(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.no_browser:
         command.append("--no-browser")
-    return subprocess.call(command, cwd=str(notebook.parent))
+    return subprocess.call(command, cwd=str(notebook.parent), env=voila_environment(dict(os.environ)))
 
 
 def exercises_command(args: argparse.Namespace) -> None:

@@ -2,7 +2,7 @@
 
 JupyterLab: a copy of ``notebooks/07_weight_tuning_lab.ipynb`` is served from a temporary folder (see
 ``browser_harness``), run, and **Train** pressed: the browser-drawn chart must take new data many times
-during the run, **Pin run** must add an overlay, **Stop** must halt the counter and the chart; then the
+during the run, **Keep run** must add an overlay, **Stop** must halt the counter and the chart; then the
 tip of a gradient in the arena is dragged and the methods' arrows must follow. Voila: the classroom
 page shows only the instruments, its lab works the same way, and the kernels of closed pages are culled.
 Screenshots go to a temporary folder, and to ``$MTL_LAB_SCREENSHOTS`` when that is set. Timings are
@@ -98,7 +98,7 @@ def exercise_lab(page, shots: Path, name: str) -> dict:
     page.wait_for_function(
         "([el, first]) => { const m = /step (\\d+)\\//.exec(el.innerText); return m && +m[1] > first; }",
         arg=[running.element_handle(), first], timeout=30_000)
-    button(lab, "Pin run").click()
+    button(lab, "Keep run").click()
     page.wait_for_function("el => el.dataset.overlays === '1'", arg=chart.element_handle(), timeout=15_000)
     button(lab, "Stop").click()
     stopped_at = time.perf_counter()
@@ -158,12 +158,15 @@ def test_quickstart_try_it_works_after_run_all(workdir):
             timeout=60_000)
 
 
-def test_classroom_page_in_voila(workdir):
-    """The classroom page: only the instruments (no prose, no code, no prints), the lab works, and the
-    kernels of closed pages are culled."""
+def test_classroom_page_in_voila(workdir, monkeypatch):
+    """The classroom page: only the instruments (no prose, no code, no prints), on one screen at 1280×720,
+    nothing requested beyond 127.0.0.1, the lab works, and the kernels of closed pages are culled."""
     sync_api = require_browser()
     pytest.importorskip("voila", reason="Voila is not installed (pip install -e '.[app]')")
-    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command, voila_environment
+
+    for key, value in voila_environment(dict(os.environ)).items():
+        monkeypatch.setenv(key, value)
 
     shutil.copy(APP_NOTEBOOK, workdir / "nb" / APP_NOTEBOOK.name)
     started = time.perf_counter()
@@ -176,10 +179,23 @@ def test_classroom_page_in_voila(workdir):
             other.goto(url, timeout=120_000)
             other.locator(".mtl-classroom").first.wait_for(timeout=120_000)
             other.close()
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.set_viewport_size({"width": 1280, "height": 720})
         loaded = time.perf_counter()
         page.goto(url, timeout=120_000)
         page.locator(".mtl-classroom .mtl-lab").first.wait_for(timeout=120_000)
         usable_s = time.perf_counter() - loaded
+        page.locator(".mtl-classroom .mtl-live-chart canvas").first.wait_for(timeout=60_000)
+        seen = one_screen(page)
+        assert all(seen[k] for k in ("weights", "train", "stop", "chart")), f"classroom page at 1280×720: {seen}"
+        shots = Path(os.environ.get("MTL_LAB_SCREENSHOTS") or workdir / "shots")
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "classroom-one-screen-1280x720.png"))
+        away = [u for u in requests if not re.match(rf"(https?|wss?)://127\.0\.0\.1:{port}/", u)
+                and not u.startswith(("data:", "blob:"))]
+        assert away == [], f"the classroom page asked beyond 127.0.0.1 for {away[:5]}"
+        page.set_viewport_size({"width": 1400, "height": 1700})
         assert page.locator(".jp-RenderedMarkdown").count() == 0, "no notebook prose on the classroom page"
         assert page.locator(".jp-OutputArea-output pre").count() == 0, "no printed leftovers"
         assert page.locator("text=set_num_threads").count() == 0, "sources are hidden"

@@ -642,3 +642,16 @@ def test_each_instrument_bundle_holds_its_widget_its_repr_and_a_png_of_its_last_
     after = lab._repr_mimebundle_()
     assert base64.b64decode(after["image/png"])[:4] == b"\x89PNG" and after["image/png"] != before["image/png"]
     lab.close()
+
+
+def test_arena_methods_are_toggles_in_their_palette_colours():
+    view = GradientArena(methods=("equal", "mgda"), name="test-toggles")
+    toggles = view.methods_w
+    assert toggles.value == ("equal", "mgda") and toggles.buttons["pcgrad"].style.text_color == method_color("pcgrad")
+    toggles.buttons["pcgrad"].value = True  # one click adds a method, no Ctrl-click
+    assert [r.method for r in view.results] == ["equal", "mgda", "pcgrad"]
+    toggles.buttons["equal"].value = False
+    assert toggles.value == ("mgda", "pcgrad") and [r.method for r in view.results] == ["mgda", "pcgrad"]
+    with pytest.raises(ValueError, match="unknown method"):
+        GradientArena(methods=("equal", "nope"), name="test-toggles-bad")
+    view.close()

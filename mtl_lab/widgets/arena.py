@@ -23,6 +23,7 @@ from mtl_lab.plots import to_png
 from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import STATIC
 from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html, view_bundle
+from mtl_lab.widgets.inputs import MethodToggles
 
 DEFAULT_METHODS = ("equal", "mgda", "pcgrad", "cagrad")
 
@@ -55,8 +56,7 @@ class GradientArena:
         self.G = None
         self.building = False
         wide = {"description_width": "initial"}
-        self.methods_w = W.SelectMultiple(options=names, value=tuple(methods), description="methods", rows=8,
-                                          style=wide)
+        self.methods_w = MethodToggles(names, tuple(methods))
         self.preset_w = W.Dropdown(options=["(sliders)", *arena.PRESETS], value=preset, description="preset",
                                    style=wide)
         self.tasks_w = W.ToggleButtons(options=[2, 3], value=n_tasks, description="tasks", style=wide)
@@ -72,7 +72,8 @@ class GradientArena:
         rows = [W.HBox([self.angle_w[t], self.length_w[t]], layout=W.Layout(flex_flow="row wrap")) for t in range(3)]
         self.slider_rows = rows
         controls = W.VBox([W.HBox([self.preset_w, self.tasks_w, self.lr_w], layout=W.Layout(flex_flow="row wrap")),
-                           *rows, self.methods_w, self.status], layout=W.Layout(flex="1 1 420px", min_width="0"))
+                           *rows, W.HTML("<b>methods</b> (click to add or remove)"), self.methods_w, self.status],
+                          layout=W.Layout(flex="1 1 420px", min_width="0"))
         self.widget = W.VBox([W.HBox([controls, self.picture], layout=W.Layout(flex_flow="row wrap", width="100%")),
                               self.table])
         self.widget.add_class("mtl-arena")

@@ -9,6 +9,7 @@ until its button is pressed, so the page is usable as soon as it has loaded.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -65,11 +66,22 @@ def classroom() -> Classroom:
 
 
 APP_NOTEBOOK = Path(__file__).parent / "app" / "classroom.ipynb"
+APP_DATA = Path(__file__).parent / "app"  # holds voila/templates/mtl: the page template (no CDN links)
+# JupyterLab-side extensions that mean nothing on a Voila page (and warn there about JupyterLab versions)
+NOT_ON_THE_PAGE = ["@voila-dashboards/jupyterlab-preview"]
+
+
+def voila_environment(environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` with the package's Jupyter data folder first on ``JUPYTER_PATH``, where Voila finds
+    the classroom page's template (``--template=mtl``)."""
+    paths = [str(APP_DATA), *filter(None, environment.get("JUPYTER_PATH", "").split(os.pathsep))]
+    return {**environment, "JUPYTER_PATH": os.pathsep.join(paths)}
 
 
 def voila_command(notebook: Path = APP_NOTEBOOK, port: int = 8866, cull_idle: int = 120,
                   token: bool = True) -> list[str]:
-    """The Voila command line of the classroom page: sources hidden, 127.0.0.1, idle kernels culled.
+    """The Voila command line of the classroom page: sources hidden, 127.0.0.1, idle kernels culled, the
+    ``mtl`` template (run it with :func:`voila_environment`), JupyterLab-only extensions left out.
 
     A kernel whose page was closed (no connection left) and that has been idle ``cull_idle`` seconds is
     shut down, checked every ``max(1, cull_idle // 4)`` seconds — so a room of page loads leaves only
@@ -78,7 +90,9 @@ def voila_command(notebook: Path = APP_NOTEBOOK, port: int = 8866, cull_idle: in
     if not isinstance(cull_idle, int) or isinstance(cull_idle, bool) or cull_idle < 1:
         raise ValueError(f"cull_idle must be a whole number of seconds ≥ 1, got {cull_idle!r}")
     command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
-               "--strip_sources=True", f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+               "--strip_sources=True", "--template=mtl",
+               f"--VoilaConfiguration.extension_denylist={NOT_ON_THE_PAGE!r}",
+               f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
                f"--MappingKernelManager.cull_interval={max(1, cull_idle // 4)}",
                "--MappingKernelManager.cull_connected=False"]
     if token:
