@@ -31,6 +31,7 @@ from browser_harness import (
     free_port,
     kernels_of,
     lab_command,
+    one_screen,
     run_all,
     serve,
     step_of,
@@ -209,43 +210,6 @@ def test_classroom_page_in_voila(workdir, monkeypatch):
 
 
 VIEWPORTS = ((1280, 720), (1000, 800))
-
-
-def rect_inside(box: dict, area: dict) -> bool:
-    return (box["x"] >= area["x"] - 1 and box["y"] >= area["y"] - 1
-            and box["x"] + box["width"] <= area["x"] + area["width"] + 1
-            and box["y"] + box["height"] <= area["y"] + area["height"] + 1)
-
-
-def one_screen(page, scroller: str | None = None) -> dict:
-    """Scroll the first lab panel to the top of its scroller and say which parts are wholly on screen (inside
-    the viewport and the visible part of the scroller): weights, Train, Stop, the whole chart, the loss panel."""
-    lab = page.locator(".mtl-lab").first
-    for _ in range(3):  # the notebook re-lays out as it scrolls: align, wait, align again
-        lab.evaluate("""el => { let s = el.parentElement;
-            const scrolls = (n) => n.scrollHeight > n.clientHeight && getComputedStyle(n).overflowY !== 'visible';
-            while (s && !scrolls(s)) s = s.parentElement;
-            if (s) s.scrollTop += el.getBoundingClientRect().top - s.getBoundingClientRect().top - 4; }""")
-        time.sleep(0.4)
-    size = page.viewport_size
-    area = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
-    if scroller:
-        outer = page.locator(scroller).first.bounding_box()
-        top, bottom = max(0, outer["y"]), min(size["height"], outer["y"] + outer["height"])
-        area = {"x": max(0, outer["x"]), "y": top, "width": min(size["width"], outer["width"]), "height": bottom - top}
-    parts = {
-        "weights": lab.locator(".mtl-weight"),
-        "train": button(lab, "Train"),
-        "stop": button(lab, "Stop"),
-        "chart": lab.locator(".mtl-live-chart"),
-        "loss panel": lab.locator(".mtl-live-chart .mlc-panel").first,
-    }
-    seen = {}
-    for name, locator in parts.items():
-        boxes = [locator.nth(k).bounding_box() for k in range(locator.count())]
-        seen[name] = bool(boxes) and all(b is not None and rect_inside(b, area) for b in boxes)
-    seen["chart_height"] = round(parts["chart"].first.bounding_box()["height"])
-    return seen
 
 
 def test_the_lab_fits_one_screen_and_the_projector_enlarges_the_chart(workdir):

@@ -30,6 +30,7 @@ from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
 from mtl_lab.widgets.lab import metrics_html  # noqa: E402
+from mtl_lab.widgets.links import PRESETS, ignored_options, read_query, setup_link  # noqa: E402
 from mtl_lab.widgets.pace import Pace  # noqa: E402
 from mtl_lab.widgets.transport import ChartFeed, unpack  # noqa: E402
 
@@ -655,3 +656,53 @@ def test_arena_methods_are_toggles_in_their_palette_colours():
     with pytest.raises(ValueError, match="unknown method"):
         GradientArena(methods=("equal", "nope"), name="test-toggles-bad")
     view.close()
+
+
+def test_a_set_up_link_round_trips_and_a_bad_link_is_refused_by_name():
+    config = LabConfig(method="static", weights={"reg": 5.0}, lr=0.0123, tasks=["cls", "reg"], **{
+        k: v for k, v in SMALL.items() if k != "lr"})
+    link = setup_link(config, projector=True)
+    again, preset, projector = read_query(link)
+    assert again == config and preset is None and projector is True
+    assert read_query("") == (None, None, False)
+    for bad, message in [("?colour=red", "unknown link key"), ("?setup=%%%", "not a set-up link"),
+                         ("?preset=nope", "unknown preset"), ("?projector=yes", "projector must be 0 or 1"),
+                         ("?preset=conflict&setup=abc", "either setup= or preset=")]:
+        with pytest.raises(ValueError, match=message):
+            read_query(bad)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_is_a_valid_set_up_with_something_to_look_for(name):
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the real digits
+    preset = PRESETS[name]
+    config = LabConfig.from_dict(preset.config)
+    assert read_query(f"?preset={name}")[0] == config and len(preset.look_for) > 40
+
+
+def test_a_preset_loads_in_the_panel_and_weights_a_method_ignores_are_named_at_once():
+    lab = Lab(LabConfig(**SMALL), name="test-preset")
+    lab.load_config(LabConfig(method="pcgrad", weights={"reg": 5.0}, **SMALL))
+    assert "pcgrad sets its own task weights: the weights reg=5 are not used" in lab.status_text()
+    assert ignored_options(LabConfig(method="static", weights={"reg": 5.0})) == []
+    lab.close()
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the preset's real digits
+    lab = Lab(LabConfig(**SMALL), name="test-preset")
+    lab.ui.preset_w.value = "ignores-weights"
+    assert lab.ui.method_w.value == "pcgrad" and "look for" in lab.ui.look_for.value
+    assert "not used" in lab.status_text() and lab.link().startswith("?setup=")
+    assert read_query(lab.link())[0] == lab.read_config()
+    lab.close()
+
+
+def test_the_classroom_page_opens_the_set_up_of_its_link():
+    from mtl_lab.widgets.classroom import Classroom
+
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the real digits
+    config = LabConfig(method="uncertainty", tasks=["digit", "recon"], **SMALL)
+    room = Classroom(name="test-room", query=setup_link(config, projector=True))
+    assert room.lab.read_config() == config and room.lab.chart.projector is True
+    room.close()
+    room = Classroom(name="test-room", query="?colour=red")
+    assert "link was not used: unknown link key" in room.lab.status_text()
+    room.close()

@@ -20,6 +20,7 @@ from mtl_lab.widgets.common import close_tree, replace_previous
 from mtl_lab.widgets.config import LabConfig
 from mtl_lab.widgets.lab import LECTURE_PACE, Lab
 from mtl_lab.widgets.landscape import ToyLandscape
+from mtl_lab.widgets.links import read_query
 from mtl_lab.widgets.sweep import ParetoSweep
 
 LECTURE_CONFIG = LabConfig(data="digits", tasks=["digit", "parity", "ge5", "recon"],
@@ -31,9 +32,24 @@ TITLES = ("Weight-tuning lab", "Gradient arena", "Toy landscape", "Pareto sweep"
 class Classroom:
     """The four instruments in tabs (``classroom.instruments``); ``close()`` closes them all."""
 
-    def __init__(self, name: str = "classroom") -> None:
+    def __init__(self, name: str = "classroom", query: str | None = None) -> None:
+        """``query``: a set-up link's query string (:mod:`mtl_lab.widgets.links`); by default the page's own,
+        which Voila hands to the kernel as ``QUERY_STRING``. A bad link is reported on the page."""
         self.name = name
-        self.lab = Lab(LECTURE_CONFIG, name=f"{name}-lab", pace=LECTURE_PACE)
+        query = os.environ.get("QUERY_STRING", "") if query is None else query
+        problem = ""
+        try:
+            config, preset, projector = read_query(query)
+        except ValueError as exc:
+            config, preset, projector, problem = None, None, False, str(exc)
+        self.lab = Lab(config or LECTURE_CONFIG, name=f"{name}-lab", pace=LECTURE_PACE)
+        if preset:
+            self.lab.ui.preset_w.value = preset
+        if config is not None:
+            self.lab.load_config(config)  # the status line says what the set-up's method ignores
+        self.lab.ui.projector_w.value = projector
+        if problem:
+            self.lab.show_status("link", f"the page's link was not used: {problem}", "#c00")
         self.arena = GradientArena(name=f"{name}-arena")
         self.landscape = ToyLandscape(name=f"{name}-landscape")
         self.sweep = ParetoSweep(name=f"{name}-sweep")

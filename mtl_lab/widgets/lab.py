@@ -70,6 +70,7 @@ from mtl_lab.widgets.inputs import (
     set_disabled,
 )
 from mtl_lab.widgets.lab_layout import LabLayout
+from mtl_lab.widgets.links import PRESETS, ignored_options, setup_link
 from mtl_lab.widgets.pace import Pace, check_pace
 from mtl_lab.widgets.transport import ChartFeed
 
@@ -143,6 +144,8 @@ class Lab:
         ui.reset_b.on_click(lambda _: self.reset())
         ui.pin_b.on_click(lambda _: self.pin())
         ui.unpin_b.on_click(lambda _: self.clear_pins())
+        ui.link_b.on_click(lambda _: self.on_link())
+        ui.preset_w.observe(lambda change: self.on_preset(change["new"]), names="value")
         ui.projector_w.observe(lambda change: setattr(self.chart, "projector", change["new"]), names="value")
         self.run_checks: list[W.Checkbox] = []
         ui.export_b.on_click(lambda _: self.on_export())
@@ -376,8 +379,34 @@ class Lab:
         """Apply a set-up (a LabConfig, dict or JSON string); ``ValueError`` names what is wrong."""
         if self.running:
             raise ValueError("stop the run before loading a set-up")
-        self.apply_config(coerce_config(config))
-        self.show_status("loaded", "set-up applied; press Train", "#555")
+        config = coerce_config(config)
+        self.apply_config(config)
+        ignored = ignored_options(config)
+        if ignored:  # said at once: the screen must not look as if these acted
+            self.show_status("note", "set-up applied, but " + "; ".join(ignored), "#b36b00")
+        else:
+            self.show_status("loaded", "set-up applied; press Train", "#555")
+
+    def link(self) -> str:
+        """The query string that opens this set-up on the classroom page (``mtl-lab app``, then append it to
+        the page's address): :func:`mtl_lab.widgets.links.setup_link`."""
+        return setup_link(self.read_config(), projector=self.ui.projector_w.value)
+
+    def on_link(self) -> None:
+        try:
+            self.ui.link_w.value = self.link()
+            self.show_status("link", "the set-up's link is in the box: append it to the classroom page's address",
+                             "#555")
+        except ValueError as exc:
+            self.show_error(exc)
+
+    def load_preset(self, name: str) -> None:
+        """Load a scenario of :data:`mtl_lab.widgets.links.PRESETS` and show what to look for."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
+        self.load_config(PRESETS[name].config)
+        self.ui.look_for.value = (f"<small><b>{html.escape(PRESETS[name].title)}</b> — look for: "
+                                  f"{html.escape(PRESETS[name].look_for)}</small>")
 
     def on_export(self) -> None:
         try:
@@ -385,6 +414,14 @@ class Lab:
             self.show_status("exported", "the set-up is in the box below the chart", "#555")
         except ValueError as exc:
             self.show_error(exc)
+
+    def on_preset(self, name: str) -> None:
+        if not name:
+            return
+        try:
+            self.load_preset(name)
+        except ValueError as exc:
+            self.show_error(exc, "preset not loaded:")
 
     def on_load(self) -> None:
         try:

@@ -25,6 +25,7 @@ from mtl_lab import data as datasets
 from mtl_lab.train import OPTIMIZERS
 from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import LiveChart
+from mtl_lab.widgets.links import PRESETS
 from mtl_lab.widgets.pace import PACES
 
 WIDE = {"description_width": "initial"}
@@ -105,8 +106,14 @@ class LabLayout:
                                       placeholder="paste a config (JSON) here and press Load")
         self.export_b = W.Button(description="Export", icon="download", tooltip="write the set-up as JSON")
         self.load_b = W.Button(description="Load", icon="upload", tooltip="apply the JSON set-up")
-        share = W.VBox([W.HBox([self.export_b, self.load_b]), self.config_text])
+        self.link_b = W.Button(description="Link", icon="link", tooltip="the set-up as a link for the classroom page")
+        self.link_w = W.Text(layout=W.Layout(width="100%"), placeholder="press Link: ?setup=… (append it to the "
+                             "classroom page's address)")
+        share = W.VBox([W.HBox([self.export_b, self.load_b, self.link_b]), self.link_w, self.config_text])
         self.share = W.Accordion(children=[share], titles=("Share this set-up (JSON)",), selected_index=None)
+        self.preset_w = W.Dropdown(options=[("scenario …", ""), *[(p.title, k) for k, p in PRESETS.items()]],
+                                   value="", layout=W.Layout(width="280px"), tooltip="a set-up that teaches one thing")
+        self.look_for = W.HTML()
         self.projector_w = W.ToggleButton(value=False, description="Projector", icon="television",
                                           tooltip="large type (16 px) and thick lines, for a room", layout=button())
         rail = W.VBox([
@@ -115,6 +122,8 @@ class LabLayout:
             self.status,
             row([self.weight_box], "weights"),
             self.weight_note,
+            row([self.preset_w]),
+            self.look_for,
             row([self.method_w, self.pace_w]),
             self.method_help,
             row([self.option_box], "method options"),
