@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= reports/demo
 
-.PHONY: install demo test lint bench lab app notebooks clean
+.PHONY: install demo test lint bench lab app notebooks check-notebooks clean
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ bench: $(STAMP)
 # (notebooks/pinned_cpu.py): `make notebooks` for all, `make notebooks NB=notebooks/02_static_weights_and_adam.ipynb`.
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/pinned_cpu.py $(or $(NB),notebooks/*.ipynb notebooks/coursework/*.ipynb)
+
+# Before storing outputs: strict nbval on several CPU code paths of this machine (notebooks/check_any_machine.py),
+# so that no stored output depends on one processor's rounding. `make check-notebooks NB=… CPU_PATHS=native,aten-default`.
+check-notebooks: $(STAMP)
+	$(BIN)/python notebooks/check_any_machine.py $(if $(CPU_PATHS),--paths $(CPU_PATHS)) $(NB)
 
 lab: $(STAMP)
 	$(BIN)/mtl-lab lab

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser_harness import (  # noqa: E402
+    CULL_IDLE_S,
     attribute,
     button,
     chromium,
@@ -176,7 +177,8 @@ def main() -> int:
                         shoot(page, ".mtl-landscape", shots / f"landscape-{width}x{height}.png")
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
-        command = [*voila_command(work / "nb" / APP_NOTEBOOK.name, port, cull_idle=5, token=False), "--no-browser"]
+        command = [*voila_command(work / "nb" / APP_NOTEBOOK.name, port, cull_idle=CULL_IDLE_S, token=False),
+                   "--no-browser"]
         os.environ.update(voila_environment(dict(os.environ)))  # the classroom page's template
         with serve(command, url, work) as server, chromium(sync_api, 1400, 900) as page:
             for _ in range(9):
@@ -190,7 +192,9 @@ def main() -> int:
             results["voila_usable_s"] = time.perf_counter() - loaded
             results["voila_kernels_after_10_loads"] = kernels_of(server)
             results["voila"] = watch_training(page, args.seconds)
-            time.sleep(12)
+            deadline = time.perf_counter() + CULL_IDLE_S + CULL_IDLE_S // 4 + 30
+            while kernels_of(server) > 1 and time.perf_counter() < deadline:
+                time.sleep(0.5)
             results["voila_kernels_after_culling"] = kernels_of(server)
             if not args.no_shots:
                 for width, height in ((1000, 800), (1400, 900)):

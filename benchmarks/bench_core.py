@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mtl_lab import tasks  # noqa: E402
 from mtl_lab.data.base import MultiTaskData  # noqa: E402
 from mtl_lab.models import HardSharing  # noqa: E402
-from mtl_lab.train import Trainer  # noqa: E402
+from mtl_lab.training import Trainer  # noqa: E402
 from mtl_lab.weighting import Combination, Weighting  # noqa: E402
 
 MODELS = {"small 64-256-256 b128": ((256, 256), 128), "compute-bound 64-1024-1024 b512": ((1024, 1024), 512)}

@@ -1,4 +1,4 @@
-"""Cost of the non-finite guard (mtl_lab.guards), measured side by side on the same trainer set-up.
+"""Cost of the non-finite guard (mtl_lab.training.guards), measured side by side on the same trainer set-up.
 
 Rows: equal weighting on a small and a compute-bound MLP, 3 tasks. Columns, steps/s (median of
 interleaved repeats):
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mtl_lab import tasks  # noqa: E402
 from mtl_lab.data.base import MultiTaskData  # noqa: E402
-from mtl_lab.train import build_trainer  # noqa: E402
+from mtl_lab.training import build_trainer  # noqa: E402
 
 MODELS = {"small 64-256-256 b128": ((256, 256), 128), "compute-bound 64-1024-1024 b512": ((1024, 1024), 512)}
 STEPS = 40

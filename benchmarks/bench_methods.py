@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_core import make_data, make_model  # noqa: E402
 
-from mtl_lab.train import Trainer  # noqa: E402
+from mtl_lab.training import Trainer  # noqa: E402
 from mtl_lab.weighting import METHODS, StepContext, create  # noqa: E402
 
 MODELS = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtl_lab.study import run_study, study_from_dict  # noqa: E402
+from mtl_lab.studies import run_study, study_from_dict  # noqa: E402
 
 
 def study(epochs: int):

@@ -4,7 +4,7 @@ Both paths compute the same trajectories (``tests/test_toy.py`` checks it to 1e-
 4 methods (equal, MGDA, PCGrad, CAGrad) × the paper's 3 starts, Adam at lr 1e-3.
 
 * new — :func:`mtl_lab.toy.trajectories` as it runs by default: every start × method together in closed
-  form on plain floats (:mod:`mtl_lab.toy_batched`), timed on the full 100 000 steps;
+  form on plain floats (:mod:`mtl_lab.toy.batched`), timed on the full 100 000 steps;
 * old — the per-step path (``vectorised=False``: autograd gradients, each method's own solver, one
   ``torch.optim.Adam`` step per step), timed on ``--old-steps`` steps (1 000 by default) and
   extrapolated linearly to 100 000 (its cost per step does not change along the run);

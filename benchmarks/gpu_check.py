@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from mtl_lab import tasks  # noqa: E402
 from mtl_lab.data.base import MultiTaskData  # noqa: E402
 from mtl_lab.models import HardSharing  # noqa: E402
-from mtl_lab.train import Trainer  # noqa: E402
+from mtl_lab.training import Trainer  # noqa: E402
 from mtl_lab.weighting import Combination, Weighting  # noqa: E402
 
 METHODS = ["equal", "static", "engine", "pcgrad", "mgda", "cagrad", "imtl_g", "upgrad", "aligned_mtl", "graddrop",

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mtl_lab.data import mmoe_synthetic  # noqa: E402
 from mtl_lab.models import HardSharing, MMoE  # noqa: E402
 from mtl_lab.models.experts import PAPER_EXPERT_HIDDEN, PAPER_TOWER_HIDDEN  # noqa: E402
-from mtl_lab.train import build_trainer  # noqa: E402
+from mtl_lab.training import build_trainer  # noqa: E402
 
 CORRELATIONS = (0.5, 0.9, 1.0)
 NUM_EXPERTS = 8

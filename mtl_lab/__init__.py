@@ -4,7 +4,7 @@ The layers, each importing only the ones before it::
 
     data → tasks → models → gradients → weighting → train → metrics/plots → widgets/cli
 
-Start with :func:`mtl_lab.data.load`, :func:`mtl_lab.train.build_trainer` and
+Start with :func:`mtl_lab.data.load`, :func:`mtl_lab.training.build_trainer` and
 :func:`mtl_lab.plots.signature_figure`; :func:`aggregate` combines a gradient matrix the way a method does.
 """
 

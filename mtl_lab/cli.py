@@ -9,8 +9,8 @@ method (same seed, same initial weights), single-task baselines for Δm %, and w
 * ``curves.png``     — the signature figure of the first method (``curves_<method>.png`` for each);
 * ``comparison.png`` — validation curves of all runs overlaid, when there are several.
 
-``mtl-lab run --nproc N …`` trains each model data-parallel on N processes (torchrun; :mod:`mtl_lab.distributed`).
-``mtl-lab study FILE --out DIR`` runs a grid of methods × architectures × seeds (:mod:`mtl_lab.cli_study`).
+``mtl-lab run --nproc N …`` trains each model data-parallel on N processes (torchrun; :mod:`mtl_lab.training.parallel`).
+``mtl-lab study FILE --out DIR`` runs a grid of methods × architectures × seeds (:mod:`mtl_lab.studies.cli`).
 
 ``mtl-lab list`` shows the data sets, methods and architectures. ``mtl-lab lab`` opens JupyterLab on the
 notebooks and ``mtl-lab app`` serves the weight-tuning lab as a standalone page (Voila: the notebook's
@@ -31,9 +31,7 @@ import time
 from pathlib import Path
 
 from mtl_lab import data as datasets
-from mtl_lab import distributed, plots, validate
-from mtl_lab.cli_study import add_study_parser, study_command
-from mtl_lab.guards import NonFiniteLossError
+from mtl_lab import plots, validate
 from mtl_lab.history import History
 from mtl_lab.metrics import (
     baseline_metrics,
@@ -46,7 +44,10 @@ from mtl_lab.metrics import (
     single_task_baselines,
 )
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import Event, TrainConfig, build_trainer, check_architecture_options
+from mtl_lab.studies.cli import add_study_parser, study_command
+from mtl_lab.training import Event, TrainConfig, build_trainer, check_architecture_options
+from mtl_lab.training import parallel as distributed
+from mtl_lab.training.guards import NonFiniteLossError
 from mtl_lab.weighting import METHODS, available, create
 
 

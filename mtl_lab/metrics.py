@@ -27,7 +27,7 @@ import math
 
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 
 
 def relative_change(value: float, baseline: float, higher_is_better: bool) -> float:

@@ -24,6 +24,13 @@ CHROMIUM = Path(os.environ.get("MTL_LAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 STEP = re.compile(r"step (\d+)/(\d+)")
+# Idle seconds before Voila culls an unconnected kernel. A page's kernel is idle *and unconnected* from the
+# end of its run (Voila runs the notebook while it sends the page) until the page has loaded its scripts and
+# opened the kernel's websocket: about 2 s on a quiet machine, many more on a loaded one. A timeout of 2 s
+# culled the kernel of the Voila test's page before it connected (server log: "Culling 'idle' kernel ... with
+# 0 connections"), and the page then waited 120 s for widgets that never came. 30 s leaves a wide margin;
+# `mtl-lab app` uses 120.
+CULL_IDLE_S = 30
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from mtl_lab.history import History
 from mtl_lab.models import ARCHITECTURES, CrossStitch, Fused, HardSharing, SoftSharing, TaskRelation, build_model
 from mtl_lab.models.cascade import Cascade
 from mtl_lab.plots import gates_figure, matrix_figure, signature_figure
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 from mtl_lab.weighting import METHODS
 
 SMALL = {

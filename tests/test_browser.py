@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from browser_harness import (
     CHROMIUM,
+    CULL_IDLE_S,
     ROOT,
     attribute,
     button,
@@ -172,7 +173,8 @@ def test_classroom_page_in_voila(workdir, monkeypatch):
     shutil.copy(APP_NOTEBOOK, workdir / "nb" / APP_NOTEBOOK.name)
     started = time.perf_counter()
     port = free_port()
-    command = [*voila_command(workdir / "nb" / APP_NOTEBOOK.name, port, cull_idle=2, token=False), "--no-browser"]
+    command = [*voila_command(workdir / "nb" / APP_NOTEBOOK.name, port, cull_idle=CULL_IDLE_S, token=False),
+               "--no-browser"]
     url = f"http://127.0.0.1:{port}/"
     with serve(command, url, workdir) as server, chromium(sync_api) as page:
         for _ in range(3):  # pages opened and closed: their kernels must not stay
@@ -201,7 +203,8 @@ def test_classroom_page_in_voila(workdir, monkeypatch):
         assert page.locator(".jp-OutputArea-output pre").count() == 0, "no printed leftovers"
         assert page.locator("text=set_num_threads").count() == 0, "sources are hidden"
         timings = exercise_lab(page, workdir / "shots", "voila")
-        deadline = time.perf_counter() + 30
+        # a closed page's kernel goes CULL_IDLE_S after its last message, checked every CULL_IDLE_S // 4
+        deadline = time.perf_counter() + CULL_IDLE_S + CULL_IDLE_S // 4 + 30
         while kernels_of(server) > 1 and time.perf_counter() < deadline:
             time.sleep(0.5)
         assert kernels_of(server) == 1, f"{kernels_of(server)} kernels for one open page"

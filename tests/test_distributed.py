@@ -1,4 +1,4 @@
-"""Data-parallel training (mtl_lab.distributed) against one process on the whole batch, for every method.
+"""Data-parallel training (mtl_lab.training.parallel) against one process on the whole batch, for every method.
 
 Two ranks on the gloo backend (spawned processes on 127.0.0.1), each on its part of every batch, must end
 with the parameters that one process reaches on the whole batches, for every registered method
@@ -22,8 +22,8 @@ import torch.multiprocessing as mp
 from toy_data import make_toy
 
 from mtl_lab import cli
-from mtl_lab.distributed import DataParallel, launch, without_nproc
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
+from mtl_lab.training.parallel import DataParallel, launch, without_nproc
 from mtl_lab.weighting import METHODS
 
 OPTIONS = {"epochs": 2, "batch_size": 45, "lr": 1e-2, "diagnostics_every": 3, "device": "cpu", "seed": 3}

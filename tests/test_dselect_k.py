@@ -12,7 +12,7 @@ import torch
 from mtl_lab import data as datasets
 from mtl_lab.models import build_model
 from mtl_lab.models.dselect_k import DSelectGate, binary_codes, selector_distribution, smooth_step
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 
 DIGITS = datasets.load("digits", tasks=["digit", "parity", "recon"])
 

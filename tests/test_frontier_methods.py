@@ -38,7 +38,7 @@ import pytest
 import torch
 
 from mtl_lab import data as datasets
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 from mtl_lab.weighting import METHODS, StepContext, aggregate, available, combination_for, create
 from mtl_lab.weighting.solvers import ConvergenceWarning, nash_weights
 
@@ -517,7 +517,7 @@ def test_rep_grads_refuses_methods_that_cannot_use_it(method, message):
 
 
 def test_rep_grads_option_is_checked():
-    from mtl_lab.train import TrainConfig
+    from mtl_lab.training import TrainConfig
 
     with pytest.raises(ValueError, match="rep_grads must be True or False"):
         TrainConfig(rep_grads=1)
@@ -571,7 +571,7 @@ def test_sdmgrad_lambda_interpolates_between_mgda_and_the_mean():
 
 
 def test_the_trainer_draws_two_independent_extra_batches_per_step():
-    from mtl_lab.extra_batches import ExtraBatches
+    from mtl_lab.training.extra_batches import ExtraBatches
 
     options = {**REP, "lr": 1e-12, "optimizer": "sgd", "diagnostics_every": 0, "batch_size": 64}
     trainer = build_trainer(DIGITS, "hard", "modo", **options)
@@ -597,7 +597,7 @@ def test_lookahead_hypergradient_equals_autograd_through_the_unrolled_step():
     """``∂ L_val(θ − α ∇Σλ_t L_t)/∂λ`` by differentiating through the virtual step (create_graph), in float64."""
     from torch.func import functional_call
 
-    from mtl_lab.lookahead import lookahead_hypergradient
+    from mtl_lab.training.lookahead import lookahead_hypergradient
 
     data = DIGITS
     trainer = build_trainer(data, "hard", "auto_lambda", {"hidden": (6,)}, epochs=1, batch_size=16)
@@ -615,7 +615,7 @@ def test_lookahead_hypergradient_equals_autograd_through_the_unrolled_step():
     val = torch.stack(trainer.compute_losses(functional_call(model, virtual, (xv,)), yv)).sum()
     (expected,) = torch.autograd.grad(val, lam)
     losses = trainer.compute_losses(model(x), y)
-    H = lookahead_hypergradient(model, trainer.compute_losses, losses, lam.detach(), alpha, (xv, yv))
+    H = lookahead_hypergradient(model, trainer.compute_losses, losses, lam.detach(), alpha, (xv, yv, {}))
     torch.testing.assert_close(H, expected, rtol=1e-10, atol=1e-14)
 
 
@@ -647,7 +647,7 @@ def test_simplex_projection_of_huge_float32_entries():
 
 
 def test_the_lab_and_the_arena_take_every_new_method():
-    from mtl_lab import arena
+    from mtl_lab.toy import arena
     from mtl_lab.widgets.config import LabConfig
 
     for name in NEW_GRADIENT + NEW_LOSS + ["auto_lambda"]:

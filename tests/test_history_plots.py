@@ -7,7 +7,7 @@ from matplotlib.text import Text
 from mtl_lab import plots
 from mtl_lab.history import History, load_runs
 from mtl_lab.palette import CONFLICT, task_dash, task_marker
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 
 FAST = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "diagnostics_every": 2, "model_options": {"hidden": (16,)}}
 

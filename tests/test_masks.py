@@ -8,12 +8,12 @@ import torch
 from toy_data import make_toy
 
 from mtl_lab import data as datasets
-from mtl_lab import masks, tasks
+from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData, Split
 from mtl_lab.gradients import task_gradients
 from mtl_lab.metrics import single_task_baselines
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer, masks
 from mtl_lab.weighting import METHODS, StepContext
 
 SMALL = {
@@ -307,3 +307,48 @@ def test_the_grouping_probe_refuses_missing_labels_instead_of_reading_placeholde
 
     with pytest.raises(ValueError, match=r"needs every training row labelled; task\(s\) \['cls', 'reg'\] miss"):
         measure_affinity(masked_toy(), steps=2)
+
+
+# --------------------------------------------------------------------------- every batch stream carries the masks
+
+
+def one_label_per_row(n: int = 240, seed: int = 0) -> MultiTaskData:
+    """Three regression tasks, every row (training, validation, test) labelled for exactly one of them."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    names = ["a", "b", "c"]
+    targets = {name: (x[:, i : i + 2].sum(dim=1, keepdim=True) + 1.0) for i, name in enumerate(names)}
+    row_masks = {name: torch.arange(n) % 3 == i for i, name in enumerate(names)}
+    return MultiTaskData.from_tensors(x, targets, [tasks.regression(name) for name in names], masks=row_masks,
+                                      val_fraction=0.25, test_fraction=0.25, seed=seed)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_batch_stream_carries_the_label_masks(method, monkeypatch):
+    """The step's batch, the extra batches (SDMGrad, MoDo) and the look-ahead batches (Auto-λ): every loss of
+    every method is a mean over labelled rows, so every call computing losses gets this batch's masks."""
+    data = one_label_per_row()
+    trainer = build_trainer(data, "hard", method, {"hidden": (8,)}, batch_size=24, diagnostics_every=0, seed=0)
+    calls, shown = [], []
+    real_losses, real_combine = masks.losses, trainer.weighting.combine
+
+    def spy_losses(task_list, outputs, targets, batch_masks=None):
+        result = real_losses(task_list, outputs, targets, batch_masks)
+        calls.append((len(next(iter(targets.values()))), batch_masks, torch.stack([r.detach() for r in result])))
+        return result
+
+    def spy_combine(losses, grads, ctx):
+        shown.append(losses.detach().clone())
+        return real_combine(losses, grads, ctx)
+
+    monkeypatch.setattr(masks, "losses", spy_losses)
+    monkeypatch.setattr(trainer.weighting, "combine", spy_combine)
+    trainer.fit(max_steps=2)
+    streams = {"cross_gramian": 3, "lookahead": 2}.get(trainer.weighting.requires, 1)
+    assert len(calls) >= 2 * streams, f"{method}: {len(calls)} loss computations in 2 steps"
+    for rows, batch_masks, _ in calls:
+        assert batch_masks is not None and sorted(batch_masks) == ["a", "b", "c"], f"{method}: masks {batch_masks}"
+        labelled = torch.stack([batch_masks[name].long() for name in ("a", "b", "c")])
+        assert labelled.shape == (3, rows) and torch.equal(labelled.sum(dim=0), torch.ones(rows, dtype=torch.long))
+    # the method's view of the first step: the labelled-row losses of the step's own batch (its first loss call)
+    assert shown and torch.equal(shown[0], calls[0][2].to(shown[0].dtype)), method

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mtl_lab import data as datasets
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 from mtl_lab.weighting import METHODS, create
 
 DIGITS = datasets.load("digits", tasks=["digit", "parity", "recon"])

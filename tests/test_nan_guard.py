@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
-from mtl_lab.train import NonFiniteLossError, build_trainer
+from mtl_lab.training import NonFiniteLossError, build_trainer
 
 BAD_STEP = 4
 OPTIONS = {"epochs": 3, "batch_size": 8, "lr": 1e-2, "model_options": {"hidden": (8,), "dropout": 0.2},

@@ -6,7 +6,7 @@ import torch
 from mtl_lab.data import load
 from mtl_lab.data.related import related, task_weights
 from mtl_lab.metrics import baseline_metrics, delta_m, directions, single_task_baselines
-from mtl_lab.train import build_trainer
+from mtl_lab.training import build_trainer
 
 
 def test_each_training_row_is_labelled_for_exactly_one_task():
@@ -86,7 +86,7 @@ def test_uncoupled_soft_sharing_is_single_task_training_side_by_side():
     """Notebook 01's baseline: full-batch soft sharing with λ = 0 trains each column exactly as a separate
     single-task model on the task's own labelled rows would be trained (same start, same steps)."""
     from mtl_lab.models import HardSharing, SoftSharing
-    from mtl_lab.train import Trainer
+    from mtl_lab.training import Trainer
 
     data = related(labels_per_task=12, n_tasks=3, n_val=10, n_test=20, seed=1)
     options = dict(epochs=5, lr=0.02, diagnostics_every=0, evaluate=False, train_metrics=False, device="cpu")

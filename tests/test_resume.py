@@ -14,7 +14,7 @@ import torch
 from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History
-from mtl_lab.train import Event, build_trainer
+from mtl_lab.training import Event, build_trainer
 from mtl_lab.weighting import METHODS
 
 OPTIONS = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "diagnostics_every": 3,

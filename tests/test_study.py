@@ -1,4 +1,4 @@
-"""Studies (mtl_lab.study) and their engines: statistics against closed forms, the cache, failures,
+"""Studies (mtl_lab.studies) and their engines: statistics against closed forms, the cache, failures,
 the report folder, and the same table from the sequential, process-pool and Ray engines."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from mtl_lab import cli
 from mtl_lab.metrics import delta_m
-from mtl_lab.study import (
+from mtl_lab.studies import (
     BASELINE,
     EXAMPLE,
     Study,
@@ -24,7 +24,7 @@ from mtl_lab.study import (
     study_from_dict,
     t_quantile,
 )
-from mtl_lab.study_report import write_report
+from mtl_lab.studies.report import write_report
 
 TINY = {
     "name": "tiny",
@@ -213,7 +213,7 @@ def test_cli_study_errors_are_one_line(tmp_path, capsys):
 
 
 def test_a_static_grid_is_the_sweep_grid():
-    from mtl_lab.sweep import weight_grid
+    from mtl_lab.studies.sweep import weight_grid
 
     study = tiny(static={"weights": [[2, 1]], "grid": 3})
     assert study.static_weights == ((2.0, 1.0), *(tuple(w) for w in weight_grid(2, 3)))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_lab import toy, toy_batched
+from mtl_lab import toy
+from mtl_lab.toy import batched as toy_batched
 from mtl_lab.weighting import create
 from mtl_lab.weighting.base import StepContext
 

@@ -6,7 +6,7 @@ import torch
 
 from mtl_lab.history import History
 from mtl_lab.models import HardSharing, build_model
-from mtl_lab.train import Event, NonFiniteLossError, TrainConfig, Trainer, build_trainer, resolve_device
+from mtl_lab.training import Event, NonFiniteLossError, TrainConfig, Trainer, build_trainer, resolve_device
 from mtl_lab.weighting import Combination, StepContext, Weighting
 
 FAST = {"epochs": 3, "batch_size": 32, "lr": 1e-2, "model_options": {"hidden": (32, 16)}}

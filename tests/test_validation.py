@@ -16,7 +16,7 @@ from mtl_lab import tasks
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.history import History, load_runs
 from mtl_lab.models import build_model
-from mtl_lab.train import TrainConfig, build_trainer
+from mtl_lab.training import TrainConfig, build_trainer
 from mtl_lab.validate import SEED_MAX
 from mtl_lab.weighting import aggregate, create
 from mtl_lab.widgets.config import LabConfig, make_trainer

@@ -22,10 +22,12 @@ pytest.importorskip("ipywidgets")
 
 from toy_data import make_toy  # noqa: E402
 
-from mtl_lab import arena, sweep, toy  # noqa: E402
+from mtl_lab import toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
 from mtl_lab.metrics import delta_m, directions, metrics_table, percent, relative_changes  # noqa: E402
 from mtl_lab.palette import method_color  # noqa: E402
+from mtl_lab.studies import sweep  # noqa: E402
+from mtl_lab.toy import arena  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402

@@ -10,8 +10,8 @@ their label masks stay valid).
 Missing labels. A row may lack some tasks' targets. A split then carries ``mask``: for each task with
 missing labels a boolean tensor ``[N]`` (``True`` = labelled); a task absent from ``mask`` is labelled
 on every row. The target tensor keeps one row per example; an unlabelled row holds a placeholder
-(zeros, see :func:`mtl_lab.masks.fill_unlabelled`) that no loss, gradient or metric ever reads: each
-task's loss and metric are computed over its labelled rows only (:mod:`mtl_lab.masks`). Batches for
+(zeros, see :func:`mtl_lab.training.masks.fill_unlabelled`) that no loss, gradient or metric ever reads: each
+task's loss and metric are computed over its labelled rows only (:mod:`mtl_lab.training.masks`). Batches for
 training come from ``batches(..., with_mask=True)`` as ``(x, {task: y}, {task: mask})``.
 """
 

@@ -15,7 +15,7 @@ with task-specific upper layers. ``groups`` is a list of lists of task names (or
 same kind together (classification — multiclass and binary —, regression, boxes): a first guess to
 replace. Groups can also be found from the data: :func:`mtl_lab.grouping.auto_groups` measures how
 the tasks affect each other in a short probe run and proposes groups; ``groups="auto"`` given to
-:func:`mtl_lab.train.build_trainer` does exactly that (the constructor alone cannot: it has no data).
+:func:`mtl_lab.training.build_trainer` does exactly that (the constructor alone cannot: it has no data).
 
 Defaults: an MLP stem with one hidden layer of 256 units and branches of one layer as wide as the
 stem's output, so that with a single group the sizes equal the hard-sharing default trunk (256, 256).
@@ -53,7 +53,7 @@ def check_groups(groups, task_names: list[str]) -> dict[str, list[str]]:
     if isinstance(groups, str):
         if groups == "auto":
             raise ValueError(
-                "groups='auto' needs the data for a probe run: pass it to mtl_lab.train.build_trainer, or call "
+                "groups='auto' needs the data for a probe run: pass it to mtl_lab.training.build_trainer, or call "
                 "mtl_lab.grouping.auto_groups(data) and give its groups to this model"
             )
         raise ValueError(f"groups must be a list of lists of task names, a dict, None or 'auto'; got {groups!r}")

@@ -13,7 +13,7 @@ follow the training loss ``Σ_t λ_t L_t``, and ``λ`` follows the validation lo
 (The clip at 0 is this module's guard — a negative weight would *maximise* a loss — not the paper's.)
 
 The Trainer computes the hypergradient ``H = ∂L_val(θ')/∂λ`` (``requires = "lookahead"``; see
-:mod:`mtl_lab.lookahead` for how, and for its cost: about ``T + 2`` backward passes more per step, plus
+:mod:`mtl_lab.training.lookahead` for how, and for its cost: about ``T + 2`` backward passes more per step, plus
 one validation batch per step — the validation split then steers training). ``combine`` gets ``H`` as
 a ``[T, 1]`` column, takes the Adam step and returns the new ``λ``. ``aggregate(G)`` cannot run it (a
 gradient matrix has no validation loss): it raises a ``ValueError`` that says so.
@@ -23,7 +23,7 @@ only some tasks count in ``L_val``, is not offered.
 
 Defaults and their origin (the authors' code): ``init_weight = 0.1`` for every task, ``lr = 1e-4``
 for the weights' Adam (their NYUv2 value; 3e-5 for CityScapes). The paper's finite-difference
-approximation of the second-order term is replaced by its exact value (:mod:`mtl_lab.lookahead`).
+approximation of the second-order term is replaced by its exact value (:mod:`mtl_lab.training.lookahead`).
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ what its ``requires`` attribute names:
 * ``"gramian"``   only the Gramian ``K = G Gᵀ`` ``[T, T]``; the method must return weights alone.
 * ``"cross_gramian"`` ``A = G_ξ G_ξ'ᵀ`` ``[T, T]`` from two further *independent* mini-batches ``ξ, ξ'``
                   (an unbiased estimate of ``E[G] E[G]ᵀ``): the step needs **three batches** — the
-                  Trainer draws ``ξ, ξ'`` (:mod:`mtl_lab.extra_batches`) and applies the returned weights
+                  Trainer draws ``ξ, ξ'`` (:mod:`mtl_lab.training.extra_batches`) and applies the returned weights
                   to the losses of its own batch. Weights only (SDMGrad, MoDo).
 * ``"lookahead"`` ``H[T, 1]``: the derivative of the validation loss after a virtual training step with the
-                  method's ``current_weights()`` (:mod:`mtl_lab.lookahead`; one validation batch per step).
+                  method's ``current_weights()`` (:mod:`mtl_lab.training.lookahead`; one validation batch per step).
                   Weights only (Auto-λ).
 
 and returns a :class:`Combination`: the **effective weights** ``w[T]`` and, for methods that build

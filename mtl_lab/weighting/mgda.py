@@ -19,7 +19,7 @@ MGDA-UB (registry name ``mgda_ub``) is the paper's cheaper "upper bound" variant
 the gradients ``Z`` of the shared *representation* (one backward pass through the task heads instead of
 the whole trunk per task), justified by ``‖Σ_t w_t ∇_θ L_t‖ ≤ ‖∂z/∂θ‖·‖Σ_t w_t ∇_z L_t‖``. The weights
 found on ``Z`` then weight the task losses, so the shared parameters move along ``Σ_t w_t g_t``.
-The Trainer's ``rep_grads=True`` option (:mod:`mtl_lab.rep_grad`) feeds ``Z`` to any gradient method;
+The Trainer's ``rep_grads=True`` option (:mod:`mtl_lab.training.rep_grad`) feeds ``Z`` to any gradient method;
 ``mgda`` with it is exactly ``mgda_ub``, which keeps its name.
 
 Defaults and their origin:

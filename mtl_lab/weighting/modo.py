@@ -13,7 +13,7 @@ step on that problem per training step, with the gradient ``GGᵀλ`` estimated 
 
 The Trainer applies λ to the losses of its own batch, heads included (``head_weights = λ``, as
 ``losses.backward(λ)`` in the authors' code, LibMTL and TorchJD's example); see
-:mod:`mtl_lab.extra_batches` for the extra batches and their cost. ``aggregate(G)`` has one matrix
+:mod:`mtl_lab.training.extra_batches` for the extra batches and their cost. ``aggregate(G)`` has one matrix
 only: it uses ``A = GGᵀ`` (one batch standing for both — the biased estimate MoDo avoids in training).
 
 Defaults and their origin: ``gamma = 0.1``, ``rho = 0.1`` (TorchJD's ``MoDoWeighting``; LibMTL's

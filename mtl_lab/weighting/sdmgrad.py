@@ -17,7 +17,7 @@ previous training step::
 The normalisation by ``s²`` (the mean gradient norm, squared) makes the inner step size ``η`` independent
 of the gradients' scale, as in the authors' code and LibMTL. The Trainer applies the weights to the
 losses of its own batch, heads included (``head_weights``, as the authors' ``losses.backward``); see
-:mod:`mtl_lab.extra_batches`. ``aggregate(G)`` uses ``A = GGᵀ`` (one batch standing for both).
+:mod:`mtl_lab.training.extra_batches`. ``aggregate(G)`` uses ``A = GGᵀ`` (one batch standing for both).
 
 Defaults and their origin: ``lambda_ = 0.3`` (the authors' experiments, LibMTL and TorchJD; the
 authors' class default is 0.6), ``lr = 10``, ``momentum = 0.5``, ``n_iter = 20`` (the authors' code,

@@ -1,7 +1,7 @@
 """Live views over the core (ipywidgets): the weight-tuning lab, gradient arena, toy landscape, Pareto
 sweep and run comparison. The core never imports this package; everything here is a thin view over
-:mod:`mtl_lab.train`, :mod:`mtl_lab.history`, :mod:`mtl_lab.plots`, :mod:`mtl_lab.arena`,
-:mod:`mtl_lab.toy` and :mod:`mtl_lab.sweep`.
+:mod:`mtl_lab.training`, :mod:`mtl_lab.history`, :mod:`mtl_lab.plots`, :mod:`mtl_lab.toy.arena`,
+:mod:`mtl_lab.toy` and :mod:`mtl_lab.studies.sweep`.
 """
 
 from mtl_lab.widgets.arena import GradientArena

@@ -1,6 +1,6 @@
 """The gradient arena widget: set two or three task gradients — drag their tips — and see every method's update.
 
-A thin view over :mod:`mtl_lab.arena` (which calls :func:`mtl_lab.weighting.aggregate`). The picture is
+A thin view over :mod:`mtl_lab.toy.arena` (which calls :func:`mtl_lab.weighting.aggregate`). The picture is
 drawn in the browser (:class:`ArenaPicture`, ``static/arena.js``, plain SVG): drag the tip of a task's
 arrow and every chosen method's update, the half-planes where a task's loss would rise and the table of
 numbers (weights, ‖d‖, each task's first-order loss change) follow while you drag. Sliders set each
@@ -17,9 +17,9 @@ import ipywidgets as W
 import torch
 import traitlets
 
-from mtl_lab import arena
 from mtl_lab.palette import method_color, task_colors
 from mtl_lab.plots import to_png
+from mtl_lab.toy import arena
 from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import STATIC
 from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html, view_bundle

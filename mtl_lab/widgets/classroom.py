@@ -101,7 +101,9 @@ def voila_command(notebook: Path = APP_NOTEBOOK, port: int = 8866, cull_idle: in
 
     A kernel whose page was closed (no connection left) and that has been idle ``cull_idle`` seconds is
     shut down, checked every ``max(1, cull_idle // 4)`` seconds — so a room of page loads leaves only
-    the pages still open. ``token=False`` is for test harnesses only.
+    the pages still open. Keep ``cull_idle`` well above the time a page takes to load after its run: until
+    the page opens the kernel's websocket, the kernel counts as idle and unconnected (about 2 s on a quiet
+    machine, far more on a loaded one). ``token=False`` is for test harnesses only.
     """
     if not isinstance(cull_idle, int) or isinstance(cull_idle, bool) or cull_idle < 1:
         raise ValueError(f"cull_idle must be a whole number of seconds ≥ 1, got {cull_idle!r}")

@@ -16,7 +16,7 @@ from mtl_lab import data as datasets
 from mtl_lab import validate
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.train import TrainConfig, Trainer, build_trainer, check_architecture_options
+from mtl_lab.training import TrainConfig, Trainer, build_trainer, check_architecture_options
 from mtl_lab.weighting import METHODS, create
 
 FORMAT = "mtl_lab.lab/1"

@@ -9,7 +9,7 @@ The panel is three files, so a reader finds each part in one place:
 
 How it runs:
 
-* **Train** starts :meth:`mtl_lab.train.Trainer.start` — the loop runs in a background thread and the
+* **Train** starts :meth:`mtl_lab.training.Trainer.start` — the loop runs in a background thread and the
   kernel stays free for clicks. The chart feed's own thread sends new rows to the browser ≤ 10×/s; the
   training thread only updates the status line (≤ 4×/s) and keeps the pace.
   Train after Stop continues the same run when the settings are unchanged; otherwise it starts anew.
@@ -47,7 +47,7 @@ from mtl_lab.history import History
 from mtl_lab.metrics import delta_m, directions, percent, relative_changes
 from mtl_lab.palette import method_color, task_color
 from mtl_lab.plots import signature_figure, to_png
-from mtl_lab.train import Event, Trainer, build_trainer
+from mtl_lab.training import Event, Trainer, build_trainer
 from mtl_lab.weighting import METHODS
 from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html, view_bundle
 from mtl_lab.widgets.config import (

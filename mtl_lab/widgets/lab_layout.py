@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from mtl_lab import data as datasets
-from mtl_lab.train import OPTIMIZERS
+from mtl_lab.training import OPTIMIZERS
 from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import LiveChart
 from mtl_lab.widgets.links import PRESETS

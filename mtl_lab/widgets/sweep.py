@@ -1,6 +1,6 @@
 """The Pareto sweep widget: static weight ratios (two tasks) or a simplex grid (three), adaptive methods marked.
 
-A thin view over :func:`mtl_lab.sweep.sweep`. **Sweep** trains in a background thread (Stop ends it
+A thin view over :func:`mtl_lab.studies.sweep.sweep`. **Sweep** trains in a background thread (Stop ends it
 after the current model, keeping what is done); :meth:`ParetoSweep.run` is the synchronous path.
 """
 
@@ -10,10 +10,10 @@ import threading
 
 import ipywidgets as W
 
-from mtl_lab import sweep as core
 from mtl_lab.data import DATASETS
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.plots import display_width, to_png
+from mtl_lab.studies import sweep as core
 from mtl_lab.weighting import available
 from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html, view_bundle
 from mtl_lab.widgets.config import load_data

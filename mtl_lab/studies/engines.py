@@ -1,7 +1,7 @@
 """Engines that train a list of independent runs: in this process, in a local process pool, or on Ray.
 
-Every engine calls the same function, :func:`mtl_lab.study.execute`, on each
-:class:`~mtl_lab.study.RunSpec` and yields the result records as runs finish (in any order; the study
+Every engine calls the same function, :func:`mtl_lab.studies.runs.execute`, on each
+:class:`~mtl_lab.studies.runs.RunSpec` and yields the result records as runs finish (in any order; the study
 orders them by key). A run's numbers depend only on its configuration and on the number of torch
 threads it uses, so engines given the same ``threads`` produce the same table.
 
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
-from mtl_lab.study import RunSpec, execute
+from mtl_lab.studies.runs import RunSpec, execute
 
 ENGINES = ("sequential", "processes", "ray")
 

@@ -3,8 +3,10 @@
 Plain data parallelism (PyTorch's DDP) all-reduces the gradient of one scalar loss. A multi-task method
 needs more: the per-task losses (loss weighting), the per-task gradients ``G[T, P]`` (gradient methods)
 or the representation's gradients ``Z`` (MGDA-UB) **of the whole batch**, so that every rank combines
-the same inputs into the same weights and direction. :class:`DataParallel` plugs into
-:class:`mtl_lab.train.Trainer` through its ``data_parallel`` hook and does exactly that:
+the same inputs into the same weights and direction. The Trainer calls its
+parallel strategy at five points of every step — :class:`SingleProcess` (every method the identity) unless
+:class:`DataParallel` was given to it (``trainer.set_parallel(strategy)``, or :meth:`DataParallel.attach`),
+which does exactly that:
 
 * **batches** — every rank draws the same batch (same seed, generator state broadcast from rank 0) and
   keeps its own contiguous slice of ``n_r`` of its ``B`` rows (:meth:`DataParallel.shard`);
@@ -34,9 +36,36 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable
+from typing import TypeAlias
 
 import torch
 import torch.distributed as dist
+
+
+class SingleProcess:
+    """The strategy of a run in one process: every step sees the whole batch, so every method is the identity."""
+
+    rank = 0
+    world = 1
+    allows_gramian_engine = True  # gradient_path="gramian" (the Gramian of a sum is not the sum of Gramians)
+
+    def synchronise(self, trainer) -> None:
+        """Nothing to agree on with other processes."""
+
+    def shard(self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None):
+        return x, targets, masks
+
+    def losses(self, losses: list[torch.Tensor], task_names: list[str] | None = None) -> list[torch.Tensor]:
+        return losses
+
+    def gradients(self, G: torch.Tensor) -> torch.Tensor:
+        return G
+
+    def representation_gradients(self, Z: torch.Tensor) -> torch.Tensor:
+        return Z
+
+    def average_gradients(self, parameters: Iterable[torch.Tensor]) -> None:
+        """One process: its gradients are the whole batch's already."""
 
 
 class WholeBatchLoss(torch.autograd.Function):
@@ -52,10 +81,12 @@ class WholeBatchLoss(torch.autograd.Function):
 
 
 class DataParallel:
-    """One rank's part of a data-parallel run; attach it to a trainer with :meth:`attach`.
+    """One rank's part of a data-parallel run: the strategy a trainer takes with ``trainer.set_parallel``.
 
     Needs an initialised default process group (``torch.distributed.init_process_group``).
     """
+
+    allows_gramian_engine = False  # see SingleProcess
 
     def __init__(self) -> None:
         if not dist.is_available() or not dist.is_initialized():
@@ -70,10 +101,11 @@ class DataParallel:
     # ------------------------------------------------------------------ set-up
 
     def attach(self, trainer) -> None:
-        """Make ``trainer`` one rank of this run: same parameters and generators as rank 0, hooks on."""
-        if trainer.gramian is not None:
-            raise ValueError("data-parallel training does not support gradient_path='gramian' "
-                             "(the Gramian of a sum is not the sum of Gramians); use 'jacobian' or 'auto'")
+        """Make ``trainer`` one rank of this run (``trainer.set_parallel(self)``)."""
+        trainer.set_parallel(self)
+
+    def synchronise(self, trainer) -> None:
+        """Give ``trainer`` rank 0's parameters, buffers and generator states (when it takes this strategy)."""
         with torch.no_grad():
             for tensor in [*trainer.model.parameters(), *trainer.model.buffers()]:
                 dist.broadcast(tensor.data, src=0)
@@ -81,7 +113,6 @@ class DataParallel:
             state = generator.get_state().to(trainer.device)  # NCCL moves device tensors only
             dist.broadcast(state, src=0)
             generator.set_state(state.cpu())
-        trainer.data_parallel = self
 
     def device(self, name: str) -> str:
         """The device this rank trains on: ``cuda:LOCAL_RANK`` when ``name`` asks for CUDA, else ``name``."""
@@ -89,11 +120,12 @@ class DataParallel:
             return f"cuda:{int(os.environ.get('LOCAL_RANK', self.rank)) % torch.cuda.device_count()}"
         return name
 
-    # ------------------------------------------------------------------ the hooks the trainer calls
+    # ------------------------------------------------------------------ the strategy's methods (see SingleProcess)
 
     def shard(self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None):
         """This rank's contiguous rows of the batch (the first ``B mod N`` ranks take one row more), and each
-        task's share of the batch's labelled rows (:mod:`mtl_lab.masks`: a task's loss is a mean over those)."""
+        task's share of the batch's labelled rows (:mod:`mtl_lab.training.masks`: a task's loss is a mean over
+        those)."""
         B = int(x.shape[0])
         if B < self.world:
             raise ValueError(f"a batch of {B} rows cannot be split among {self.world} ranks: choose batch_size "
@@ -159,6 +191,9 @@ class DataParallel:
     def all_reduce(self, tensor: torch.Tensor) -> None:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         self.bytes += tensor.numel() * tensor.element_size()
+
+
+Parallel: TypeAlias = "SingleProcess | DataParallel"
 
 
 # ---------------------------------------------------------------------------------------------- launching

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mtl_lab.engines import ENGINES
+from mtl_lab.studies.engines import ENGINES
 
 
 def add_study_parser(sub) -> None:
@@ -27,8 +27,9 @@ def add_study_parser(sub) -> None:
 
 
 def study_command(args: argparse.Namespace) -> None:
-    from mtl_lab.study import EXAMPLE, load_study, run_study
-    from mtl_lab.study_report import write_report
+    from mtl_lab.studies.report import write_report
+    from mtl_lab.studies.spec import EXAMPLE, load_study
+    from mtl_lab.studies.study import run_study
 
     if args.example:
         sys.stdout.write(EXAMPLE)

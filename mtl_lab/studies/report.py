@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 
 from mtl_lab import plots
 from mtl_lab.palette import NEUTRAL, method_color
-from mtl_lab.study import BASELINE, StudyResult
+from mtl_lab.studies.spec import BASELINE
+from mtl_lab.studies.study import StudyResult
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 

@@ -11,7 +11,8 @@ the Trainer applies to the losses of the step's own batch ``ζ`` — **three** b
 (``seed + 2``), reshuffled whenever it runs out, so the Trainer's own batch order — and with it the epochs,
 the records and every other method's run — is unchanged. The price: each step does two more forward
 and ``T`` backward passes through the model per extra batch, about 3× the work of a loss-weighted step.
-The training augmentation is not applied to the extra batches.
+The training augmentation is not applied to the extra batches. Like the Trainer's own batches, they carry the
+label masks (:mod:`mtl_lab.training.masks`): each task's loss on an extra batch is the mean over its labelled rows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from mtl_lab.data.base import Split
+from mtl_lab.data.base import MaskedBatch, Split
 from mtl_lab.gradients import task_gradients
 
 EXTRA_SEED_OFFSET = 2  # the batch order uses seed, the method's generator seed + 1
@@ -37,12 +38,12 @@ class ExtraBatches:
         self.pass_start: torch.Tensor | None = None  # the generator's state when this pass's order was drawn
         self.taken = 0  # batches taken in this pass
 
-    def next(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The next batch ``(x, {task: y})``; a new shuffled pass starts when one ends."""
+    def next(self) -> MaskedBatch:
+        """The next batch ``(x, {task: y}, {task: mask})``; a new shuffled pass starts when one ends."""
         for _ in range(2):
             if self.iterator is None:
                 self.pass_start, self.taken = self.generator.get_state(), 0
-                self.iterator = iter(self.split.batches(self.batch_size, shuffle=True, generator=self.generator))
+                self.iterator = self.pass_batches()
             try:
                 batch = next(self.iterator)
                 self.taken += 1
@@ -50,6 +51,10 @@ class ExtraBatches:
             except StopIteration:
                 self.iterator = None
         raise ValueError("the training split yields no batches")
+
+    def pass_batches(self) -> Iterator[MaskedBatch]:
+        """One shuffled pass over the split, drawn from this stream's generator, with the label masks."""
+        return iter(self.split.batches(self.batch_size, shuffle=True, generator=self.generator, with_mask=True))
 
     def state_dict(self) -> dict:
         """Where the stream stands (for an exact resume): the pass's start state, batches taken, the generator."""
@@ -62,16 +67,17 @@ class ExtraBatches:
         if state["pass_start"] is not None:
             self.generator.set_state(state["pass_start"])
             self.pass_start = state["pass_start"]
-            self.iterator = iter(self.split.batches(self.batch_size, shuffle=True, generator=self.generator))
+            self.iterator = self.pass_batches()
             for _ in range(state["taken"]):
                 next(self.iterator)
             self.taken = state["taken"]
         self.generator.set_state(state["rng"])
 
     def gradients(self, model: torch.nn.Module, compute_losses: Callable, shared: list, heads: list) -> torch.Tensor:
-        """``G[T, P]``: the per-task gradients of the shared parameters on the next extra batch."""
-        x, targets = self.next()
-        losses = compute_losses(model(x), targets)
+        """``G[T, P]``: the per-task gradients of the shared parameters on the next extra batch, each task's
+        loss over its labelled rows (``compute_losses(outputs, targets, masks)``)."""
+        x, targets, masks = self.next()
+        losses = compute_losses(model(x), targets, masks)
         G, _ = task_gradients(losses, shared, heads, retain_graph=False)
         return G
 

@@ -21,7 +21,7 @@ A method gets ``Z`` in the form it ``requires``: ``Z`` itself for ``"grads"`` (a
   coordinates of ``Z`` are (sample, feature) pairs of a different batch at every step, so a running
   average over them means nothing;
 * an architecture without a shared trunk has no representation: the method acts on the task
-  parameters' gradients, as without the option (see :mod:`mtl_lab.train`).
+  parameters' gradients, as without the option (see :mod:`mtl_lab.training`).
 
 The saving is the trunk's per-task backward passes; the price is that the method optimises its
 criterion for ``Z``, not for the parameters (e.g. "no conflict" holds for the representation's

@@ -28,7 +28,7 @@ Adam at ``lr = 0.05`` for 1000 steps the mean gradient jumps out of the valleys 
 arrive.) Two paths compute the same trajectories:
 
 * equal, MGDA, PCGrad and CAGrad (default solver options) run all starts × methods at once in
-  :mod:`mtl_lab.toy_batched`: closed-form gradients, two-task closed forms of the methods, Adam
+  :mod:`mtl_lab.toy.batched`: closed-form gradients, two-task closed forms of the methods, Adam
   written out on the batch (100 000 steps of 4 methods × 3 starts take seconds);
 * every other method follows the per-step path: at each point the two gradients come from
   ``torch.autograd`` (the rows of ``G[2, 2]``), the method combines them as in
@@ -53,8 +53,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from mtl_lab import toy_batched
 from mtl_lab.palette import method_color
+from mtl_lab.toy import batched as toy_batched
 from mtl_lab.weighting import StepContext, available, combination_for, create
 
 LOWER = 5e-6  # the floor under the logarithms' arguments in the paper's code
@@ -196,7 +196,7 @@ def method_paths(
 ) -> list[Trajectory]:
     """Follow ``method``'s combined direction from each start for ``steps`` optimiser steps.
 
-    The batched path (:mod:`mtl_lab.toy_batched`) serves the methods it knows unless ``vectorised`` is
+    The batched path (:mod:`mtl_lab.toy.batched`) serves the methods it knows unless ``vectorised`` is
     False; otherwise :func:`stepwise_paths` does.
     """
     check_run_options(steps, lr, optimizer, starts, max_points)
@@ -218,7 +218,7 @@ def batched_paths(
     max_points: int,
     progress: Progress | None = None,
 ) -> dict[str, list[Trajectory]]:
-    """All ``methods`` × ``starts`` at once with :func:`mtl_lab.toy_batched.integrate`."""
+    """All ``methods`` × ``starts`` at once with :func:`mtl_lab.toy.batched.integrate`."""
     every = toy_batched.record_stride(steps, max_points)
     result = toy_batched.integrate(methods, [tuple(map(float, s)) for s in starts], steps, lr, optimizer,
                                    options, every, progress)
@@ -352,7 +352,7 @@ def trajectories(
 ) -> dict[str, list[Trajectory]]:
     """``{method: [one Trajectory per start]}``; ``options[method]`` are its hyper-parameters.
 
-    The methods :mod:`mtl_lab.toy_batched` knows run together in one batch, the others one by one on
+    The methods :mod:`mtl_lab.toy.batched` knows run together in one batch, the others one by one on
     the per-step path. ``progress`` (optional) is called with the fraction done, a few times a second;
     when it returns False the run stops and the paths end where they are.
     """

@@ -60,6 +60,11 @@ class RunPosition:
             "batches_done": self.batches_done,
         }
 
+    def on_cpu(self) -> RunPosition:
+        """The generator states on the CPU (where ``torch.Generator`` keeps them), whatever device they came from."""
+        start = self.epoch_start_rng.cpu() if self.epoch_start_rng is not None else None
+        return RunPosition(self.global_rng, self.batch_rng.cpu(), self.method_rng.cpu(), start, self.batches_done)
+
     @staticmethod
     def from_dict(d: dict) -> RunPosition:
         return RunPosition(d["global_rng"], d["batch_rng"], d["method_rng"], d["epoch_start_rng"], d["batches_done"])

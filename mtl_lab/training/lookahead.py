@@ -2,7 +2,7 @@
 
 A method with ``requires = "lookahead"`` (see :mod:`mtl_lab.weighting.base`) learns its task weights ``w``
 so that one training step with them lowers the **validation** loss. At every step the Trainer takes a
-batch ``v`` from the validation split (:class:`~mtl_lab.extra_batches.ExtraBatches` over ``data.val``,
+batch ``v`` from the validation split (:class:`~mtl_lab.training.extra_batches.ExtraBatches` over ``data.val``,
 its own seeded order) and computes, at the method's current weights::
 
     θ'      = θ − α Σ_t w_t ∇_θ L_t(θ)                 (a virtual SGD step on the training batch, α = the lr)
@@ -18,7 +18,7 @@ Extra cost per step, on top of the training step: ``T`` backward passes for ``G`
 one forward and one backward pass on the validation batch at ``θ'`` — about ``T + 2`` times the
 backward work of a loss-weighted step. The validation batches are read every step, so the
 validation split also steers training: its epoch-end numbers are no longer an independent check
-(keep the test split for that).
+(keep the test split for that). The validation batches carry their label masks, as every batch stream does.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call
 
-from mtl_lab.extra_batches import ExtraBatches
+from mtl_lab.data.base import MaskedBatch
 from mtl_lab.gradients import task_gradients
+from mtl_lab.training.extra_batches import ExtraBatches
 
 
 def lookahead_hypergradient(
@@ -38,7 +39,7 @@ def lookahead_hypergradient(
     losses: list[torch.Tensor],
     weights: torch.Tensor,
     lr: float,
-    validation: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    validation: MaskedBatch,
 ) -> torch.Tensor:
     """``H[T]``, ``H_t = −α ∇_θ L_t(θ) · ∇_θ' L_val(θ')`` (see the module docstring); ``losses`` keep their graph."""
     names = [name for name, p in model.named_parameters() if p.requires_grad]
@@ -50,8 +51,8 @@ def lookahead_hypergradient(
     for name, p in zip(names, params):
         virtual[name] = (p.detach() - lr * step[offset : offset + p.numel()].view_as(p)).requires_grad_(True)
         offset += p.numel()
-    x, targets = validation
-    val_loss = torch.stack(compute_losses(functional_call(model, virtual, (x,)), targets)).sum()
+    x, targets, masks = validation  # each task's validation loss over its labelled rows
+    val_loss = torch.stack(compute_losses(functional_call(model, virtual, (x,)), targets, masks)).sum()
     u = torch.autograd.grad(val_loss, list(virtual.values()), allow_unused=True)
     u = torch.cat([torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1) for p, g in zip(params, u)])
     return -lr * (G @ u)

@@ -1,0 +1,599 @@
+"""The Trainer: set-up, the loop, one step, records, evaluation and its own state (``state_dict``).
+
+One step reads top to bottom (:meth:`Trainer.train_step`): shard (:mod:`~mtl_lab.training.parallel`) →
+forward → losses over the labelled rows (:mod:`~mtl_lab.training.masks`) → guard
+(:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the trainer was built
+(:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing, ``G``, ``Z`` or
+``K = GGᵀ`` — and its weights or direction become ``.grad``, each head ``h_t ∇L_t``) → regularisers
+(:mod:`~mtl_lab.training.regularizers`) → the data-parallel average → guard → optimiser → record. The model's
+regulariser goes to ``History.regularizer``, its ``inspect()`` to ``History.model_records`` at the diagnostics
+cadence, and ``model.after_step(step)`` is called after every optimiser step. Without a shared trunk (soft
+sharing) a gradient method acts on every task's parameters (block-disjoint rows of ``G``: nothing to
+resolve; the diagnostics say "not applicable"). Per-step records stay on the device and reach the History
+every ``record_every`` steps, so a CUDA run syncs only at that cadence.
+
+``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A
+stopped, interrupted or failed run keeps its History and model; ``fit()`` again continues where it stopped.
+Ctrl-C ends a run between two steps (:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds
+every random state and the position within the epoch (:mod:`~mtl_lab.training.resume`), so a resumed run is
+bitwise the uninterrupted one on CPU; ``save()``/``load()`` go through :mod:`~mtl_lab.training.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mtl_lab import validate
+from mtl_lab.data.base import MultiTaskData
+from mtl_lab.history import History
+from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.training import checkpoint
+from mtl_lab.training import masks as label_masks
+from mtl_lab.training.config import TrainConfig, resolve_device
+from mtl_lab.training.evaluation import evaluate_split, note_non_finite_results
+from mtl_lab.training.events import Event, EventStream, RunHandle, plain
+from mtl_lab.training.extra_batches import ExtraBatches
+from mtl_lab.training.guards import NonFiniteLossError
+from mtl_lab.training.interrupts import deferred_sigint
+from mtl_lab.training.lookahead import Lookahead
+from mtl_lab.training.parallel import Parallel, SingleProcess
+from mtl_lab.training.paths import Diagnostics, Parts, Step, choose_path
+from mtl_lab.training.regularizers import add_regularizers
+from mtl_lab.training.rep_grad import check_rep_grads
+from mtl_lab.training.resume import RunPosition, epoch_batches, global_rng_state, set_global_rng_state
+from mtl_lab.training.setup import (
+    check_inputs,
+    describe_run,
+    make_gramian_engine,
+    make_guard,
+    make_optimizer,
+    make_scheduler,
+    parameter_groups,
+)
+from mtl_lab.weighting import StepContext, Weighting, create
+
+# the training options a checkpoint's settings hold besides its identity (see Trainer.settings)
+RUN_SETTINGS = ("lr", "weight_decay", "momentum", "step_size", "gamma", "epochs", "l1", "rep_grads", "gradient_path",
+                "augment")
+
+
+class Trainer:
+    """Trains a multi-task model with a weighting method and records a :class:`History`.
+
+    Args:
+        model: a :class:`~mtl_lab.models.base.MultiTaskModel` whose tasks match ``data``.
+        data: the :class:`~mtl_lab.data.base.MultiTaskData`.
+        weighting: a registry name or a :class:`~mtl_lab.weighting.base.Weighting` instance.
+        config: a :class:`TrainConfig`; keyword ``options`` override its fields.
+        callback: called with every :class:`Event` from the training thread (exceptions are recorded, not raised).
+        parallel: the data-parallel strategy (:mod:`mtl_lab.training.parallel`); default one process.
+    """
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        data: MultiTaskData,
+        weighting: str | Weighting = "equal",
+        config: TrainConfig | None = None,
+        callback: Callable[[Event], None] | None = None,
+        parallel: Parallel | None = None,
+        **options,
+    ) -> None:
+        unknown = [k for k in options if k not in TrainConfig.option_names()]
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; allowed: {TrainConfig.option_names()}")
+        self.config = c = replace(config or TrainConfig(), **options)
+        check_inputs(model, data, c)
+        self.device = resolve_device(c.device)
+        self.model = model.to(self.device)
+        self.data = data.to(self.device)
+        self.tasks = list(data.tasks)
+        self.task_names = data.task_names
+        self.weighting = create(weighting)
+        self.weighting.reset(self.task_names)
+        if c.rep_grads:
+            check_rep_grads(self.weighting)
+        self.shared, self.heads = parameter_groups(model, self.task_names, self.weighting)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.guard = make_guard(model, self.task_names, self.device, c.nonfinite_check)
+        self.optimizer = make_optimizer(self.trainable, c, fused=self.guard.deferred)
+        self.scheduler = make_scheduler(self.optimizer, c)
+        self.gramian = make_gramian_engine(model, self.shared, self.weighting, c.gradient_path)
+        self.extra_batches = ExtraBatches(self.data.train, c.batch_size, c.seed) if (
+            self.weighting.requires == "cross_gramian") else None
+        self.lookahead = Lookahead(self.data.val, c.batch_size, c.seed) if (
+            self.weighting.requires == "lookahead") else None
+        self.paths = choose_path(self.weighting, Parts(self.model, self.shared, self.heads), c.rep_grads,
+                                 self.gramian, self.extra_batches, self.lookahead, self.whole_batch_losses)
+        self.diagnostics = Diagnostics(self.record_diagnostics)
+        self.record_every = c.record_every or (10 if self.device.type == "cpu" else 25)
+        self.callback = callback
+        self.batch_generator = torch.Generator().manual_seed(c.seed)
+        self.method_generator = torch.Generator().manual_seed(c.seed + 1)
+        self.parallel: Parallel = SingleProcess()
+        self.stop_event = threading.Event()
+        self.interrupt_event = threading.Event()  # set by a deferred Ctrl-C (mtl_lab.training.interrupts)
+        self.events = EventStream()
+        self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
+        self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
+                                                                          self.device, self.gramian))
+        self.global_step = 0
+        self.epoch = 0
+        self.batch_iterator = None
+        self.epoch_loss_sum = torch.zeros(len(self.tasks), device=self.device)
+        self.epoch_batches = 0
+        self.epoch_labelled = torch.zeros(len(self.tasks), device=self.device)  # batches with labels, per task
+        self.batches_per_epoch = math.ceil(len(self.data.train) / c.batch_size)
+        self.epoch_losses: tuple[tuple[float, ...], ...] = ()
+        self.first_losses: tuple[float, ...] | None = None
+        self.buffer: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self.train_seconds = 0.0
+        self.loop_started = time.perf_counter()
+        self.rng_state: dict | None = None  # the run's global random state between fit() calls (training.resume)
+        self.epoch_start_rng: torch.Tensor | None = None  # batch generator state when this epoch's order was drawn
+        if parallel is not None:
+            self.set_parallel(parallel)
+
+    def set_parallel(self, strategy: Parallel) -> None:
+        """Train as ``strategy`` says: one rank of a data-parallel run (:mod:`mtl_lab.training.parallel`)."""
+        if self.gramian is not None and not strategy.allows_gramian_engine:
+            raise ValueError("data-parallel training does not support gradient_path='gramian' "
+                             "(the Gramian of a sum is not the sum of Gramians); use 'jacobian' or 'auto'")
+        strategy.synchronise(self)
+        self.parallel = strategy
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(
+        self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """One optimisation step on a batch (``masks``: labelled rows of tasks missing labels); returns the
+        detached per-task losses."""
+        if not self.model.training:  # train() walks every module: only when evaluation switched it off
+            self.model.train()
+        x, targets, masks = self.parallel.shard(x, targets, masks)  # this rank's rows (all of them in one process)
+        diagnose = self.diagnostics_due() and self.model.has_shared_trunk
+        path = self.paths.diagnosed if diagnose else self.paths.step
+        outputs, rep = path.forward(x)
+        losses = self.compute_losses(outputs, targets, masks)
+        detached = torch.stack([loss.detach() for loss in losses])
+        self.stop_if_non_finite(self.guard.check_losses(detached, self.task_names, self.global_step), detached)
+        labelled = label_masks.present(self.tasks, masks, self.device)
+        seen = label_masks.stand_in(detached, labelled)  # the losses the method sees
+        if self.first_losses is None:
+            self.first_losses = tuple(seen.tolist())
+        ctx = self.context()
+        self.optimizer.zero_grad(set_to_none=True)
+        combination = path.backward(Step(losses, seen, rep, ctx, self.parallel, self.diagnostics if diagnose else None))
+        regularizer = add_regularizers(self.model, self.trainable, self.config.l1)
+        self.parallel.average_gradients(self.model.parameters())  # every rank takes the same step
+        self.stop_if_non_finite(self.guard.check_gradients(self.trainable, self.global_step), detached)
+        self.guard.gate(self.optimizer)
+        self.optimizer.step()
+        self.model.after_step(self.global_step)
+        if self.weighting.needs_losses_after_step:
+            with torch.no_grad():
+                after = torch.stack(self.compute_losses(self.model(x), targets, masks))
+            self.weighting.after_step(label_masks.stand_in(after, labelled), ctx)
+        weights = label_masks.effective_weights(combination.weights.detach().to(self.device, torch.float32), labelled)
+        if self.diagnostics_due():
+            self.record_model()
+        self.record_step(detached, weights, combination.info, regularizer, labelled)
+        return detached
+
+    def context(self) -> StepContext:
+        return StepContext(step=self.global_step, epoch=self.epoch, epoch_losses=self.epoch_losses,
+                           first_losses=self.first_losses, generator=self.method_generator,
+                           lr=self.optimizer.param_groups[0]["lr"])
+
+    def compute_losses(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict | None = None
+    ) -> list[torch.Tensor]:
+        """Each task's scalar loss over its labelled rows (:mod:`mtl_lab.training.masks`), as a list (the
+        gradient engine differentiates them one by one); the whole batch's values under data parallelism."""
+        return self.parallel.losses(label_masks.losses(self.tasks, outputs, targets, masks), self.task_names)
+
+    def whole_batch_losses(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], masks: dict | None = None
+    ) -> list[torch.Tensor]:
+        """The per-task losses (labelled rows only) of a batch every rank holds whole (extra batches, the
+        validation look-ahead): never shared out among data-parallel ranks."""
+        return label_masks.losses(self.tasks, outputs, targets, masks)
+
+    def diagnostics_due(self) -> bool:
+        every = self.config.diagnostics_every
+        return every > 0 and self.global_step % every == 0
+
+    def stop_if_non_finite(self, message: str | None, losses: torch.Tensor) -> None:
+        """Host check found a bad step: record its losses (not its update) and stop before the optimiser."""
+        if message is None:
+            return
+        nan = torch.full_like(losses, float("nan"))
+        self.buffer.append((self.global_step, losses, nan, None))
+        self.history.add_note({"step": self.global_step, "non_finite": message})
+        raise NonFiniteLossError(message)
+
+    # ------------------------------------------------------------------ records
+
+    def record_step(
+        self,
+        losses: torch.Tensor,
+        weights: torch.Tensor,
+        info: dict,
+        regularizer: torch.Tensor | None = None,
+        labelled: torch.Tensor | None = None,
+    ) -> None:
+        self.epoch_loss_sum += losses
+        self.epoch_labelled += 1.0 if labelled is None else labelled
+        self.epoch_batches += 1
+        self.buffer.append((self.global_step, losses, weights, regularizer))
+        if info and (info.get("converged", True) is False or "warning" in info):
+            self.history.add_note({"step": self.global_step, "method": self.weighting.name, **plain(info)})
+        self.global_step += 1
+        if len(self.buffer) >= self.record_every:
+            self.flush()
+
+    def record_diagnostics(self, record: dict) -> None:
+        self.history.add_diagnostics({"step": self.global_step, **record})
+
+    def record_model(self) -> None:
+        """What the model's ``inspect()`` reports (gates, relation matrices …), into ``History.model_records``."""
+        record = self.model.inspect()
+        if record:
+            self.history.add_model_record({"step": self.global_step, **plain(record)})
+
+    def flush(self) -> None:
+        """Copy buffered per-step records to the History (one device sync); stop on a non-finite loss."""
+        if not self.buffer:
+            return
+        steps = [s for s, _, _, _ in self.buffer]
+        losses = torch.stack([l for _, l, _, _ in self.buffer]).tolist()
+        weights = torch.stack([w for _, _, w, _ in self.buffer]).tolist()
+        regs = [r for _, _, _, r in self.buffer]
+        regularizer = None
+        if any(r is not None for r in regs):
+            nan = torch.tensor(float("nan"), device=self.device)
+            regularizer = torch.stack([nan if r is None else r.float() for r in regs]).tolist()
+        self.buffer = []
+        self.history.add_steps(steps, losses, weights, regularizer)
+        first_bad = self.guard.tripped()  # device-side check: read here, where the records sync anyway
+        if first_bad is not None:
+            self.raise_deferred_non_finite(first_bad)
+        self.emit("step", {"loss": losses[-1], "weights": weights[-1]})
+
+    def raise_deferred_non_finite(self, step: int) -> None:
+        """The device-side flag was set at ``step``: no update was applied from that step on; say so."""
+        message = self.guard.deferred_message(self.task_names)
+        self.history.add_note({"step": step, "non_finite": message})
+        raise NonFiniteLossError(message)
+
+    def emit(self, kind: str, data: dict | None = None) -> None:
+        event = Event(kind, self.global_step, self.epoch, data or {})
+        self.events.put(event)
+        if self.callback is not None:
+            try:
+                self.callback(event)
+            except Exception as exc:  # a broken view must not kill the run
+                self.history.add_note({"step": self.global_step, "callback_error": repr(exc)})
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
+        """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only."""
+        return evaluate_split(self.model, self.data, self.tasks, split, batch_size)
+
+    def end_epoch(self) -> None:
+        self.flush()
+        mean = (self.epoch_loss_sum / self.epoch_labelled.clamp(min=1)).tolist()  # over batches with labels
+        self.epoch_losses = self.epoch_losses + (tuple(mean),)
+        record = {
+            "epoch": self.epoch + 1,
+            "step": self.global_step,
+            "train_loss": dict(zip(self.task_names, mean)),
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        if self.config.train_metrics:
+            record["train_metric"] = self.evaluate("train")[1]
+        if self.config.evaluate and len(self.data.val):
+            record["val_loss"], record["val_metric"] = self.evaluate("val")
+        record["time"] = round(self.elapsed(), 3)
+        self.history.add_epoch(record)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.epoch += 1
+        self.epoch_loss_sum.zero_()
+        self.epoch_labelled.zero_()
+        self.epoch_batches = 0
+        self.batch_iterator = None
+        self.epoch_start_rng = None
+        self.warn_non_finite_metrics(record, f"epoch {record['epoch']}")
+        self.emit("epoch", record)
+
+    def warn_non_finite_metrics(self, record: dict, where: str) -> None:
+        """A NaN or infinite validation/test loss or metric is said in a note and in ``meta["warnings"]``."""
+        note_non_finite_results(self.history, record, where, self.global_step)
+
+    def finish(self, status: str) -> None:
+        self.train_seconds = self.elapsed()
+        test_loss, test_metric = self.evaluate("test")
+        self.history.update_meta(status=status, steps=self.global_step, epochs_done=self.epoch,
+                                 train_seconds=round(self.train_seconds, 3), test_loss=test_loss,
+                                 test_metrics=test_metric)
+        self.warn_non_finite_metrics({"test_loss": test_loss, "test_metrics": test_metric}, "test split")
+
+    # ------------------------------------------------------------------ loops
+
+    def fit(self, max_steps: int | None = None) -> History:
+        """Train until ``config.epochs`` are done, ``max_steps`` more steps were taken, or Stop.
+
+        Returns the History. ``meta["status"]`` is ``completed``, ``paused`` (``max_steps`` reached),
+        ``stopped`` (``stop()`` was called), ``interrupted`` (KeyboardInterrupt) or ``error`` (re-raised).
+        """
+        if max_steps is not None:
+            validate.check_int("max_steps", max_steps, 1)
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        try:
+            return self.run_loop(max_steps)
+        finally:
+            self.lock.release()
+
+    def run_loop(self, max_steps: int | None) -> History:
+        """:meth:`train_until`, then end the run with a status, whatever happened (the History and model kept).
+
+        ``KeyboardInterrupt`` (from Ctrl-C, or raised by a callback) → ``interrupted``; any other exception,
+        ``SystemExit`` included → ``error`` with a note, then re-raised. Never left ``running``.
+        """
+        if self.rng_state is None:
+            if self.global_step == 0:
+                torch.manual_seed(self.config.seed)
+        else:
+            set_global_rng_state(self.rng_state, self.device)
+        self.stop_event.clear()
+        self.interrupt_event.clear()
+        self.history.update_meta(status="running")
+        self.loop_started = time.perf_counter()
+        status, error = "interrupted", None
+        try:
+            with deferred_sigint(self.interrupt_event):
+                status = self.train_until(max_steps)
+                self.flush()
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except BaseException as exc:  # noqa: BLE001 — SystemExit too: the run must end with a status
+            error = exc
+        self.rng_state = global_rng_state(self.device)
+        if error is not None:
+            self.fail(error)
+            raise error
+        if status == "interrupted":
+            self.flush_after_interrupt()
+            warnings.warn("training interrupted: the History and the model keep what was done so far; "
+                          "fit() continues exactly where it stopped", stacklevel=3)
+        try:
+            self.finish(status)
+        except KeyboardInterrupt:  # during the test evaluation: the run itself is intact
+            status = "interrupted"
+            self.history.update_meta(status=status, steps=self.global_step, epochs_done=self.epoch)
+            self.history.add_note({"step": self.global_step, "note": "interrupted during the test evaluation"})
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        self.emit_end(status)
+        return self.history
+
+    def train_until(self, max_steps: int | None) -> str:
+        """The loop over batches; returns ``completed``, ``paused``, ``stopped`` or ``interrupted``."""
+        taken = 0
+        while self.epoch < self.config.epochs:
+            if self.batch_iterator is None:
+                self.epoch_start_rng = self.batch_generator.get_state()
+                self.batch_iterator = self.data.train.batches(
+                    self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
+                )
+            batch = next(self.batch_iterator, None)
+            if batch is not None:
+                x, y, masks = batch
+                if self.config.augment and self.data.augment is not None:
+                    x, y = self.data.augment(x, y, self.batch_generator)
+                self.train_step_guarded(x, y, masks)
+                taken += 1
+            if batch is None or self.epoch_batches == self.batches_per_epoch:
+                self.end_epoch()
+            if self.epoch < self.config.epochs:
+                if self.interrupt_event.is_set():
+                    return "interrupted"
+                if self.stop_event.is_set():
+                    return "stopped"
+                if max_steps is not None and taken >= max_steps:
+                    return "paused"
+        return "completed"
+
+    def train_step_guarded(
+        self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """:meth:`train_step`; when it fails after the device-side flag was set, the flag is the real news
+        (a method that reads the losses on the host may raise on the NaN first)."""
+        try:
+            self.train_step(x, targets, masks)
+        except Exception:
+            first_bad = self.guard.tripped()
+            if first_bad is None:
+                raise
+            try:
+                self.flush()  # the steps before this one; raises the same news, which is raised below
+            except NonFiniteLossError:
+                pass
+            if first_bad not in self.history.steps:  # the bad step itself: its losses, no weights
+                losses = self.guard.first_bad_losses
+                row = losses.tolist() if losses is not None else [math.nan] * len(self.task_names)
+                self.history.add_steps([first_bad], [row], [[math.nan] * len(self.task_names)])
+            self.raise_deferred_non_finite(first_bad)
+
+    def flush_after_interrupt(self) -> None:
+        """Move buffered steps to the History; a second interrupt from a view cannot lose them."""
+        try:
+            self.flush()
+        except KeyboardInterrupt:
+            pass
+
+    def emit_end(self, status: str) -> None:
+        """The ``end`` event; the run has ended already, so a callback's interrupt only leaves a note."""
+        try:
+            self.emit("end", {"status": status})
+        except BaseException as exc:  # noqa: BLE001
+            self.history.add_note({"step": self.global_step, "callback_error": repr(exc)})
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
+
+    def elapsed(self) -> float:
+        """Seconds spent in training loops so far (this run's loop included)."""
+        return self.train_seconds + time.perf_counter() - self.loop_started
+
+    def fail(self, exc: BaseException) -> None:
+        """Record an error: keep what was buffered, mark the History, tell the views."""
+        try:
+            self.flush()
+        except BaseException:  # noqa: BLE001 — the records are in the History already; the error is the news
+            self.buffer = []
+        self.train_seconds = self.elapsed()
+        message = f"{type(exc).__name__}: {exc}"
+        self.history.add_note({"step": self.global_step, "error": message})
+        self.history.update_meta(status="error", error=message, steps=self.global_step, epochs_done=self.epoch)
+        try:
+            self.emit("error", {"error": message})
+        except BaseException as again:  # noqa: BLE001
+            self.history.add_note({"step": self.global_step, "callback_error": repr(again)})
+
+    def start(self, max_steps: int | None = None) -> RunHandle:
+        """Run :meth:`fit` in a background thread; returns a handle to stop, join and watch it."""
+        if self.lock.locked():
+            raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        handle = RunHandle(self)
+        handle.thread = threading.Thread(target=handle.target, args=(max_steps,), name="mtl_lab-train", daemon=True)
+        handle.thread.start()
+        return handle
+
+    def stop(self) -> None:
+        """Ask a running loop to stop after the current step."""
+        self.stop_event.set()
+
+    # ------------------------------------------------------------------ state and checkpoints
+
+    def identity(self) -> dict:
+        """What a checkpoint of this trainer must agree on with the trainer that loads it."""
+        c = self.config
+        return checkpoint.identity(self.model.architecture, self.task_names, c.optimizer, c.schedule,
+                                   self.weighting.name, c.batch_size)
+
+    def settings(self) -> dict:
+        """What else changes the run, compared one by one when a checkpoint is loaded (see ``checkpoint``)."""
+        return {**{n: getattr(self.config, n) for n in RUN_SETTINGS}, "method_options": self.weighting.config(),
+                "model": str(self.model), "data": self.data.summary()}
+
+    def position(self) -> RunPosition:
+        """Every random state and the position within the epoch (see :mod:`mtl_lab.training.resume`)."""
+        rng = global_rng_state(self.device) if self.lock.locked() else self.rng_state  # from a callback: live
+        return RunPosition(rng, self.batch_generator.get_state(), self.method_generator.get_state(),
+                           self.epoch_start_rng, self.epoch_batches)
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue bitwise, as a dict of state dicts (buffered steps flushed first;
+        tensors shared with the live objects)."""
+        self.flush()
+        return {
+            "identity": self.identity(),
+            "settings": self.settings(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "weighting": self.weighting.state_dict(),
+            "history": self.history.to_dict(),
+            "counters": {"global_step": self.global_step, "epoch": self.epoch, "epoch_batches": self.epoch_batches},
+            "epoch_loss_sum": self.epoch_loss_sum.detach().cpu().clone(),
+            "epoch_labelled": self.epoch_labelled.detach().cpu().clone(),
+            "extra_batches": self.extra_batches.state_dict() if self.extra_batches is not None else None,
+            "lookahead_batches": self.lookahead.batches.state_dict() if self.lookahead is not None else None,
+            "epoch_losses": [list(e) for e in self.epoch_losses],
+            "first_losses": list(self.first_losses) if self.first_losses is not None else None,
+            "position": self.position().to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put a :meth:`state_dict` into this trainer's live objects (``load()`` checks it first)."""
+        impl = [(g.get("foreach"), g.get("fused")) for g in self.optimizer.param_groups]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group, (foreach, fused) in zip(self.optimizer.param_groups, impl):  # keep this trainer's implementation
+            group["foreach"], group["fused"] = foreach, fused
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.weighting.load_state_dict(state["weighting"])
+        self.history = History.from_dict(state["history"])
+        counters = state["counters"]
+        self.global_step, self.epoch = counters["global_step"], counters["epoch"]
+        self.epoch_batches = counters["epoch_batches"]
+        self.epoch_loss_sum = state["epoch_loss_sum"].to(self.device).clone()
+        self.epoch_labelled = state["epoch_labelled"].to(self.device).clone()
+        if self.extra_batches is not None:
+            self.extra_batches.load_state_dict(state["extra_batches"])
+        if self.lookahead is not None:
+            self.lookahead.batches.load_state_dict(state["lookahead_batches"])
+        self.epoch_losses = tuple(tuple(e) for e in state["epoch_losses"])
+        self.first_losses = tuple(state["first_losses"]) if state["first_losses"] is not None else None
+        position = RunPosition.from_dict(state["position"]).on_cpu()
+        self.rng_state = position.global_rng
+        self.method_generator.set_state(position.method_rng)
+        self.epoch_start_rng = position.epoch_start_rng
+        self.batch_iterator = epoch_batches(self.data.train, self.config.batch_size, self.batch_generator, position)
+        self.buffer = []
+
+    def save(self, path: str | Path) -> Path:
+        """:meth:`state_dict` in one file, written atomically (:mod:`mtl_lab.training.checkpoint`).
+
+        May be called between ``fit()`` calls or from a callback during a run.
+        """
+        return checkpoint.write(path, self.state_dict())
+
+    def load(self, path: str | Path, continue_with: list[str] | tuple[str, ...] = ()) -> None:
+        """Restore what :meth:`save` wrote, once checked to be a checkpoint of this very run (see ``checkpoint``):
+        another identity or other settings are refused, each difference named, but for a continuation asked for
+        by name — ``continue_with=["epochs"]`` (on to this trainer's epochs) or ``["lr"]`` (this trainer's lr),
+        recorded in the History. ``fit()`` then continues at the very step where the checkpoint was taken."""
+        if self.lock.locked():
+            raise RuntimeError("this trainer is running; stop() it before loading a checkpoint")
+        allowed = checkpoint.check_continue_with(continue_with)
+        state = checkpoint.read(path, self.device)
+        checkpoint.check_compatible(state, self.identity(), self.model.state_dict(), path)
+        changes = checkpoint.check_settings(state.get("settings"), self.settings(), path, allowed,
+                                            self.config.schedule)
+        backup = copy.deepcopy(self.state_dict())
+        try:
+            self.load_state_dict(state)
+        except Exception as exc:
+            self.load_state_dict(backup)
+            message = f"checkpoint {str(path)!r} could not be loaded ({exc}); the trainer is unchanged"
+            raise ValueError(message) from None
+        self.record_continuation(changes, old_file=state.get("settings") is None)
+
+    def record_continuation(self, changes: dict[str, tuple], old_file: bool) -> None:
+        """This trainer's lr (when it changed) in the optimiser; every change a note and in ``meta["config"]``."""
+        for name, (before, after) in changes.items():
+            if name == "lr":
+                for group in self.optimizer.param_groups:
+                    group["lr"] = after
+            self.history.add_note({"step": self.global_step, "note": f"continued with {name} {before} → {after}"})
+            with self.history.lock:
+                self.history.meta.setdefault("config", {})[name] = after
+        if old_file:
+            self.history.add_note({"step": self.global_step, "note": "checkpoint saved without its settings (an "
+                                   "older file): only its identity and model shapes were checked"})
