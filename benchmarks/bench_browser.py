@@ -9,6 +9,8 @@ Measured side by side in one run, on this machine (headless Chromium and the ker
   ``data-frames``; a redraw happens only when new data arrived), in JupyterLab at full speed and in the
   Voila classroom page at lecture pace; the first frame after Train; Stop until the status says stopped.
 * **Arena** — how often the methods' arrows were redrawn per second while a gradient tip was dragged.
+* **One screen** — at 1280×720 and 1000×800 in JupyterLab (file browser hidden), which of the weights,
+  Train, Stop, the whole chart and the loss panel are wholly on screen together (element rectangles).
 * **Classroom page** — time until the page is usable; kernels left after 10 page loads (9 closed) once
   idle culling has run.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser_harness import (  # noqa: E402
+    CULL_IDLE_S,
     attribute,
     button,
     chromium,
@@ -43,6 +47,7 @@ from browser_harness import (  # noqa: E402
     free_port,
     kernels_of,
     lab_command,
+    one_screen,
     run_all,
     serve,
     step_of,
@@ -127,7 +132,7 @@ def main() -> int:
         args.seconds, args.no_shots = 5.0, True
     from playwright import sync_api
 
-    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command, voila_environment
 
     shots = Path(args.shots)
     if not args.no_shots:
@@ -150,11 +155,14 @@ def main() -> int:
         results["training_kept"] = results["jupyterlab"]["steps_per_s"] / statistics.mean([before, after])
         port = free_port()
         with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work):
-            for width, height in ((1000, 800), (1400, 900)):
+            for width, height in ((1000, 800), (1280, 720)):
                 with chromium(sync_api, width, height) as page:
                     run_all(page, port, "07_weight_tuning_lab.ipynb", done_text="on the front:")
                     tidy_lab(page)
-                    if width == 1400:
+                    page.evaluate("() => { const s = window.jupyterapp.shell; s.collapseLeft(); }")
+                    scroller = ".jp-NotebookPanel .jp-WindowedPanel-outer"
+                    results[f"one_screen_{width}x{height}"] = one_screen(page, scroller)
+                    if width == 1280:
                         redrawn, moves, seconds, _, _ = drag_arena_tip(page, seconds=3.0)
                         results["arena_updates_per_s"] = redrawn / seconds
                         results["arena_pointer_moves_per_s"] = moves / seconds
@@ -169,7 +177,9 @@ def main() -> int:
                         shoot(page, ".mtl-landscape", shots / f"landscape-{width}x{height}.png")
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
-        command = [*voila_command(work / "nb" / APP_NOTEBOOK.name, port, cull_idle=5, token=False), "--no-browser"]
+        command = [*voila_command(work / "nb" / APP_NOTEBOOK.name, port, cull_idle=CULL_IDLE_S, token=False),
+                   "--no-browser"]
+        os.environ.update(voila_environment(dict(os.environ)))  # the classroom page's template
         with serve(command, url, work) as server, chromium(sync_api, 1400, 900) as page:
             for _ in range(9):
                 other = page.context.browser.new_page()
@@ -182,7 +192,9 @@ def main() -> int:
             results["voila_usable_s"] = time.perf_counter() - loaded
             results["voila_kernels_after_10_loads"] = kernels_of(server)
             results["voila"] = watch_training(page, args.seconds)
-            time.sleep(12)
+            deadline = time.perf_counter() + CULL_IDLE_S + CULL_IDLE_S // 4 + 30
+            while kernels_of(server) > 1 and time.perf_counter() < deadline:
+                time.sleep(0.5)
             results["voila_kernels_after_culling"] = kernels_of(server)
             if not args.no_shots:
                 for width, height in ((1000, 800), (1400, 900)):
@@ -205,6 +217,8 @@ def main() -> int:
           f"({results['arena_pointer_moves_per_s']:.1f} pointer moves/s sent by the harness)")
     print(f"classroom page usable after {results['voila_usable_s']:.1f} s; kernels after 10 loads (9 closed): "
           f"{results['voila_kernels_after_10_loads']}, after culling: {results['voila_kernels_after_culling']}")
+    for key in ("one_screen_1280x720", "one_screen_1000x800"):
+        print(f"{key}: on screen together: {[k for k, v in results[key].items() if v is True]}")
     print(json.dumps(results, indent=1))
     return 0
 

@@ -441,24 +441,37 @@ def check_port(port: int) -> None:
         raise UsageError(f"--port must be in 1..65535, got {port}")
 
 
+LAB_SETTINGS = Path(__file__).parent / "widgets" / "jupyterlab"
+
+
+def jupyterlab_command(folder: Path, port: int, no_browser: bool = False) -> list[str]:
+    """The JupyterLab command line of ``mtl-lab lab``: 127.0.0.1, token authentication left on, and no news
+    toast or update check (in a lecture the toast covers the chart, and a classroom is often offline): the
+    server fetches no news, and the settings in ``widgets/jupyterlab/overrides.json`` (``fetchNews`` off)
+    keep JupyterLab from asking whether it may."""
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
+               f"--port={port}", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               f"--LabApp.app_settings_dir={LAB_SETTINGS}"]
+    if no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Jupyter refuses root without this flag
+        command.append("--allow-root")
+    return command
+
+
 def lab_command(args: argparse.Namespace) -> int:
-    """JupyterLab on the notebook folder, on 127.0.0.1, with Jupyter's token authentication left on."""
+    """JupyterLab on the notebook folder (:func:`jupyterlab_command`)."""
     folder = Path(args.notebooks)
     if not folder.is_dir():
         raise UsageError(f"notebook folder {str(folder)!r} does not exist")
     check_port(args.port)
-    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", "--ip=127.0.0.1",
-               f"--port={args.port}"]
-    if args.no_browser:
-        command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Jupyter refuses root without this flag
-        command.append("--allow-root")
-    return subprocess.call(command)
+    return subprocess.call(jupyterlab_command(folder, args.port, args.no_browser))
 
 
 def app_command(args: argparse.Namespace) -> int:
     """Voila on the weight-tuning notebook: its widgets as a page, its code hidden; 127.0.0.1, with a token."""
-    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command, voila_environment
 
     notebook = Path(args.notebook) if args.notebook else APP_NOTEBOOK
     if not notebook.is_file():
@@ -475,7 +488,7 @@ def app_command(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.no_browser:
         command.append("--no-browser")
-    return subprocess.call(command, cwd=str(notebook.parent))
+    return subprocess.call(command, cwd=str(notebook.parent), env=voila_environment(dict(os.environ)))
 
 
 def exercises_command(args: argparse.Namespace) -> None:

@@ -61,6 +61,12 @@ def relative_changes(
     return {t: 100.0 * relative_change(metrics[t], baseline[t], higher_is_better[t]) for t in baseline}
 
 
+def percent(change: float, digits: int = 1) -> str:
+    """The one way a relative change (already in percent, as :func:`relative_changes` gives it) is printed:
+    signed, ``digits`` decimals, a space and ``%`` — the report, the notebook table and the panel agree."""
+    return f"{change:+.{digits}f} %"
+
+
 def delta_m(metrics: dict[str, float], baseline: dict[str, float], higher_is_better: dict[str, bool]) -> float:
     """Δm in percent over the tasks of ``baseline`` (every one must be in ``metrics``): Maninis et al."""
     changes = relative_changes(metrics, baseline, higher_is_better)
@@ -158,7 +164,7 @@ def metrics_table(
         cells = [label]
         for t in names:
             value = f"{metrics[t]:.{digits}f}" if t in metrics else "—"
-            cells.append(f"{value} ({changes[t]:+.1f} %)" if t in changes and not is_baseline else value)
+            cells.append(f"{value} ({percent(changes[t])})" if t in changes and not is_baseline else value)
         if group_cols:
             by_kind = delta_m_by_kind(metrics, baseline, data)
             cells += [f"{by_kind[g]:+.2f}" for g in groups]

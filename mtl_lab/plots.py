@@ -3,8 +3,9 @@
 * :func:`signature_figure` — the side-by-side view: per-task loss curves (train and validation) and the
   effective weights on the left; on the right the gradient contributions — each task's share of the
   update over time, stacked (negative shares, i.e. a task pulled against the update, below zero) —
-  and the pairwise cosines of the task gradients over time (below zero: the tasks conflict).
-* :func:`comparison_figure` — several runs overlaid: validation loss and metric per task.
+  and the pairwise cosines of the task gradients over time as a heat strip (orange: the tasks conflict).
+* :func:`comparison_figure` — several runs overlaid: validation loss per task, and the task's metric
+  where it is not the loss itself (no duplicated rows).
 * :func:`gates_figure` — for mixture-of-experts models, each gate's mean weight per expert (the last
   model record, or the one at a given step) as a heat map: which experts each task uses.
 * :func:`matrix_figure` — any square task × task matrix as an annotated heat map (the affinities of
@@ -12,6 +13,11 @@
 
 When the model has a regulariser (soft sharing's coupling penalty, the task-relation penalty), the
 loss panel also draws its value per step as a black dash-dotted curve.
+
+Every task keeps its colour *and* its second cue (:func:`mtl_lab.palette.task_linestyle`,
+:func:`~mtl_lab.palette.task_marker`), so the figures read the same to a colour-blind reader and in
+grey-scale print. Type is at least 9 pt: at the size the widgets and reports show a figure (90 px per inch,
+rendered at twice that density by :func:`to_png` and :func:`save`) that is ≥ 11 px.
 
 Figures are ``matplotlib.figure.Figure`` objects, not pyplot figures, so nothing accumulates in
 pyplot's list of open figures when a live view redraws; :func:`to_png` renders one to bytes.
@@ -23,12 +29,18 @@ import io
 from pathlib import Path
 
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from mtl_lab.history import History
-from mtl_lab.palette import CONFLICT, method_color, task_color
+from mtl_lab.palette import cosine_color, method_color, task_color, task_linestyle, task_marker
 
 RUN_DASHES = ["-", "--", ":", "-."]
+SMALL = 9  # pt: legends and tick labels (≥ 11 px at the display density below)
+DISPLAY_DPI = 90  # px per inch at which widgets and reports show a figure
+DENSITY = 2  # pixels rendered per displayed pixel
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "++", "--"]  # the share band's second cue per task
+COSINE_MAP = ListedColormap([cosine_color(-1 + 2 * k / 255) for k in range(256)], name="mtl_cosine")
 
 
 def smooth(values: list[float], factor: float) -> list[float]:
@@ -41,24 +53,26 @@ def smooth(values: list[float], factor: float) -> list[float]:
 
 
 def draw_losses(ax: Axes, history: History, smoothing: float = 0.8, log: bool = True) -> None:
-    """Training loss per step (smoothed) as solid lines, validation loss per epoch as dashed markers."""
+    """Training loss per step (smoothed) as lines in the task's colour and dash, validation loss per epoch
+    as the task's markers."""
     steps = history.steps
     for i, task in enumerate(history.task_names):
         color = task_color(i)
         if steps:
-            ax.plot(steps, smooth([row[i] for row in history.losses], smoothing), color=color, lw=1.5,
-                    label=f"{task} train")
+            ax.plot(steps, smooth([row[i] for row in history.losses], smoothing), color=color, lw=1.6,
+                    ls=task_linestyle(i), label=f"{task} train")
         val = [(e["step"], e["val_loss"][task]) for e in history.epochs if "val_loss" in e]
         if val:
-            ax.plot([v[0] for v in val], [v[1] for v in val], "--o", color=color, ms=3, lw=1, label=f"{task} val")
+            ax.plot([v[0] for v in val], [v[1] for v in val], ls="none", marker=task_marker(i), color=color,
+                    ms=4, markevery=max(1, len(val) // 12), label=f"{task} val")
     draw_regularizer(ax, history, smoothing)
     if log and any(v > 0 for row in history.losses for v in row):
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title("Per-task loss (solid: train, dashed: validation)")
+    ax.set_title("Per-task loss (lines: train · markers: validation)")
     if history.task_names and (steps or history.epochs):
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=SMALL, ncol=2)
 
 
 def draw_regularizer(ax: Axes, history: History, smoothing: float = 0.8) -> None:
@@ -73,7 +87,8 @@ def draw_weights(ax: Axes, history: History) -> None:
     """Effective weight of each task per step."""
     for i, task in enumerate(history.task_names):
         if history.steps:
-            ax.plot(history.steps, [row[i] for row in history.weights], color=task_color(i), lw=1.2, label=task)
+            ax.plot(history.steps, [row[i] for row in history.weights], color=task_color(i), lw=1.4,
+                    ls=task_linestyle(i), label=task)
     ax.set_xlabel("step")
     ax.set_ylabel("weight")
     ax.set_title("Effective task weights w_t")
@@ -84,14 +99,19 @@ def not_available(ax: Axes, history: History) -> bool:
     if history.diagnostics:
         return False
     reason = history.meta.get("diagnostics") or "no gradient diagnostics recorded yet (diagnostics_every)"
-    ax.text(0.5, 0.5, reason, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.text(0.5, 0.5, reason, ha="center", va="center", transform=ax.transAxes, fontsize=SMALL + 1, wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])
     return True
 
 
 def draw_shares(ax: Axes, history: History) -> None:
-    """Contribution shares ``w_t g_t·d / ‖d‖²`` stacked: positive parts above 0, negative below."""
+    """Contribution shares ``w_t g_t·d / ‖d‖²`` stacked: positive parts above 0, negative below.
+
+    The shares sum to 1, but one may be negative — a task whose gradient points against the step (the
+    step raises its loss) — and then the others add up to more than 1. The band says so in its title when
+    it happens, and the negative parts are drawn paler, below 0. Each task has its colour and a hatch.
+    """
     ax.set_title("Share of the update per task (sums to 1)")
     if not_available(ax, history):
         return
@@ -101,36 +121,40 @@ def draw_shares(ax: Axes, history: History) -> None:
     pos = [[max(v, 0.0) for v in row] for row in shares]
     neg = [[min(v, 0.0) for v in row] for row in shares]
     colors = [task_color(t) for t in range(T)]
-    ax.stackplot(steps, pos, colors=colors, labels=history.task_names, alpha=0.85)
+    hatches = [HATCHES[t % len(HATCHES)] for t in range(T)]
+    ax.stackplot(steps, pos, colors=colors, labels=history.task_names, alpha=0.85, hatch=hatches,
+                 edgecolor="white", lw=0)
     if any(v < 0 for row in neg for v in row):
-        ax.stackplot(steps, neg, colors=colors, alpha=0.45)
+        ax.stackplot(steps, neg, colors=colors, alpha=0.45, hatch=hatches, edgecolor="white", lw=0)
+        ax.set_title("Share of the update per task (sums to 1; below 0: that task's\n"
+                     "gradient opposes the step, so the others add up to more than 1)")
     ax.axhline(1.0, color="black", lw=0.8, ls=":")
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xlabel("step")
     ax.set_ylabel("share")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=SMALL, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
 def draw_cosines(ax: Axes, history: History) -> None:
-    """``cos(g_i, g_j)`` of every task pair over time; the negative half (conflict) is shaded."""
-    ax.set_title("Gradient cosine per task pair (< 0: conflict)")
+    """``cos(g_i, g_j)`` of every task pair over time as a heat strip (one row per pair) on the diverging
+    conflict scale of :func:`mtl_lab.palette.cosine_color`: orange < 0 (conflict) < white < blue."""
+    ax.set_title("Gradient cosine per task pair (orange < 0: conflict)")
     if not_available(ax, history):
         return
     steps = [d["step"] for d in history.diagnostics]
     names = history.task_names
-    styles = ["-", "--", ":", "-."]  # task pairs are neutral lines told apart by dash and label, not task colours
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
-    for k, (i, j) in enumerate(pairs):
-        shade = 0.15 + 0.45 * (k // len(styles)) / max(1, (len(pairs) - 1) // len(styles))
-        ax.plot(steps, [d["cosines"][i][j] for d in history.diagnostics], lw=1.2, ls=styles[k % len(styles)],
-                color=str(round(shade, 2)), label=f"{names[i]}·{names[j]}")
-    ax.axhspan(-1.0, 0.0, color=CONFLICT, alpha=0.07)
-    ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_ylim(-1.05, 1.05)
+    if not pairs:
+        ax.text(0.5, 0.5, "one task: no pair to compare", ha="center", va="center", transform=ax.transAxes)
+        return
+    strip = [[d["cosines"][i][j] for d in history.diagnostics] for i, j in pairs]
+    last = steps[-1] + (steps[-1] - steps[-2] if len(steps) > 1 else 1)
+    image = ax.imshow(strip, cmap=COSINE_MAP, vmin=-1, vmax=1, aspect="auto", interpolation="nearest",
+                      extent=(steps[0], last, len(pairs) - 0.5, -0.5))
+    labels = [f"{names[i]}·{names[j]}" for i, j in pairs]
+    ax.set_yticks(range(len(pairs)), labels if len(pairs) <= 15 else [""] * len(pairs), fontsize=SMALL)
     ax.set_xlabel("step")
-    ax.set_ylabel("cosine")
-    if len(names) > 1:
-        ax.legend(fontsize=7, ncol=2)
+    ax.figure.colorbar(image, ax=ax, ticks=[-1, 0, 1], label="cosine", shrink=0.9, pad=0.01)
 
 
 def draw_norms(ax: Axes, history: History) -> None:
@@ -140,7 +164,8 @@ def draw_norms(ax: Axes, history: History) -> None:
         return
     steps = [d["step"] for d in history.diagnostics]
     for i, task in enumerate(history.task_names):
-        ax.plot(steps, [d["norms"][i] for d in history.diagnostics], color=task_color(i), lw=1.2, label=task)
+        ax.plot(steps, [d["norms"][i] for d in history.diagnostics], color=task_color(i), lw=1.4,
+                ls=task_linestyle(i), label=task)
     if any(n > 0 for d in history.diagnostics for n in d["norms"]):
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -160,7 +185,9 @@ def signature_figure(history: History, title: str | None = None, figsize: tuple[
 
 
 def comparison_figure(histories: dict[str, History], figsize: tuple[float, float] | None = None) -> Figure:
-    """Validation loss (top row) and metric (bottom row) per task, one line per run.
+    """Validation loss per task, one line per run, plus the task's validation metric where the metric is
+    not the loss itself (an MSE metric of an MSE loss would repeat the panel). Panels wrap into at most four
+    columns, so six tasks fit one 16:9 slide.
 
     A run is drawn in its method's colour (:mod:`mtl_lab.palette`); runs of the same method are told apart
     by the line's dash.
@@ -172,22 +199,32 @@ def comparison_figure(histories: dict[str, History], figsize: tuple[float, float
         missing = [t for t in tasks if t not in h.task_names]
         if missing:
             raise ValueError(f"run {label!r} lacks task(s) {missing}")
-    fig = Figure(figsize=figsize or (3.6 * len(tasks) + 1, 6), layout="constrained")
-    axes = fig.subplots(2, len(tasks), squeeze=False)
+    spec = {s["name"]: s for s in next(iter(histories.values())).meta.get("data", {}).get("tasks", [])}
+    panels = []
+    for task in tasks:
+        loss, metric = spec.get(task, {}).get("loss", "loss"), spec.get(task, {}).get("metric", "metric")
+        panels.append((task, "val_loss", f"{task}: validation loss ({loss})"))
+        if metric != loss:
+            panels.append((task, "val_metric", f"{task}: validation {metric}"))
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=figsize or (3.2 * cols + 0.6, 2.5 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     methods = [h.meta.get("method", {}).get("name", "") for h in histories.values()]
     dashes = [methods[:k].count(m) for k, m in enumerate(methods)]
-    for col, task in enumerate(tasks):
+    for ax, (task, key, title) in zip(axes.flat, panels):
         for k, (label, h) in enumerate(histories.items()):
-            for row, key in enumerate(("val_loss", "val_metric")):
-                epochs, values = h.epoch_series(key, task)
-                axes[row][col].plot(epochs, values, marker="o", ms=2.5, lw=1.3, color=method_color(methods[k]),
-                                    ls=RUN_DASHES[dashes[k] % len(RUN_DASHES)], label=label)
-        spec = next(iter(histories.values())).meta.get("data", {}).get("tasks", [])
-        metric = next((s["metric"] for s in spec if s["name"] == task), "metric")
-        axes[0][col].set_title(f"{task}: validation loss")
-        axes[1][col].set_title(f"{task}: validation {metric}")
-        axes[1][col].set_xlabel("epoch")
-    axes[0][0].legend(fontsize=7)
+            epochs, values = h.epoch_series(key, task)
+            ax.plot(epochs, values, lw=1.5, color=method_color(methods[k]),
+                    ls=RUN_DASHES[dashes[k] % len(RUN_DASHES)], label=label)
+        ax.set_title(title, fontsize=SMALL + 1)
+        ax.tick_params(labelsize=SMALL)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=SMALL)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside upper center", ncol=min(6, len(histories)),
+               fontsize=SMALL + 1, frameon=False)
     return fig
 
 
@@ -195,12 +232,12 @@ def draw_matrix(ax: Axes, matrix: list[list[float]], rows: list[str], cols: list
     """An annotated heat map (diverging colours centred on 0)."""
     limit = max((abs(v) for row in matrix for v in row), default=1.0) or 1.0
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=SMALL)
+    ax.set_yticks(range(len(rows)), rows, fontsize=SMALL)
     if len(rows) * len(cols) <= 100:
         for i, row in enumerate(matrix):
             for j, v in enumerate(row):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=SMALL)
     ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
 
@@ -228,23 +265,30 @@ def gates_figure(history: History, step: int | None = None, figsize: tuple[float
     for ax, (gate, weights) in zip(axes[:, 0], gates.items()):
         labels = names.get(gate, [f"expert {i}" for i in range(len(weights))])
         ax.imshow([weights], cmap="Blues", vmin=0, vmax=max(weights) or 1.0, aspect="auto")
-        ax.set_xticks(range(len(weights)), labels, fontsize=7)
-        ax.set_yticks([0], [gate], fontsize=8)
+        ax.set_xticks(range(len(weights)), labels, fontsize=SMALL)
+        ax.set_yticks([0], [gate], fontsize=SMALL)
         for j, w in enumerate(weights):
-            ax.text(j, 0, f"{w:.2f}", ha="center", va="center", fontsize=7)
+            ax.text(j, 0, f"{w:.2f}", ha="center", va="center", fontsize=SMALL)
     fig.suptitle(f"Mean gate weight per expert (step {record['step']})")
     return fig
 
 
-def to_png(fig: Figure, dpi: int = 90) -> bytes:
-    """Render a figure to PNG bytes (for an ``ipywidgets.Image`` or a file)."""
+def to_png(fig: Figure, dpi: int = DISPLAY_DPI * DENSITY) -> bytes:
+    """Render a figure to PNG bytes (for an ``ipywidgets.Image`` or a file) at twice the display density:
+    show it at :func:`display_width` pixels and it is crisp on a high-density screen or a projector."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
-def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write a figure to ``path`` (format from the suffix)."""
+def display_width(fig: Figure) -> int:
+    """The width in CSS pixels at which a figure rendered by :func:`to_png` is meant to be shown."""
+    return round(fig.get_figwidth() * DISPLAY_DPI)
+
+
+def save(fig: Figure, path: str | Path, dpi: int = DISPLAY_DPI * DENSITY) -> Path:
+    """Write a figure to ``path`` (format from the suffix; ``.svg`` and ``.pdf`` are vector, a ``.png`` has
+    twice the display density)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)

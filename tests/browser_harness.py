@@ -24,6 +24,13 @@ CHROMIUM = Path(os.environ.get("MTL_LAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 STEP = re.compile(r"step (\d+)/(\d+)")
+# Idle seconds before Voila culls an unconnected kernel. A page's kernel is idle *and unconnected* from the
+# end of its run (Voila runs the notebook while it sends the page) until the page has loaded its scripts and
+# opened the kernel's websocket: about 2 s on a quiet machine, many more on a loaded one. A timeout of 2 s
+# culled the kernel of the Voila test's page before it connected (server log: "Culling 'idle' kernel ... with
+# 0 connections"), and the page then waited 120 s for widgets that never came. 30 s leaves a wide margin;
+# `mtl-lab app` uses 120.
+CULL_IDLE_S = 30
 
 
 def free_port() -> int:
@@ -107,7 +114,8 @@ def lab_command(port: int, root: Path) -> list[str]:
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
                "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"]
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
+               f"--LabApp.app_settings_dir={ROOT / 'mtl_lab' / 'widgets' / 'jupyterlab'}"]
     if os.geteuid() == 0:  # CI machines run as root
         command.append("--allow-root")
     return command
@@ -169,3 +177,40 @@ def drag_arena_tip(page, seconds: float = 2.0, task: int = 1) -> tuple[int, int,
                            timeout=10_000)
     redrawn = int(view.get_attribute("data-updates") or 0) - updates_before
     return redrawn, moves, elapsed, before, view.get_attribute("data-arrows")
+
+
+def rect_inside(box: dict, area: dict) -> bool:
+    return (box["x"] >= area["x"] - 1 and box["y"] >= area["y"] - 1
+            and box["x"] + box["width"] <= area["x"] + area["width"] + 1
+            and box["y"] + box["height"] <= area["y"] + area["height"] + 1)
+
+
+def one_screen(page, scroller: str | None = None) -> dict:
+    """Scroll the first lab panel to the top of its scroller and say which parts are wholly on screen (inside
+    the viewport and the visible part of the scroller): weights, Train, Stop, the whole chart, the loss panel."""
+    lab = page.locator(".mtl-lab").first
+    for _ in range(3):  # the notebook re-lays out as it scrolls: align, wait, align again
+        lab.evaluate("""el => { let s = el.parentElement;
+            const scrolls = (n) => n.scrollHeight > n.clientHeight && getComputedStyle(n).overflowY !== 'visible';
+            while (s && !scrolls(s)) s = s.parentElement;
+            if (s) s.scrollTop += el.getBoundingClientRect().top - s.getBoundingClientRect().top - 4; }""")
+        time.sleep(0.4)
+    size = page.viewport_size
+    area = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
+    if scroller:
+        outer = page.locator(scroller).first.bounding_box()
+        top, bottom = max(0, outer["y"]), min(size["height"], outer["y"] + outer["height"])
+        area = {"x": max(0, outer["x"]), "y": top, "width": min(size["width"], outer["width"]), "height": bottom - top}
+    parts = {
+        "weights": lab.locator(".mtl-weight"),
+        "train": button(lab, "Train"),
+        "stop": button(lab, "Stop"),
+        "chart": lab.locator(".mtl-live-chart"),
+        "loss panel": lab.locator(".mtl-live-chart .mlc-panel").first,
+    }
+    seen = {}
+    for name, locator in parts.items():
+        boxes = [locator.nth(k).bounding_box() for k in range(locator.count())]
+        seen[name] = bool(boxes) and all(b is not None and rect_inside(b, area) for b in boxes)
+    seen["chart_height"] = round(parts["chart"].first.bounding_box()["height"])
+    return seen

@@ -2,7 +2,7 @@
 
 JupyterLab: a copy of ``notebooks/07_weight_tuning_lab.ipynb`` is served from a temporary folder (see
 ``browser_harness``), run, and **Train** pressed: the browser-drawn chart must take new data many times
-during the run, **Pin run** must add an overlay, **Stop** must halt the counter and the chart; then the
+during the run, **Keep run** must add an overlay, **Stop** must halt the counter and the chart; then the
 tip of a gradient in the arena is dragged and the methods' arrows must follow. Voila: the classroom
 page shows only the instruments, its lab works the same way, and the kernels of closed pages are culled.
 Screenshots go to a temporary folder, and to ``$MTL_LAB_SCREENSHOTS`` when that is set. Timings are
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from browser_harness import (
     CHROMIUM,
+    CULL_IDLE_S,
     ROOT,
     attribute,
     button,
@@ -31,6 +32,7 @@ from browser_harness import (
     free_port,
     kernels_of,
     lab_command,
+    one_screen,
     run_all,
     serve,
     step_of,
@@ -98,7 +100,7 @@ def exercise_lab(page, shots: Path, name: str) -> dict:
     page.wait_for_function(
         "([el, first]) => { const m = /step (\\d+)\\//.exec(el.innerText); return m && +m[1] > first; }",
         arg=[running.element_handle(), first], timeout=30_000)
-    button(lab, "Pin run").click()
+    button(lab, "Keep run").click()
     page.wait_for_function("el => el.dataset.overlays === '1'", arg=chart.element_handle(), timeout=15_000)
     button(lab, "Stop").click()
     stopped_at = time.perf_counter()
@@ -158,17 +160,21 @@ def test_quickstart_try_it_works_after_run_all(workdir):
             timeout=60_000)
 
 
-def test_classroom_page_in_voila(workdir):
-    """The classroom page: only the instruments (no prose, no code, no prints), the lab works, and the
-    kernels of closed pages are culled."""
+def test_classroom_page_in_voila(workdir, monkeypatch):
+    """The classroom page: only the instruments (no prose, no code, no prints), on one screen at 1280×720,
+    nothing requested beyond 127.0.0.1, the lab works, and the kernels of closed pages are culled."""
     sync_api = require_browser()
     pytest.importorskip("voila", reason="Voila is not installed (pip install -e '.[app]')")
-    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command, voila_environment
+
+    for key, value in voila_environment(dict(os.environ)).items():
+        monkeypatch.setenv(key, value)
 
     shutil.copy(APP_NOTEBOOK, workdir / "nb" / APP_NOTEBOOK.name)
     started = time.perf_counter()
     port = free_port()
-    command = [*voila_command(workdir / "nb" / APP_NOTEBOOK.name, port, cull_idle=2, token=False), "--no-browser"]
+    command = [*voila_command(workdir / "nb" / APP_NOTEBOOK.name, port, cull_idle=CULL_IDLE_S, token=False),
+               "--no-browser"]
     url = f"http://127.0.0.1:{port}/"
     with serve(command, url, workdir) as server, chromium(sync_api) as page:
         for _ in range(3):  # pages opened and closed: their kernels must not stay
@@ -176,17 +182,72 @@ def test_classroom_page_in_voila(workdir):
             other.goto(url, timeout=120_000)
             other.locator(".mtl-classroom").first.wait_for(timeout=120_000)
             other.close()
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.set_viewport_size({"width": 1280, "height": 720})
         loaded = time.perf_counter()
         page.goto(url, timeout=120_000)
         page.locator(".mtl-classroom .mtl-lab").first.wait_for(timeout=120_000)
         usable_s = time.perf_counter() - loaded
+        page.locator(".mtl-classroom .mtl-live-chart canvas").first.wait_for(timeout=60_000)
+        seen = one_screen(page)
+        assert all(seen[k] for k in ("weights", "train", "stop", "chart")), f"classroom page at 1280×720: {seen}"
+        shots = Path(os.environ.get("MTL_LAB_SCREENSHOTS") or workdir / "shots")
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "classroom-one-screen-1280x720.png"))
+        away = [u for u in requests if not re.match(rf"(https?|wss?)://127\.0\.0\.1:{port}/", u)
+                and not u.startswith(("data:", "blob:"))]
+        assert away == [], f"the classroom page asked beyond 127.0.0.1 for {away[:5]}"
+        page.set_viewport_size({"width": 1400, "height": 1700})
         assert page.locator(".jp-RenderedMarkdown").count() == 0, "no notebook prose on the classroom page"
         assert page.locator(".jp-OutputArea-output pre").count() == 0, "no printed leftovers"
         assert page.locator("text=set_num_threads").count() == 0, "sources are hidden"
         timings = exercise_lab(page, workdir / "shots", "voila")
-        deadline = time.perf_counter() + 30
+        # a closed page's kernel goes CULL_IDLE_S after its last message, checked every CULL_IDLE_S // 4
+        deadline = time.perf_counter() + CULL_IDLE_S + CULL_IDLE_S // 4 + 30
         while kernels_of(server) > 1 and time.perf_counter() < deadline:
             time.sleep(0.5)
         assert kernels_of(server) == 1, f"{kernels_of(server)} kernels for one open page"
     print(f"\nVoila browser test: page usable in {usable_s:.1f} s; {timings}, "
           f"total {time.perf_counter() - started:.1f} s")
+
+
+VIEWPORTS = ((1280, 720), (1000, 800))
+
+
+def test_the_lab_fits_one_screen_and_the_projector_enlarges_the_chart(workdir):
+    """At 1280×720 the weights, Train/Stop and the whole chart are on screen together; at 1000×800 the
+    weights and the loss panel. No request leaves 127.0.0.1 while the page loads and runs."""
+    sync_api = require_browser()
+    port = free_port()
+    shots = Path(os.environ.get("MTL_LAB_SCREENSHOTS") or workdir / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    with serve(lab_command(port, workdir / "nb"), f"http://127.0.0.1:{port}/api/status", workdir), \
+            chromium(sync_api, *VIEWPORTS[0]) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        run_all(page, port, NOTEBOOK.name, done_text="on the front:")
+        assert page.locator(".jp-toast-button", has_text="Yes").count() == 0, "JupyterLab asked about news"
+        # as notebook 07 says: the file browser hidden (Ctrl+B) gives the lab the width of the screen
+        page.evaluate("() => { const s = window.jupyterapp.shell; if (!s.leftCollapsed) s.collapseLeft(); }")
+        results = {}
+        for width, height in VIEWPORTS:
+            page.set_viewport_size({"width": width, "height": height})
+            time.sleep(1.0)
+            results[(width, height)] = seen = one_screen(page, ".jp-NotebookPanel .jp-WindowedPanel-outer")
+            page.screenshot(path=str(shots / f"one-screen-{width}x{height}.png"))
+            wanted = ["weights", "train", "stop", "chart"] if width >= 1280 else ["weights", "loss panel"]
+            assert all(seen[k] for k in wanted), f"at {width}×{height} not all on screen: {seen}"
+        page.set_viewport_size({"width": 1280, "height": 720})
+        chart = page.locator(".mtl-lab .mtl-live-chart").first
+        assert chart.get_attribute("data-font-px") == "12"
+        page.locator(".mtl-lab").first.locator("button", has_text="Projector").first.click()
+        page.wait_for_function("el => el.dataset.fontPx === '16'", arg=chart.element_handle(), timeout=15_000)
+        size = chart.locator(".mlc-ptitle").first.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+        assert size >= 16
+        one_screen(page, ".jp-NotebookPanel .jp-WindowedPanel-outer")
+        page.screenshot(path=str(shots / "one-screen-1280x720-projector.png"))
+    away = [url for url in requests if not re.match(rf"(https?|wss?)://127\.0\.0\.1:{port}/", url)
+            and not url.startswith(("data:", "blob:"))]
+    assert away == [], f"requests left 127.0.0.1: {away[:5]}"
+    print(f"\none screen: {results}")

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,24 @@ def test_console_script_lists_methods_and_rejects_missing_out():
     assert listing.returncode == 0 and "static" in listing.stdout and "digits" in listing.stdout
     missing = subprocess.run([sys.executable, "-m", "mtl_lab.cli", "run"], capture_output=True, text=True)
     assert missing.returncode == 2 and "--out" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_mtl_lab_lab_turns_off_the_news_toast_and_update_checks_with_options_jupyterlab_knows(tmp_path):
+    labapp = pytest.importorskip("jupyterlab.labapp")
+    from mtl_lab.cli import jupyterlab_command
+
+    command = jupyterlab_command(tmp_path, 8899, no_browser=True)
+    settings = next(part for part in command if part.startswith("--LabApp.app_settings_dir="))
+    assert "--LabApp.news_url=None" in command and "--no-browser" in command and "--ip=127.0.0.1" in command
+    assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in command
+    assert not any("token" in part for part in command)  # authentication stays on
+    traits = labapp.LabApp.class_traits()
+    for part in command:
+        if part.startswith("--LabApp."):
+            name, value = part[len("--LabApp."):].split("=", 1)
+            assert name in traits, f"JupyterLab has no option LabApp.{name}"
+    overrides = json.loads((Path(settings.split("=", 1)[1]) / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"  # no "news?" toast
+    app = labapp.LabApp()
+    app.parse_command_line([p for p in command if p.startswith("--LabApp.")])
+    assert app.news_url is None and app.check_for_updates_class.__name__ == "NeverCheckForUpdate"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import math
+import re
+import subprocess
+import sys
 import threading
 import time
+from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -18,11 +24,15 @@ from toy_data import make_toy  # noqa: E402
 
 from mtl_lab import toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
+from mtl_lab.metrics import delta_m, directions, metrics_table, percent, relative_changes  # noqa: E402
+from mtl_lab.palette import method_color  # noqa: E402
 from mtl_lab.studies import sweep  # noqa: E402
 from mtl_lab.toy import arena  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
+from mtl_lab.widgets.lab import metrics_html  # noqa: E402
+from mtl_lab.widgets.links import PRESETS, ignored_options, read_query, setup_link  # noqa: E402
 from mtl_lab.widgets.pace import Pace  # noqa: E402
 from mtl_lab.widgets.transport import ChartFeed, unpack  # noqa: E402
 
@@ -344,18 +354,72 @@ def test_the_panel_keeps_every_value_exactly_as_the_api_would_and_never_clamps()
     lab.close()
 
 
-def test_pin_run_keeps_the_validation_curves_and_changes_mark_the_chart():
-    lab = Lab(LabConfig(method="static", **SMALL), name="test-pin")
-    assert lab.pin() is False and "nothing to pin" in lab.status_text()
+def test_step_takes_one_step_and_epoch_finishes_the_epoch():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-step")
+    assert lab.step()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running) and lab.trainer.global_step == 1
+    assert lab.step()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running) and lab.trainer.global_step == 2
+    assert lab.epoch()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    assert lab.trainer.global_step == lab.trainer.batches_per_epoch and lab.trainer.epoch == 1
+    lab.close()
+
+
+def test_the_panel_prints_relative_change_in_percent_as_the_report_table_does():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-percent")
     history = lab.run()
-    assert lab.pin()
+    data = lab.trainer.data
+    metrics = history.meta["test_metrics"]
+    baseline = {t: metrics[t] * (1.25 if data.task(t).higher_is_better else 0.8) for t in data.task_names}
+    panel = metrics_html(history, lab.trainer, baseline)
+    report = metrics_table({"equal": metrics}, data, baseline)
+    run_row = report.splitlines()[-1]
+    changes = relative_changes(metrics, baseline, directions(data))
+    for t in data.task_names:
+        text = percent(changes[t])
+        assert text in panel and f"({text})" in run_row
+        assert text.endswith(" %") and abs(float(text[:-2]) - changes[t]) <= 0.05
+    assert all(abs(v + 20.0) < 1e-6 or abs(v + 25.0) < 1e-6 for v in changes.values())  # percent, not fractions
+    assert f"{delta_m(metrics, baseline, directions(data)):+.2f}" in panel and "+0.2" not in panel
+    lab.close()
+
+
+def test_every_finished_run_is_kept_and_a_method_switch_keeps_the_previous_curves():
+    lab = Lab(LabConfig(method="static", **SMALL), name="test-pin")
+    assert lab.pin() is False and "nothing to keep" in lab.status_text()
+    history = lab.run()  # a completed run joins the run list by itself
+    assert len(lab.pins) == 1 and len(lab.chart.pinned) == 1
     pin = lab.chart.pinned[0]
     assert pin["x"] == [e["step"] for e in history.epochs] and len(pin["val"]) == 3
-    assert pin["label"].startswith("static (cls=1")
-    lab.weight_inputs["reg"].set(3.0)
-    assert "reg=3" in lab.chart.title
+    assert pin["label"].startswith("static (cls=1") and pin["color"] == method_color("static") and not pin["hidden"]
+    assert lab.ui.run_box.children[0].description.startswith("1: static")
+    lab.ui.method_w.value = "pcgrad"
+    assert lab.train()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    assert [p["label"].split(" ")[0] for p in lab.chart.pinned] == ["static", "pcgrad"]
+    assert lab.chart.pinned[1]["color"] == method_color("pcgrad")
+    lab.ui.run_box.children[0].value = False  # hide the first run
+    assert lab.chart.pinned[0]["hidden"] and not lab.chart.pinned[1]["hidden"]
     lab.clear_pins()
-    assert lab.chart.pinned == []
+    assert lab.chart.pinned == [] and lab.ui.run_box.children == ()
+    lab.close()
+
+
+def test_a_run_continued_after_stop_replaces_its_own_entry():
+    lab = Lab(LabConfig(method="equal", **{**SMALL, "epochs": 3}), name="test-keep")
+    assert lab.epoch()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running) and lab.pin()
+    assert lab.pin() and len(lab.pins) == 1  # the same run again: one entry
+    assert lab.train()
+    lab.handle.join(60)
+    assert wait_for(lambda: not lab.running)
+    assert len(lab.pins) == 1 and len(lab.pins[0]["x"]) == 3
     lab.close()
 
 
@@ -536,12 +600,124 @@ def test_method_options_with_choices_are_choices_in_the_panel():
     lab.close()
 
 
-def test_the_step_button_trains_to_the_end_of_the_current_epoch():
+def test_the_epoch_button_trains_to_the_end_of_the_current_epoch():
     lab = Lab(LabConfig(**SMALL), name="test-step")
-    assert lab.step()
+    assert lab.epoch()
     lab.handle.join(60)
     assert wait_for(lambda: not lab.running)
     trainer = lab.trainer
     assert trainer.history.status == "paused" and trainer.epoch == 1
     assert trainer.global_step == trainer.batches_per_epoch and trainer.totals.batches == 0
     lab.close()
+
+
+# ---------------------------------------------------------------- exported notebooks
+
+HANDOUT_FLAGS = ["--HTMLExporter.mathjax_url=", "--HTMLExporter.require_js_url=", "--HTMLExporter.jquery_url="]
+
+
+class ExportedPage(HTMLParser):
+    """The images and the network addresses an exported HTML page refers to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.remote: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            if re.match(r"(https?:)?//", value) and tag != "a":  # a link to read is not a request
+                self.remote.append(f"<{tag} {key}={value}>")
+        if tag == "img":
+            self.images.append(attrs.get("src") or "")
+
+
+def test_the_html_export_of_notebook_07_shows_every_instrument_as_an_image_offline(tmp_path):
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "07_weight_tuning_lab.ipynb"
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", *HANDOUT_FLAGS, str(notebook),
+                    "--output-dir", str(tmp_path)], check=True, capture_output=True, timeout=240)
+    page = ExportedPage()
+    page.feed((tmp_path / "07_weight_tuning_lab.html").read_text())
+    pngs = [base64.b64decode(src.split(",", 1)[1]) for src in page.images if src.startswith("data:image/png;base64,")]
+    assert len(pngs) == len(page.images) == 4, "one embedded image per instrument (lab, arena, landscape, sweep)"
+    for png in pngs:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") >= 600  # a chart, not an icon
+    assert page.remote == [], f"the page asks the network for {page.remote}"
+    outputs = [o.get("data", {}) for c in json.loads(notebook.read_text())["cells"] for o in c.get("outputs", [])]
+    texts = ["".join(data["text/plain"]) for data in outputs if "image/png" in data]
+    assert [t.split("(")[0] for t in texts] == ["Lab", "GradientArena", "ToyLandscape", "ParetoSweep"]
+
+
+def test_each_instrument_bundle_holds_its_widget_its_repr_and_a_png_of_its_last_state():
+    lab = Lab(LabConfig(method="static", **SMALL), name="test-bundle")
+    before = lab._repr_mimebundle_()
+    assert before["text/plain"] == repr(lab) and "application/vnd.jupyter.widget-view+json" in before
+    lab.run()
+    after = lab._repr_mimebundle_()
+    assert base64.b64decode(after["image/png"])[:4] == b"\x89PNG" and after["image/png"] != before["image/png"]
+    lab.close()
+
+
+def test_arena_methods_are_toggles_in_their_palette_colours():
+    view = GradientArena(methods=("equal", "mgda"), name="test-toggles")
+    toggles = view.methods_w
+    assert toggles.value == ("equal", "mgda") and toggles.buttons["pcgrad"].style.text_color == method_color("pcgrad")
+    toggles.buttons["pcgrad"].value = True  # one click adds a method, no Ctrl-click
+    assert [r.method for r in view.results] == ["equal", "mgda", "pcgrad"]
+    toggles.buttons["equal"].value = False
+    assert toggles.value == ("mgda", "pcgrad") and [r.method for r in view.results] == ["mgda", "pcgrad"]
+    with pytest.raises(ValueError, match="unknown method"):
+        GradientArena(methods=("equal", "nope"), name="test-toggles-bad")
+    view.close()
+
+
+def test_a_set_up_link_round_trips_and_a_bad_link_is_refused_by_name():
+    config = LabConfig(method="static", weights={"reg": 5.0}, lr=0.0123, tasks=["cls", "reg"], **{
+        k: v for k, v in SMALL.items() if k != "lr"})
+    link = setup_link(config, projector=True)
+    again, preset, projector = read_query(link)
+    assert again == config and preset is None and projector is True
+    assert read_query("") == (None, None, False)
+    for bad, message in [("?colour=red", "unknown link key"), ("?setup=%%%", "not a set-up link"),
+                         ("?preset=nope", "unknown preset"), ("?projector=yes", "projector must be 0 or 1"),
+                         ("?preset=conflict&setup=abc", "either setup= or preset=")]:
+        with pytest.raises(ValueError, match=message):
+            read_query(bad)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_is_a_valid_set_up_with_something_to_look_for(name):
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the real digits
+    preset = PRESETS[name]
+    config = LabConfig.from_dict(preset.config)
+    assert read_query(f"?preset={name}")[0] == config and len(preset.look_for) > 40
+
+
+def test_a_preset_loads_in_the_panel_and_weights_a_method_ignores_are_named_at_once():
+    lab = Lab(LabConfig(**SMALL), name="test-preset")
+    lab.load_config(LabConfig(method="pcgrad", weights={"reg": 5.0}, **SMALL))
+    assert "pcgrad sets its own task weights: the weights reg=5 are not used" in lab.status_text()
+    assert ignored_options(LabConfig(method="static", weights={"reg": 5.0})) == []
+    lab.close()
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the preset's real digits
+    lab = Lab(LabConfig(**SMALL), name="test-preset")
+    lab.ui.preset_w.value = "ignores-weights"
+    assert lab.ui.method_w.value == "pcgrad" and "look for" in lab.ui.look_for.value
+    assert "not used" in lab.status_text() and lab.link().startswith("?setup=")
+    assert read_query(lab.link())[0] == lab.read_config()
+    lab.close()
+
+
+def test_the_classroom_page_opens_the_set_up_of_its_link():
+    from mtl_lab.widgets.classroom import Classroom
+
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the real digits
+    config = LabConfig(method="uncertainty", tasks=["digit", "recon"], **SMALL)
+    room = Classroom(name="test-room", query=setup_link(config, projector=True))
+    assert room.lab.read_config() == config and room.lab.chart.projector is True
+    room.close()
+    room = Classroom(name="test-room", query="?colour=red")
+    assert "link was not used: unknown link key" in room.lab.status_text()
+    room.close()

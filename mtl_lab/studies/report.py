@@ -58,13 +58,13 @@ def metrics_figure(result: StudyResult) -> Figure:
                           label="single-task" if a == 0 else None)
         arrow = "↑" if result.higher_is_better[task] else "↓"
         ax.set_title(f"{task}: test {result.metric_names[task]} {arrow}", fontsize=9)
-        ax.set_xticks(range(len(archs)), archs, fontsize=8)
+        ax.set_xticks(range(len(archs)), archs, fontsize=9)
         values = [r[f"{task}_mean"] for r in result.records if math.isfinite(r[f"{task}_mean"])]
         if values and result.higher_is_better[task]:
             ax.set_ylim(max(0.0, min(values) - 0.1 * (max(values) - min(values) + 1e-3) - 0.05), None)
     for ax in axes[len(tasks):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=9)
     fig.suptitle(f"{result.study.name}: mean ± 95 % CI over {len(result.study.seeds)} seeds", fontsize=10)
     return fig
 
@@ -87,7 +87,7 @@ def tradeoff_figure(result: StudyResult) -> Figure:
     ax.set_ylabel("Δm % vs single-task (↑ better)")
     ax.set_title("Gain against cost: mean ± 95 % CI over seeds", fontsize=10)
     if drawn:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     else:
         ax.text(0.5, 0.5, "no Δm % (baselines off or failed)", ha="center", va="center", transform=ax.transAxes)
     return fig

@@ -220,7 +220,7 @@ def front_figure(result: SweepResult, figsize: tuple[float, float] | None = None
         if xs:
             dots = ax.scatter(xs, ys, c=share, cmap="Greys", vmin=0, vmax=1, s=30, zorder=3,
                               edgecolors="black", linewidths=0.4, label="static weights")
-            fig.colorbar(dots, ax=ax, fraction=0.05, pad=0.02).set_label(f"w_{a} / (w_{a} + w_{b})", fontsize=8)
+            fig.colorbar(dots, ax=ax, fraction=0.05, pad=0.02).set_label(f"w_{a} / (w_{a} + w_{b})", fontsize=9)
         best = sorted((p.metrics[a], p.metrics[b]) for k, p in enumerate(result.static) if k in on_front)
         if len(best) > 1 and len(result.task_names) == 2:
             ax.plot([q[0] for q in best], [q[1] for q in best], "-", color="grey", lw=1.2, zorder=2,
@@ -231,6 +231,6 @@ def front_figure(result: SweepResult, figsize: tuple[float, float] | None = None
         arrow = {True: "↑", False: "↓"}
         ax.set_xlabel(f"{a}: {result.split} {result.metric_names[a]} {arrow[result.higher_is_better[a]]}")
         ax.set_ylabel(f"{b}: {result.split} {result.metric_names[b]} {arrow[result.higher_is_better[b]]}")
-        ax.legend(fontsize=7)
-    fig.suptitle("Trade-off of static weightings; adaptive methods marked\n" + result.scores_text(), fontsize=9)
+        ax.legend(fontsize=9)
+    fig.suptitle("Trade-off of static weightings; adaptive methods marked\n" + result.scores_text(), fontsize=10)
     return fig

@@ -142,7 +142,7 @@ def draw_arena(ax: Axes, G: torch.Tensor, results: list[ArenaResult], task_names
         ax.annotate("", xy=(float(g[0]), float(g[1])), xytext=(0, 0),
                     arrowprops={"arrowstyle": "->", "color": task_color(t), "lw": 1.5})
         ax.text(float(g[0]) * 1.05, float(g[1]) * 1.05, f"g{t + 1} ({task_names[t]})", color=task_color(t),
-                fontsize=8)
+                fontsize=9)
     for r in results:
         if r.error:
             continue
@@ -158,7 +158,7 @@ def draw_arena(ax: Axes, G: torch.Tensor, results: list[ArenaResult], task_names
     ax.set_title("task gradients (thin), combined updates d (thick);\nshaded: where a task's loss would rise",
                  fontsize=9)
     if results:
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=9, loc="lower left")
 
 
 def arena_figure(G: torch.Tensor, results: list[ArenaResult], task_names: list[str] | None = None,

@@ -472,6 +472,6 @@ def landscape_figure(
                 label="Pareto set")
         if runs:
             draw_trajectories(ax, runs, upto)
-    axes[2].legend(fontsize=7, loc="upper right")
+    axes[2].legend(fontsize=9, loc="upper right")
     fig.subplots_adjust(left=0.04, right=0.99, top=0.9, bottom=0.08, wspace=0.15)
     return fig

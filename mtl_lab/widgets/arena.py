@@ -18,10 +18,12 @@ import torch
 import traitlets
 
 from mtl_lab.palette import method_color, task_colors
+from mtl_lab.plots import to_png
 from mtl_lab.toy import arena
 from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import STATIC
-from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html, view_bundle
+from mtl_lab.widgets.inputs import MethodToggles
 
 DEFAULT_METHODS = ("equal", "mgda", "pcgrad", "cagrad")
 
@@ -54,8 +56,7 @@ class GradientArena:
         self.G = None
         self.building = False
         wide = {"description_width": "initial"}
-        self.methods_w = W.SelectMultiple(options=names, value=tuple(methods), description="methods", rows=8,
-                                          style=wide)
+        self.methods_w = MethodToggles(names, tuple(methods))
         self.preset_w = W.Dropdown(options=["(sliders)", *arena.PRESETS], value=preset, description="preset",
                                    style=wide)
         self.tasks_w = W.ToggleButtons(options=[2, 3], value=n_tasks, description="tasks", style=wide)
@@ -71,7 +72,8 @@ class GradientArena:
         rows = [W.HBox([self.angle_w[t], self.length_w[t]], layout=W.Layout(flex_flow="row wrap")) for t in range(3)]
         self.slider_rows = rows
         controls = W.VBox([W.HBox([self.preset_w, self.tasks_w, self.lr_w], layout=W.Layout(flex_flow="row wrap")),
-                           *rows, self.methods_w, self.status], layout=W.Layout(flex="1 1 420px", min_width="0"))
+                           *rows, W.HTML("<b>methods</b> (click to add or remove)"), self.methods_w, self.status],
+                          layout=W.Layout(flex="1 1 420px", min_width="0"))
         self.widget = W.VBox([W.HBox([controls, self.picture], layout=W.Layout(flex_flow="row wrap", width="100%")),
                               self.table])
         self.widget.add_class("mtl-arena")
@@ -176,6 +178,6 @@ class GradientArena:
         return f"GradientArena(methods={list(self.methods_w.value)}, tasks={self.tasks_w.value})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        figure = arena.arena_figure(self.G, self.results, list(self.picture.task_names) or None)
+        return view_bundle(self, self.widget, to_png(figure), **kwargs)

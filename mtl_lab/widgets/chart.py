@@ -2,10 +2,12 @@
 
 Side by side, as in :func:`mtl_lab.plots.signature_figure`: on the left the per-task losses (train,
 smoothed; validation as dots; pinned earlier runs as faint lines) and the effective weights; on the
-right each task's share of the update (stacked), the pairwise gradient cosines as a heat strip (red =
+right each task's share of the update (stacked), the pairwise gradient cosines as a heat strip (orange =
 conflict — a form that cannot be mistaken for a task) and the gradient norms. Vertical dashed markers
 show where a weight or option changed during the run. Empty axes and the task legend show before the
-first run.
+first run. Each task has its colour *and* its dash (:mod:`mtl_lab.palette`); kept runs are drawn faint in
+their method's colour with the same task dashes. ``projector = True`` enlarges type (16 px) and lines; the
+*⤓ PNG* button saves the chart as it is on screen.
 
 What runs where:
 
@@ -27,10 +29,10 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from mtl_lab.palette import CONFLICT, task_colors
+from mtl_lab.palette import ALIGNED, CONFLICT, COSINE_ZERO, task_colors, task_dash
 
 STATIC = Path(__file__).parent / "static"
-COSINE_PALETTE = {"negative": CONFLICT, "zero": "#f7f7f7", "positive": "#404040"}
+COSINE_PALETTE = {"negative": CONFLICT, "zero": COSINE_ZERO, "positive": ALIGNED}
 
 
 def bundle() -> str:
@@ -42,10 +44,12 @@ class LiveChart(anywidget.AnyWidget):
     """The browser-drawn chart. Data arrive through :class:`mtl_lab.widgets.transport.ChartFeed`."""
 
     _esm = bundle()
-    _css = (STATIC / "uPlot.min.css").read_text() + "\n" + (STATIC / "live_chart.css").read_text()
+    _css = "\n".join((STATIC / name).read_text() for name in ("uPlot.min.css", "live_chart.css", "lab.css"))
 
     tasks = traitlets.List(traitlets.Unicode()).tag(sync=True)
     colors = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    dashes = traitlets.List(traitlets.List(traitlets.Float())).tag(sync=True)
+    projector = traitlets.Bool(False).tag(sync=True)
     palette = traitlets.Dict(COSINE_PALETTE).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
@@ -58,6 +62,7 @@ class LiveChart(anywidget.AnyWidget):
         with self.hold_sync():
             self.tasks = list(task_names)
             self.colors = task_colors(len(task_names))
+            self.dashes = [list(task_dash(i)) for i in range(len(task_names))]
 
     def __repr__(self) -> str:
         return f"LiveChart(tasks={list(self.tasks)!r})"

@@ -9,6 +9,7 @@ until its button is pressed, so the page is usable as soon as it has loaded.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mtl_lab.widgets.common import close_tree, replace_previous
 from mtl_lab.widgets.config import LabConfig
 from mtl_lab.widgets.lab import LECTURE_PACE, Lab
 from mtl_lab.widgets.landscape import ToyLandscape
+from mtl_lab.widgets.links import read_query
 from mtl_lab.widgets.sweep import ParetoSweep
 
 LECTURE_CONFIG = LabConfig(data="digits", tasks=["digit", "parity", "ge5", "recon"],
@@ -30,9 +32,24 @@ TITLES = ("Weight-tuning lab", "Gradient arena", "Toy landscape", "Pareto sweep"
 class Classroom:
     """The four instruments in tabs (``classroom.instruments``); ``close()`` closes them all."""
 
-    def __init__(self, name: str = "classroom") -> None:
+    def __init__(self, name: str = "classroom", query: str | None = None) -> None:
+        """``query``: a set-up link's query string (:mod:`mtl_lab.widgets.links`); by default the page's own,
+        which Voila hands to the kernel as ``QUERY_STRING``. A bad link is reported on the page."""
         self.name = name
-        self.lab = Lab(LECTURE_CONFIG, name=f"{name}-lab", pace=LECTURE_PACE)
+        query = os.environ.get("QUERY_STRING", "") if query is None else query
+        problem = ""
+        try:
+            config, preset, projector = read_query(query)
+        except ValueError as exc:
+            config, preset, projector, problem = None, None, False, str(exc)
+        self.lab = Lab(config or LECTURE_CONFIG, name=f"{name}-lab", pace=LECTURE_PACE)
+        if preset:
+            self.lab.ui.preset_w.value = preset
+        if config is not None:
+            self.lab.load_config(config)  # the status line says what the set-up's method ignores
+        self.lab.ui.projector_w.value = projector
+        if problem:
+            self.lab.show_status("link", f"the page's link was not used: {problem}", "#c00")
         self.arena = GradientArena(name=f"{name}-arena")
         self.landscape = ToyLandscape(name=f"{name}-landscape")
         self.sweep = ParetoSweep(name=f"{name}-sweep")
@@ -65,20 +82,35 @@ def classroom() -> Classroom:
 
 
 APP_NOTEBOOK = Path(__file__).parent / "app" / "classroom.ipynb"
+APP_DATA = Path(__file__).parent / "app"  # holds voila/templates/mtl: the page template (no CDN links)
+# JupyterLab-side extensions that mean nothing on a Voila page (and warn there about JupyterLab versions)
+NOT_ON_THE_PAGE = ["@voila-dashboards/jupyterlab-preview"]
+
+
+def voila_environment(environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` with the package's Jupyter data folder first on ``JUPYTER_PATH``, where Voila finds
+    the classroom page's template (``--template=mtl``)."""
+    paths = [str(APP_DATA), *filter(None, environment.get("JUPYTER_PATH", "").split(os.pathsep))]
+    return {**environment, "JUPYTER_PATH": os.pathsep.join(paths)}
 
 
 def voila_command(notebook: Path = APP_NOTEBOOK, port: int = 8866, cull_idle: int = 120,
                   token: bool = True) -> list[str]:
-    """The Voila command line of the classroom page: sources hidden, 127.0.0.1, idle kernels culled.
+    """The Voila command line of the classroom page: sources hidden, 127.0.0.1, idle kernels culled, the
+    ``mtl`` template (run it with :func:`voila_environment`), JupyterLab-only extensions left out.
 
     A kernel whose page was closed (no connection left) and that has been idle ``cull_idle`` seconds is
     shut down, checked every ``max(1, cull_idle // 4)`` seconds — so a room of page loads leaves only
-    the pages still open. ``token=False`` is for test harnesses only.
+    the pages still open. Keep ``cull_idle`` well above the time a page takes to load after its run: until
+    the page opens the kernel's websocket, the kernel counts as idle and unconnected (about 2 s on a quiet
+    machine, far more on a loaded one). ``token=False`` is for test harnesses only.
     """
     if not isinstance(cull_idle, int) or isinstance(cull_idle, bool) or cull_idle < 1:
         raise ValueError(f"cull_idle must be a whole number of seconds ≥ 1, got {cull_idle!r}")
     command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
-               "--strip_sources=True", f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+               "--strip_sources=True", "--template=mtl",
+               f"--VoilaConfiguration.extension_denylist={NOT_ON_THE_PAGE!r}",
+               f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
                f"--MappingKernelManager.cull_interval={max(1, cull_idle // 4)}",
                "--MappingKernelManager.cull_connected=False"]
     if token:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import weakref
 
@@ -55,3 +56,14 @@ def replace_previous(name: str, view) -> None:
     if previous is not None and previous is not view:
         previous.close()
     LIVE_VIEWS[name] = weakref.ref(view)
+
+
+def view_bundle(view, widget: W.Widget, png: bytes | None, **kwargs) -> dict:
+    """The display bundle of an instrument: its live widget, its short ``repr`` as text, and — for an
+    exported notebook (``nbconvert --to html``), a handout, or any front end without the widget — a PNG of
+    its last state, embedded (nothing fetched from anywhere). A live front end draws the widget."""
+    bundle = widget._repr_mimebundle_(**kwargs)
+    bundle["text/plain"] = repr(view)
+    if png:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    return bundle

@@ -13,7 +13,7 @@ from pathlib import Path
 import ipywidgets as W
 
 from mtl_lab.history import History, load_runs
-from mtl_lab.plots import comparison_figure, to_png
+from mtl_lab.plots import comparison_figure, display_width, to_png
 from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html
 
 
@@ -26,7 +26,7 @@ class RunComparison:
         self.checks: dict[str, W.Checkbox] = {}
         self.check_box = W.HBox(layout=W.Layout(flex_flow="row wrap"))
         self.status = W.HTML()
-        self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="1000px"))
+        self.image = W.Image(format="png", layout=W.Layout(width="100%", height="auto"))
         self.table = W.HTML()
         self.widget = W.VBox([W.HBox([W.HTML("<b>runs</b>&nbsp;"), self.check_box]), self.status, self.image,
                               self.table])
@@ -79,7 +79,8 @@ class RunComparison:
         except ValueError as exc:
             self.status.value = status_html("error", str(exc), "#c00")
             return
-        self.image.value = to_png(figure, dpi=72)
+        self.image.value = to_png(figure)
+        self.image.layout.max_width = f"{display_width(figure)}px"
         tasks = next(iter(runs.values())).task_names
         rows = [[label, *[f"{h.meta.get('test_metrics', {}).get(t, math.nan):.4f}" for t in tasks],
                  h.meta.get("model", {}).get("architecture", "?"), h.status] for label, h in runs.items()]

@@ -15,6 +15,8 @@
 * :class:`WeightInput` — a task weight: a log-scale slider (0.001 … 100, 1 in the middle of the track)
   and a box holding the exact value typed. The box is the value; the slider only shows it (a value off
   the slider's range, 0 or 500, stays exactly as typed).
+* :class:`MethodToggles` — methods to compare as toggle buttons in their palette colours: a click adds
+  or removes one (no Ctrl-click in a long list), every choice visible at once.
 
 Widget ranges are display ranges, never a second validator: whatever the API accepts, the panel
 accepts; whatever it refuses, the panel reports with the API's message.
@@ -29,9 +31,11 @@ import math
 import typing
 
 import ipywidgets as W
+import traitlets
 
 from mtl_lab.models import ARCHITECTURES, architecture_options
 from mtl_lab.models.trunks import TRUNKS
+from mtl_lab.palette import method_color
 from mtl_lab.validate import Constraint, Flag, Integer, Number, Numbers, OneOf, TaskWeights
 from mtl_lab.weighting import METHODS
 from mtl_lab.weighting.cr_mogm import InnerMethod
@@ -298,3 +302,39 @@ def read_model_option(param: inspect.Parameter, widget: W.Widget):
             raise ValueError(f"model option {param.name!r} must be JSON (e.g. [[0, 1], [2]]), got {text!r}") from None
     value = read_option(param, widget)
     return list(value) if isinstance(value, tuple) else value
+
+
+class MethodToggles(W.HBox):
+    """One toggle button per method, its label in the method's colour; ``value`` is the tuple of chosen
+    methods in the order of ``names`` (observe it like any widget value)."""
+
+    value = traitlets.Tuple()
+
+    def __init__(self, names: list[str], value: tuple[str, ...] | list[str]) -> None:
+        unknown = [m for m in value if m not in names]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {list(names)}")
+        self.buttons = {}
+        for name in names:
+            button = W.ToggleButton(value=name in value, description=name, tooltip=f"compare {name}",
+                                    layout=W.Layout(width="auto", min_width="64px", margin="1px"))
+            button.style.text_color = method_color(name)
+            button.style.font_weight = "bold"
+            self.buttons[name] = button
+        super().__init__(list(self.buttons.values()), layout=W.Layout(flex_flow="row wrap", width="100%"))
+        self.add_class("mtl-method-toggles")
+        self.value = tuple(n for n in names if n in value)
+        for button in self.buttons.values():
+            button.observe(lambda _: self.read_buttons(), names="value")
+
+    def read_buttons(self) -> None:
+        self.value = tuple(name for name, button in self.buttons.items() if button.value)
+
+    @traitlets.observe("value")
+    def show_value(self, change) -> None:
+        unknown = [m for m in change["new"] if m not in self.buttons]
+        if unknown:
+            raise traitlets.TraitError(f"unknown method(s) {unknown}; choose from {list(self.buttons)}")
+        for name, button in self.buttons.items():
+            if button.value != (name in change["new"]):
+                button.value = name in change["new"]

@@ -14,9 +14,13 @@ How it runs:
   training thread only updates the status line (≤ 4×/s) and keeps the pace.
   Train after Stop continues the same run when the settings are unchanged; otherwise it starts anew.
 * **Stop** asks the loop to stop after the current step (and any baseline being trained).
-* **Step** trains up to the end of the current epoch, then pauses. **Reset** stops and forgets the run.
-* **Pin run** keeps the run's validation curves as a faint overlay (labelled with method and weights)
-  for the next runs; **Clear pins** removes them.
+* **Step** takes one optimisation step, **Epoch** trains up to the end of the current epoch; both then
+  pause. **Reset** stops and forgets the run.
+* **Every run is kept**: when a run completes or is stopped, its validation curves join the run list
+  (method and weights in the label) and stay on the chart as a faint overlay in the method's colour, so a
+  switch of method never loses the comparison. A run continued after Stop replaces its own entry. Each
+  entry's checkbox hides or shows it; **Keep run** keeps the run as it is now (mid-run); **Clear runs**
+  empties the list.
 * The **weights** of a method with per-task weights (``static``) act live: a change is handed to
   ``trainer.weighting.set_weights``, applies from the next step, is recorded in the History and shows as
   a marker on the curves. For other methods the weights are read-only and show the effective weights.
@@ -41,11 +45,12 @@ import torch
 
 from mtl_lab import data as datasets
 from mtl_lab.history import History
-from mtl_lab.metrics import delta_m, directions, relative_change
-from mtl_lab.palette import task_color
+from mtl_lab.metrics import delta_m, directions, percent, relative_changes
+from mtl_lab.palette import method_color, task_color
+from mtl_lab.plots import signature_figure, to_png
 from mtl_lab.training import Event, Trainer, build_trainer
 from mtl_lab.weighting import METHODS
-from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html, view_bundle
 from mtl_lab.widgets.config import (
     LabConfig,
     load_data,
@@ -66,6 +71,7 @@ from mtl_lab.widgets.inputs import (
     set_disabled,
 )
 from mtl_lab.widgets.lab_layout import LabLayout
+from mtl_lab.widgets.links import PRESETS, ignored_options, setup_link
 from mtl_lab.widgets.pace import Pace, check_pace
 from mtl_lab.widgets.transport import ChartFeed
 
@@ -135,9 +141,14 @@ class Lab:
         ui.train_b.on_click(lambda _: self.train())
         ui.stop_b.on_click(lambda _: self.stop())
         ui.step_b.on_click(lambda _: self.step())
+        ui.epoch_b.on_click(lambda _: self.epoch())
         ui.reset_b.on_click(lambda _: self.reset())
         ui.pin_b.on_click(lambda _: self.pin())
         ui.unpin_b.on_click(lambda _: self.clear_pins())
+        ui.link_b.on_click(lambda _: self.on_link())
+        ui.preset_w.observe(lambda change: self.on_preset(change["new"]), names="value")
+        ui.projector_w.observe(lambda change: setattr(self.chart, "projector", change["new"]), names="value")
+        self.run_checks: list[W.Checkbox] = []
         ui.export_b.on_click(lambda _: self.on_export())
         ui.load_b.on_click(lambda _: self.on_load())
 
@@ -161,6 +172,8 @@ class Lab:
     def refresh_weight_box(self) -> None:
         chosen = [t for t, box in self.task_checks.items() if box.value]
         self.ui.weight_box.children = [self.weight_inputs[t] for t in chosen]
+        if self.trainer is None:  # before a run the chart's legend shows the chosen tasks
+            self.chart.set_tasks(chosen)
         self.refresh_weight_mode()
 
     def refresh_weight_mode(self) -> None:
@@ -372,8 +385,34 @@ class Lab:
         """Apply a set-up (a LabConfig, dict or JSON string); ``ValueError`` names what is wrong."""
         if self.running:
             raise ValueError("stop the run before loading a set-up")
-        self.apply_config(coerce_config(config))
-        self.show_status("loaded", "set-up applied; press Train", "#555")
+        config = coerce_config(config)
+        self.apply_config(config)
+        ignored = ignored_options(config)
+        if ignored:  # said at once: the screen must not look as if these acted
+            self.show_status("note", "set-up applied, but " + "; ".join(ignored), "#b36b00")
+        else:
+            self.show_status("loaded", "set-up applied; press Train", "#555")
+
+    def link(self) -> str:
+        """The query string that opens this set-up on the classroom page (``mtl-lab app``, then append it to
+        the page's address): :func:`mtl_lab.widgets.links.setup_link`."""
+        return setup_link(self.read_config(), projector=self.ui.projector_w.value)
+
+    def on_link(self) -> None:
+        try:
+            self.ui.link_w.value = self.link()
+            self.show_status("link", "the set-up's link is in the box: append it to the classroom page's address",
+                             "#555")
+        except ValueError as exc:
+            self.show_error(exc)
+
+    def load_preset(self, name: str) -> None:
+        """Load a scenario of :data:`mtl_lab.widgets.links.PRESETS` and show what to look for."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
+        self.load_config(PRESETS[name].config)
+        self.ui.look_for.value = (f"<small><b>{html.escape(PRESETS[name].title)}</b> — look for: "
+                                  f"{html.escape(PRESETS[name].look_for)}</small>")
 
     def on_export(self) -> None:
         try:
@@ -381,6 +420,14 @@ class Lab:
             self.show_status("exported", "the set-up is in the box below the chart", "#555")
         except ValueError as exc:
             self.show_error(exc)
+
+    def on_preset(self, name: str) -> None:
+        if not name:
+            return
+        try:
+            self.load_preset(name)
+        except ValueError as exc:
+            self.show_error(exc, "preset not loaded:")
 
     def on_load(self) -> None:
         try:
@@ -444,6 +491,11 @@ class Lab:
         return trainer is not None and self.start_run(trainer, max_steps)
 
     def step(self) -> bool:
+        """Take one optimisation step, then pause."""
+        trainer = self.ready_trainer()
+        return trainer is not None and self.start_run(trainer, 1)
+
+    def epoch(self) -> bool:
         """Train to the end of the current epoch (one epoch from a boundary), then pause."""
         trainer = self.ready_trainer()
         return trainer is not None and self.start_run(trainer, trainer.batches_per_epoch - trainer.totals.batches)
@@ -479,23 +531,58 @@ class Lab:
         self.ui.progress.value = 0
         self.show_status("ready", "reset; press Train (or Step) to start", "#555")
 
-    def pin(self) -> bool:
-        """Keep the current run's validation curves as a faint overlay (method and weights in the legend)."""
-        trainer = self.trainer
+    def pin(self, trainer: Trainer | None = None, quiet: bool = False) -> bool:
+        """Keep a run's validation curves in the run list and as a faint overlay in its method's colour.
+
+        ``trainer`` defaults to the current run. A run already in the list (continued after Stop) replaces
+        its own entry. ``quiet`` leaves the status line to the caller (the automatic keep at a run's end).
+        """
+        trainer = trainer if trainer is not None else self.trainer
         if trainer is None or not trainer.history.epochs:
-            self.show_status("pin", "nothing to pin yet: train at least one epoch first", "#b36b00")
+            if not quiet:
+                self.show_status("keep", "nothing to keep yet: train at least one epoch first", "#b36b00")
             return False
         history = trainer.history.snapshot()
-        x = [e["step"] for e in history.epochs]
-        val = [[e.get("val_loss", {}).get(t) for e in history.epochs] for t in self.chart.tasks]
-        self.pins.append({"label": run_label(history, trainer), "x": x, "val": val})
-        self.chart.pinned = list(self.pins)
-        self.show_status("pinned", f"run {len(self.pins)} kept as an overlay: {self.pins[-1]['label']}", "#555")
+        method = history.meta.get("method", {}).get("name", trainer.weighting.name)
+        entry = {"label": run_label(history, trainer), "x": [e["step"] for e in history.epochs],
+                 "val": [[e.get("val_loss", {}).get(t) for e in history.epochs] for t in self.chart.tasks],
+                 "color": method_color(method), "run": id(trainer), "hidden": False}
+        same = [k for k, pin in enumerate(self.pins) if pin["run"] == entry["run"]]
+        if same:
+            entry["hidden"] = self.pins[same[0]]["hidden"]
+            self.pins[same[0]] = entry
+        else:
+            self.pins.append(entry)
+        self.show_runs()
+        if not quiet:
+            self.show_status("kept", f"run {len(self.pins)} kept: {entry['label']}", "#555")
         return True
+
+    def show_runs(self) -> None:
+        """The run list (a checkbox per kept run: shown or hidden) and the chart's overlays."""
+        while len(self.run_checks) < len(self.pins):
+            k = len(self.run_checks)
+            check = W.Checkbox(value=True, indent=False, layout=W.Layout(width="auto"))
+            check.observe(lambda change, k=k: self.set_run_hidden(k, not change["new"]), names="value")
+            self.run_checks.append(check)
+        for check in self.run_checks[len(self.pins):]:
+            check.close()
+        self.run_checks = self.run_checks[:len(self.pins)]
+        for k, (check, pin) in enumerate(zip(self.run_checks, self.pins)):
+            check.description = f"{k + 1}: {pin['label']}"
+            check.style.text_color = pin["color"]
+            check.value = not pin["hidden"]
+        self.ui.run_box.children = tuple(self.run_checks)
+        self.chart.pinned = [dict(pin) for pin in self.pins]
+
+    def set_run_hidden(self, k: int, hidden: bool) -> None:
+        if k < len(self.pins) and self.pins[k]["hidden"] != hidden:
+            self.pins[k]["hidden"] = hidden
+            self.chart.pinned = [dict(pin) for pin in self.pins]
 
     def clear_pins(self) -> None:
         self.pins = []
-        self.chart.pinned = []
+        self.show_runs()
 
     def run(self) -> History:
         """Train synchronously with the panel's settings (no thread): the path for scripts and nbval.
@@ -519,7 +606,7 @@ class Lab:
         self.stop(wait=True, timeout=10.0)
         self.feed.detach()
         close_all([*self.task_checks.values(), *self.weight_inputs.values(), *self.option_widgets.values(),
-                   *self.model_widgets.values()])
+                   *self.model_widgets.values(), *self.run_checks])
         close_tree(self.widget)
 
     # ------------------------------------------------------------ the training thread's side
@@ -554,6 +641,8 @@ class Lab:
             self.feed.stop()
             history = trainer.history.snapshot()
             self.show_progress(status, trainer)
+            if status in ("completed", "stopped"):
+                self.pin(trainer, quiet=True)
             if status == "completed":
                 baseline = self.baselines() if self.run_config.baselines else None
                 self.ui.table.value = metrics_html(history, trainer, baseline)
@@ -647,11 +736,21 @@ class Lab:
     def __repr__(self) -> str:
         return f"Lab(name={self.name!r}, data={self.ui.data_w.value!r}, method={self.ui.method_w.value!r})"
 
+    def snapshot(self) -> bytes:
+        """A PNG of the run as it is now (:func:`mtl_lab.plots.signature_figure`; the empty axes and the
+        tasks before the first run) — what an exported notebook shows in place of the live chart."""
+        if self.trainer is not None:
+            history = self.trainer.history.snapshot()
+        else:
+            history = History(task_names=list(self.chart.tasks) or ["task"],
+                              meta={"diagnostics": "not trained yet: press Train in the live notebook"})
+        title = self.chart.title or f"{self.ui.method_w.value} · {self.ui.data_w.value} (not trained yet)"
+        return to_png(signature_figure(history, title=title, figsize=(11, 6.4)))
+
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        """Shown as the panel; the plain-text form is the short, stable ``repr`` (for stored outputs)."""
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """Shown as the panel; the plain-text form is the short, stable ``repr`` (for stored outputs), and a
+        PNG of the last state for exports (:func:`~mtl_lab.widgets.common.view_bundle`)."""
+        return view_bundle(self, self.widget, self.snapshot(), **kwargs)
 
 
 def run_label(history: History, trainer: Trainer) -> str:
@@ -690,8 +789,8 @@ def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] 
         header.append("Δm %")
         rows[0].append(f"{delta_m(metrics, baseline, up):+.2f}")
         rows.append(["single-task", *[f"{baseline[t]:.4f}" for t in names], "0.00"])
-        rows.append(["relative change %", *[f"{relative_change(metrics.get(t, math.nan), baseline[t], up[t]):+.2f}"
-                                            for t in names], "(mean →)"])
+        changes = relative_changes(metrics, baseline, up)
+        rows.append(["relative change", *[percent(changes[t]) for t in names], "(mean →)"])
         caption += (" · Δm %: the mean of the per-task relative changes in the last row (positive: multi-task "
                     "helps); one task with a near-zero baseline can dominate it — read the row, not only the mean")
     return html_table(header, rows, caption)

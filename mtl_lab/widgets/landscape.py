@@ -28,14 +28,13 @@ from matplotlib.figure import Figure
 
 from mtl_lab import toy
 from mtl_lab.palette import method_color
-from mtl_lab.plots import to_png
+from mtl_lab.plots import display_width, to_png
 from mtl_lab.weighting import available
-from mtl_lab.widgets.common import replace_previous, status_html
+from mtl_lab.widgets.common import replace_previous, status_html, view_bundle
 
 DEFAULT_METHODS = ("equal", "mgda", "pcgrad", "cagrad")
 STARTS = {f"({a:g}, {b:g})": (a, b) for a, b in (*toy.PAPER_STARTS, *toy.MORE_STARTS)}
 UPDATE_EVERY = 0.25  # seconds between two progress-bar updates (≤ 4 a second)
-DPI = 72
 
 
 @functools.cache
@@ -43,7 +42,7 @@ def landscape_background() -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tens
     """The loss grid, the Pareto set and the empty figure as PNG: the same for every view, made once."""
     grid = toy.loss_grid(160)
     pareto = toy.pareto_set()
-    return grid, pareto, to_png(toy.landscape_figure(None, pareto=pareto, grid=grid), dpi=DPI)
+    return grid, pareto, to_png(toy.landscape_figure(None, pareto=pareto, grid=grid))
 
 
 def close_everything(widget: W.Widget) -> None:
@@ -90,7 +89,8 @@ class ToyLandscape:
                                   continuous_update=False, layout=W.Layout(width="440px"))
         self.status = W.HTML(layout=W.Layout(max_width="440px"))
         self.legend = W.HTML(layout=W.Layout(max_width="440px"))
-        self.image = W.Image(value=empty_png, format="png", layout=W.Layout(width="100%", max_width="1000px"))
+        self.image = W.Image(value=empty_png, format="png",  # shown at the figure's display width (13 in)
+                             layout=W.Layout(width="100%", max_width="1170px", height="auto"))
         self.compute_b.on_click(lambda _: self.start())
         self.stop_b.on_click(lambda _: self.stop())
         self.step_w.observe(lambda _: self.draw(), names="value")
@@ -207,7 +207,8 @@ class ToyLandscape:
     def draw(self) -> None:
         self.figure = toy.landscape_figure(self.runs, upto=int(self.step_w.value), pareto=self.pareto, grid=self.grid,
                                            fig=self.figure)
-        self.image.value = to_png(self.figure, dpi=DPI)
+        self.image.value = to_png(self.figure)
+        self.image.layout.max_width = f"{display_width(self.figure)}px"
 
     def summary(self) -> list[tuple[str, tuple[float, float], tuple[float, float], float]]:
         """``(method, start, end, mean loss at the end)`` per trajectory (rounded, for printing)."""
@@ -227,6 +228,5 @@ class ToyLandscape:
         return f"ToyLandscape(methods={list(self.methods_w.value)}, starts={len(self.selected_starts())})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        return view_bundle(self, self.widget, self.image.value, **kwargs)

@@ -12,10 +12,10 @@ import ipywidgets as W
 
 from mtl_lab.data import DATASETS, REQUIRED_FILES
 from mtl_lab.models import ARCHITECTURES
-from mtl_lab.plots import to_png
+from mtl_lab.plots import display_width, to_png
 from mtl_lab.studies import sweep as core
 from mtl_lab.weighting import available
-from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_all, close_tree, html_table, replace_previous, status_html, view_bundle
 from mtl_lab.widgets.config import load_data
 
 
@@ -52,7 +52,7 @@ class ParetoSweep:
         self.stop_b = W.Button(description="Stop", button_style="danger", icon="stop")
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="200px"))
         self.status = W.HTML()
-        self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
+        self.image = W.Image(format="png", layout=W.Layout(width="100%", height="auto"))
         self.table = W.HTML()
         self.data_w.observe(lambda change: self.set_tasks(change["new"], None), names="value")
         self.sweep_b.on_click(lambda _: self.start())
@@ -148,7 +148,9 @@ class ParetoSweep:
     def draw(self) -> None:
         if self.result is None or not (self.result.static or self.result.adaptive):
             return
-        self.image.value = to_png(core.front_figure(self.result), dpi=72)
+        figure = core.front_figure(self.result)
+        self.image.value = to_png(figure)
+        self.image.layout.max_width = f"{display_width(figure)}px"
         front = set(self.result.front())
         names = self.result.task_names
         rows = [[p.label, *[f"{p.metrics[t]:.4f}" for t in names], "yes" if k in front else ""]
@@ -167,6 +169,5 @@ class ParetoSweep:
         return f"ParetoSweep(data={self.data_w.value!r}, tasks={tasks}, points={self.points_w.value})"
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        return view_bundle(self, self.widget, self.image.value, **kwargs)

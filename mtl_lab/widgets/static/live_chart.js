@@ -7,14 +7,23 @@
 // cosine per task pair, norm per task]; of "val" [step, validation loss per task].
 // Appends only extend what this view has: one that does not start where the view's rows end (a view
 // created late, a lost message) asks Python for a reset with {kind: "hello"} and waits for it.
-// Redraws are coalesced to one per animation frame. Left: losses (train solid, validation dots, pinned
-// runs faint) and effective weights. Right: each task's share of the update (stacked), the pairwise
-// cosines as a heat strip (red = conflict; never task colours) and the gradient norms.
+// Redraws are coalesced to one per animation frame. Left: losses (train lines, validation dots, kept
+// runs faint in their method's colour) and effective weights. Right: each task's share of the update
+// (stacked), the pairwise cosines as a heat strip (orange = conflict; never task colours) and the norms.
+// Every task has its colour and its dash (the "dashes" trait, from mtl_lab/palette.py), so lines differ
+// without colour too. Projector mode (the "projector" trait) draws 16 px type and thicker lines.
 
-const FONT = "12px system-ui, -apple-system, 'Segoe UI', sans-serif";
-const AXIS = { font: FONT, size: 44, gap: 3, grid: { stroke: "#eee", width: 1 }, ticks: { stroke: "#ccc", width: 1 } };
+const FACE = "system-ui, -apple-system, 'Segoe UI', sans-serif";
 const GUTTER = 104; // the right column's y-axis width: room for the heat strip's pair labels
-const DASHES = [[], [6, 3], [2, 3], [8, 3, 2, 3]];
+
+function look(projector) {
+  const px = projector ? 16 : 12;
+  const font = `${px}px ${FACE}`;
+  return {
+    px, font, line: projector ? 2.6 : 1.6, scale: projector ? 1.6 : 1,
+    axis: { font, size: projector ? 64 : 44, gap: 3, grid: { stroke: "#eee", width: 1 }, ticks: { stroke: "#ccc", width: 1 } },
+  };
+}
 
 function hexToRgb(hex) {
   const v = parseInt(hex.slice(1), 16);
@@ -78,17 +87,24 @@ function render({ model, el }) {
   const grid = div("mlc-grid", root);
   const left = div("mlc-col", grid), right = div("mlc-col", grid);
   const panel = (parent, text) => { const box = div("mlc-panel", parent); div("mlc-ptitle", box, text); return box; };
-  const lossBox = panel(left, "Per-task loss (solid: train, smoothed · dots: validation · faint: pinned runs)");
+  const tools = div("mlc-tools", head);
+  const png = document.createElement("button");
+  png.className = "mlc-export";
+  png.textContent = "⤓ PNG";
+  png.title = "save the chart as it is now (PNG, twice the screen's density)";
+  tools.appendChild(png);
+  const lossBox = panel(left, "Per-task loss (lines: train, smoothed · dots: validation · faint: kept runs)");
   const weightBox = panel(left, "Effective task weights w_t");
   const shareBox = panel(right, "Share of the update per task (stacked, sums to 1)");
-  const cosBox = panel(right, "Gradient cosine per task pair (heat strip: red < 0 = conflict)");
+  const cosBox = panel(right, "Gradient cosine per task pair (heat strip: orange < 0 = conflict)");
   const normBox = panel(right, "Gradient norm ‖g_t‖ per task");
   const cosCanvas = document.createElement("canvas");
   cosCanvas.className = "mlc-strip";
   cosBox.appendChild(cosCanvas);
   const cosScale = div("mlc-scale", cosBox);
 
-  const state = { tasks: [], pairs: [], data: emptyStreams(0, 0), ready: false, frames: 0, plots: [], log: {} };
+  const state = { tasks: [], pairs: [], data: emptyStreams(0, 0), ready: false, frames: 0, plots: [], log: {},
+                  look: look(false), heights: { loss: 220, small: 110 } };
   let pending = false;
 
   function markersHook(u) {
@@ -99,7 +115,8 @@ function render({ model, el }) {
     ctx.fillStyle = "#333";
     ctx.setLineDash([4, 3]);
     ctx.lineWidth = Math.max(1, devicePixelRatio);
-    ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+    ctx.font = `${state.look.px * devicePixelRatio}px ${FACE}`;
+    let lastEnd = -Infinity, row = 0;
     for (const m of marks) {
       const x = u.valToPos(m.step, "x", true);
       if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) continue;
@@ -107,7 +124,15 @@ function render({ model, el }) {
       ctx.moveTo(x, u.bbox.top);
       ctx.lineTo(x, u.bbox.top + u.bbox.height);
       ctx.stroke();
-      if (u === state.plots[0]) ctx.fillText(m.label, x + 3 * devicePixelRatio, u.bbox.top + 12 * devicePixelRatio);
+      if (u !== state.plots[0]) continue;
+      // a label never leaves the plot (it flips to the line's left near the right edge) and never
+      // overlaps the previous one (it drops a row)
+      const width = ctx.measureText(m.label).width, gap = 3 * devicePixelRatio;
+      const right = u.bbox.left + u.bbox.width;
+      let at = x + gap + width <= right ? x + gap : Math.max(u.bbox.left, x - gap - width);
+      row = at < lastEnd ? row + 1 : 0;
+      lastEnd = at + width + gap;
+      ctx.fillText(m.label, at, u.bbox.top + (row + 1) * (state.look.px + 2) * devicePixelRatio);
     }
     ctx.restore();
   }
@@ -124,7 +149,7 @@ function render({ model, el }) {
       width: Math.max(200, box.clientWidth || 400), height,
       legend: { show: false }, cursor: { drag: { x: false, y: false }, points: { show: false } },
       scales: { x: { time: false, range: () => xRange() }, y: yScale },
-      axes: [{ ...AXIS, size: 30 }, { ...AXIS, size: axisSize }],
+      axes: [{ ...state.look.axis, size: state.look.px * 2.5 }, { ...state.look.axis, size: axisSize * state.look.scale }],
       series: [{}, ...series],
       hooks: { draw: [markersHook] },
     };
@@ -137,24 +162,32 @@ function render({ model, el }) {
     for (const u of state.plots) u.destroy();
     state.plots = [];
     const tasks = model.get("tasks"), colors = model.get("colors"), pins = model.get("pinned") || [];
+    const dashes = model.get("dashes") || [];
+    const dash = (t) => (dashes[t] || []).map((v) => v * state.look.scale);
+    state.look = look(model.get("projector"));
+    el.classList.toggle("mlc-projector", !!model.get("projector"));
+    el.dataset.fontPx = String(state.look.px);
     state.tasks = tasks;
     state.pairs = [];
     for (let i = 0; i < tasks.length; i++) for (let j = i + 1; j < tasks.length; j++) state.pairs.push(`${tasks[i]}·${tasks[j]}`);
     const T = tasks.length;
     const logY = (on) => (on ? { distr: 3 } : { auto: true });
     const loss = [];
-    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: 1.6 });
-    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: 0, spanGaps: true, points: { show: true, size: 6, fill: colors[t], stroke: colors[t] }, paths: () => null });
-    pins.forEach((pin, k) => {
-      for (let t = 0; t < T; t++) loss.push({ stroke: alpha(colors[t], 0.4), width: 1.3, dash: DASHES[(k + 1) % DASHES.length], spanGaps: true });
+    const L = state.look.line, H = state.heights;
+    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: L, dash: dash(t) });
+    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: 0, spanGaps: true, points: { show: true, size: 6 * state.look.scale, fill: colors[t], stroke: colors[t] }, paths: () => null });
+    pins.forEach((pin) => {
+      if (pin.hidden) return;
+      const c = pin.color || "#555555";
+      for (let t = 0; t < T; t++) loss.push({ stroke: alpha(c, 0.55), width: L * 0.8, dash: dash(t), spanGaps: true });
     });
-    state.lossPlot = makePlot(lossBox, loss, logY(state.log.loss !== false), 250);
-    state.weightPlot = makePlot(weightBox, tasks.map((_, t) => ({ stroke: colors[t], width: 1.4 })), { auto: true }, 130);
+    state.lossPlot = makePlot(lossBox, loss, logY(state.log.loss !== false), H.loss);
+    state.weightPlot = makePlot(weightBox, tasks.map((_, t) => ({ stroke: colors[t], width: L, dash: dash(t) })), { auto: true }, H.small);
     const share = [];
     for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.85) });
     for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.45) });
-    state.sharePlot = makePlot(shareBox, share, { auto: true, range: (u, lo, hi) => [Math.min(0, lo), Math.max(1, hi)] }, 130, GUTTER);
-    state.normPlot = makePlot(normBox, tasks.map((_, t) => ({ stroke: colors[t], width: 1.4 })), logY(state.log.norm !== false), 130, GUTTER);
+    state.sharePlot = makePlot(shareBox, share, { auto: true, range: (u, lo, hi) => [Math.min(0, lo), Math.max(1, hi)] }, H.small, GUTTER);
+    state.normPlot = makePlot(normBox, tasks.map((_, t) => ({ stroke: colors[t], width: L, dash: dash(t) })), logY(state.log.norm !== false), H.small, GUTTER);
     drawLegend();
     sizeStrip();
     schedule();
@@ -163,21 +196,32 @@ function render({ model, el }) {
   function drawLegend() {
     const tasks = model.get("tasks"), colors = model.get("colors"), pins = model.get("pinned") || [];
     legend.innerHTML = "";
+    const dashes = model.get("dashes") || [];
+    const swatch = (item, color, dash) => {
+      const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("width", "26");
+      svg.setAttribute("height", "8");
+      svg.setAttribute("class", "mlc-swatch");
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "line");
+      for (const [k, v] of Object.entries({ x1: 0, y1: 4, x2: 26, y2: 4, stroke: color, "stroke-width": 2.5 })) line.setAttribute(k, v);
+      if (dash && dash.length) line.setAttribute("stroke-dasharray", dash.join(" "));
+      svg.appendChild(line);
+      item.appendChild(svg);
+    };
     tasks.forEach((t, k) => {
       const item = div("mlc-item", legend);
-      const sw = div("mlc-swatch", item);
-      sw.style.background = colors[k];
+      swatch(item, colors[k], dashes[k]);
       item.appendChild(document.createTextNode(t));
     });
     pins.forEach((pin, k) => {
+      if (pin.hidden) return;
       const item = div("mlc-item mlc-pin", legend);
-      const sw = div("mlc-swatch mlc-dash", item);
-      sw.style.borderTopStyle = ["solid", "dashed", "dotted", "dashed"][(k + 1) % 4];
-      item.appendChild(document.createTextNode(`pinned ${k + 1}: ${pin.label}`));
+      swatch(item, pin.color || "#555555", []);
+      item.appendChild(document.createTextNode(`run ${k + 1}: ${pin.label}`));
     });
     const marks = model.get("markers") || [];
     if (marks.length) div("mlc-item mlc-pin", legend, `┆ ${marks.length} change${marks.length > 1 ? "s" : ""} during the run`);
-    el.dataset.overlays = String(pins.length);
+    el.dataset.overlays = String(pins.filter((p) => !p.hidden).length);
     el.dataset.markers = String(marks.length);
   }
 
@@ -195,7 +239,7 @@ function render({ model, el }) {
     cosScale.innerHTML = "";
     const bar = div("mlc-bar", cosScale);
     bar.style.background = `linear-gradient(to right, ${pal.negative}, ${pal.zero}, ${pal.positive})`;
-    div("mlc-barlabel", cosScale, "−1 conflict · 0 · +1 aligned");
+    div("mlc-barlabel", cosScale, "−1 conflict (orange) · 0 · +1 aligned (blue)");
   }
 
   function drawStrip() {
@@ -203,11 +247,11 @@ function render({ model, el }) {
     const pal = model.get("palette");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, s.width, s.height);
-    const u = state.normPlot;
+    const u = state.sharePlot; // a linear axis: its gutter is laid out even before the first data
     const plotLeft = u ? u.bbox.left / dpr : 48, plotWidth = u ? u.bbox.width / dpr : s.width - 50;
     const [x0, x1] = xRange();
     const xpos = (v) => plotLeft + ((v - x0) / (x1 - x0)) * plotWidth;
-    ctx.font = FONT;
+    ctx.font = state.look.font;
     ctx.textBaseline = "middle";
     state.pairs.forEach((name, p) => {
       const y = 2 + p * s.rowH;
@@ -222,7 +266,13 @@ function render({ model, el }) {
       }
       ctx.fillStyle = "#222";
       ctx.textAlign = "right";
-      if (s.rowH >= 11) ctx.fillText(name, plotLeft - 4, y + s.rowH / 2);
+      if (s.rowH < 11) return;
+      // the pair's name fits the gutter: a smaller face first, then shortened names, never cut at the edge
+      let px = Math.min(state.look.px, s.rowH), label = name;
+      ctx.font = `${px}px ${FACE}`;
+      while (ctx.measureText(label).width > plotLeft - 6 && px > 9) { px -= 1; ctx.font = `${px}px ${FACE}`; }
+      if (ctx.measureText(label).width > plotLeft - 6) label = name.split("·").map((t) => t.slice(0, 4)).join("·");
+      ctx.fillText(label, plotLeft - 4, y + s.rowH / 2);
     });
   }
 
@@ -250,7 +300,7 @@ function render({ model, el }) {
     const T = state.tasks.length, d = state.data, pins = model.get("pinned") || [];
     const tables = [[d.step.x, ...d.step.loss.map((r) => r.map(finite))],
                     [d.val.x, ...d.val.loss.map((r) => r.map(finite))]];
-    for (const pin of pins) tables.push([pin.x, ...pin.val]);
+    for (const pin of pins) if (!pin.hidden) tables.push([pin.x, ...pin.val]);
     const joined = uPlot.join(tables);
     state.lossPlot.setData(joined);
     state.weightPlot.setData([d.step.x, ...d.step.w.map((r) => r.map(finite))]);
@@ -304,6 +354,40 @@ function render({ model, el }) {
   model.on("change:markers", () => { drawLegend(); schedule(); });
   model.on("change:pinned", () => build());
   model.on("change:planned_steps", schedule);
+  model.on("change:projector", () => build());
+  model.on("change:dashes", () => build());
+  png.addEventListener("click", () => exportPng());
+
+  function exportPng() {
+    // one image of what is on screen: the title and legend as text, every plot and the heat strip
+    const box = root.getBoundingClientRect(), scale = 2;
+    const out = document.createElement("canvas");
+    out.width = Math.round(box.width * scale);
+    out.height = Math.round(box.height * scale);
+    const ctx = out.getContext("2d");
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(0, 0, out.width, out.height);
+    ctx.scale(scale, scale);
+    ctx.fillStyle = "#222";
+    ctx.font = `600 ${state.look.px + 2}px ${FACE}`;
+    ctx.textBaseline = "top";
+    ctx.fillText(title.textContent, 4, 4);
+    ctx.font = state.look.font;
+    ctx.fillText(model.get("tasks").join(" · "), 4, state.look.px + 10);
+    for (const c of root.querySelectorAll("canvas")) {
+      const r = c.getBoundingClientRect();
+      ctx.drawImage(c, r.left - box.left, r.top - box.top, r.width, r.height);
+    }
+    for (const t of root.querySelectorAll(".mlc-ptitle")) {
+      const r = t.getBoundingClientRect();
+      ctx.fillText(t.textContent, r.left - box.left, r.top - box.top);
+    }
+    const a = document.createElement("a");
+    a.href = out.toDataURL("image/png");
+    a.download = "mtl_lab_chart.png";
+    el.dataset.exported = String(a.href.length);
+    a.click();
+  }
   refresh();
   build();
   const observer = new ResizeObserver(() => resize());
