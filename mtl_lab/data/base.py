@@ -75,13 +75,14 @@ class Split:
         )
 
     def to(self, device: torch.device | str) -> Split:
-        """A copy on ``device`` (returns ``self`` when nothing moves)."""
+        """A copy on ``device`` (returns ``self`` when nothing moves); a subclass keeps its own fields."""
         if self.x.device == torch.device(device):
             return self
-        return Split(
-            self.x.to(device),
-            {name: t.to(device) for name, t in self.y.items()},
-            {name: m.to(device) for name, m in self.mask.items()},
+        return replace(
+            self,
+            x=self.x.to(device),
+            y={name: t.to(device) for name, t in self.y.items()},
+            mask={name: m.to(device) for name, m in self.mask.items()},
         )
 
     def batches(

@@ -141,7 +141,8 @@ class ImageRows:
     def subset(self, rows: torch.Tensor) -> ImageRows:
         return ImageRows(self.reader, self.index[rows.cpu()], self.mean, self.std, self.device)
 
-    def moved(self, device: torch.device | str) -> ImageRows:
+    def to(self, device: torch.device | str) -> ImageRows:
+        """The same rows, read onto ``device`` (as ``Tensor.to``: :meth:`Split.to` moves a streamed split with it)."""
         return ImageRows(self.reader, self.index, self.mean, self.std, torch.device(device))
 
 
@@ -182,16 +183,6 @@ class StreamedSplit(Split):
             self.x.subset(index),
             {name: t[index] for name, t in self.y.items()},
             {name: m[index] for name, m in self.mask.items()},
-            self.workers,
-        )
-
-    def to(self, device: torch.device | str) -> StreamedSplit:
-        if self.x.device == torch.device(device):
-            return self
-        return StreamedSplit(
-            self.x.moved(device),
-            {name: t.to(device) for name, t in self.y.items()},
-            {name: m.to(device) for name, m in self.mask.items()},
             self.workers,
         )
 
