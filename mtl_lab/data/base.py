@@ -30,6 +30,20 @@ MaskedBatch = tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tenso
 Augment = Callable[[torch.Tensor, dict[str, torch.Tensor], torch.Generator], Batch]
 
 
+def batch_rows(
+    n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None, drop_last: bool
+) -> list[slice] | list[torch.Tensor]:
+    """The rows of each mini-batch of ``n`` rows, in order: consecutive slices, or when ``shuffle`` consecutive
+    chunks of ``randperm(n, generator)`` (on the CPU). ``drop_last`` leaves out a last, smaller batch."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    stop = n - n % batch_size if drop_last else n
+    if shuffle:
+        order = torch.randperm(n, generator=generator)
+        return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
+    return [slice(start, min(start + batch_size, n)) for start in range(0, stop, batch_size)]
+
+
 @dataclass(frozen=True)
 class Split:
     """One split: inputs ``x``, a target tensor per task, all with the same number of rows, and the
@@ -61,13 +75,14 @@ class Split:
         )
 
     def to(self, device: torch.device | str) -> Split:
-        """A copy on ``device`` (returns ``self`` when nothing moves)."""
+        """A copy on ``device`` (returns ``self`` when nothing moves); a subclass keeps its own fields."""
         if self.x.device == torch.device(device):
             return self
-        return Split(
-            self.x.to(device),
-            {name: t.to(device) for name, t in self.y.items()},
-            {name: m.to(device) for name, m in self.mask.items()},
+        return replace(
+            self,
+            x=self.x.to(device),
+            y={name: t.to(device) for name, t in self.y.items()},
+            mask={name: m.to(device) for name, m in self.mask.items()},
         )
 
     def batches(
@@ -82,16 +97,9 @@ class Split:
 
         ``with_mask=True`` yields ``(x, {task: y}, {task: mask})`` (masks of the tasks that miss labels).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        n = len(self)
-        if shuffle:
-            order = torch.randperm(n, generator=generator).to(self.x.device)
-        else:
-            order = None
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            rows = slice(start, min(start + batch_size, n)) if order is None else order[start : start + batch_size]
+        for rows in batch_rows(len(self), batch_size, shuffle, generator, drop_last):
+            if not isinstance(rows, slice):
+                rows = rows.to(self.x.device)
             x, y = self.x[rows], {name: t[rows] for name, t in self.y.items()}
             if with_mask:
                 yield x, y, {name: m[rows] for name, m in self.mask.items()}

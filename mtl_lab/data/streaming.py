@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mtl_lab.data.base import Batch, MaskedBatch, Split
+from mtl_lab.data.base import Batch, MaskedBatch, Split, batch_rows
 
 
 def decode_image(path: str, size: int) -> np.ndarray:
@@ -141,7 +141,8 @@ class ImageRows:
     def subset(self, rows: torch.Tensor) -> ImageRows:
         return ImageRows(self.reader, self.index[rows.cpu()], self.mean, self.std, self.device)
 
-    def moved(self, device: torch.device | str) -> ImageRows:
+    def to(self, device: torch.device | str) -> ImageRows:
+        """The same rows, read onto ``device`` (as ``Tensor.to``: :meth:`Split.to` moves a streamed split with it)."""
         return ImageRows(self.reader, self.index, self.mean, self.std, torch.device(device))
 
 
@@ -185,16 +186,6 @@ class StreamedSplit(Split):
             self.workers,
         )
 
-    def to(self, device: torch.device | str) -> StreamedSplit:
-        if self.x.device == torch.device(device):
-            return self
-        return StreamedSplit(
-            self.x.moved(device),
-            {name: t.to(device) for name, t in self.y.items()},
-            {name: m.to(device) for name, m in self.mask.items()},
-            self.workers,
-        )
-
     def batches(
         self,
         batch_size: int,
@@ -208,12 +199,11 @@ class StreamedSplit(Split):
 
         ``skip`` batches of the order are passed over without reading them (a resume hook: the trainer's
         resume today skips by reading; the order and the generator's state are the same either way)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        rows = [order[start : start + batch_size].cpu() for start in range(0, stop, batch_size)][skip:]
+        every = torch.arange(len(self))
+        rows = [
+            every[r] if isinstance(r, slice) else r.cpu()
+            for r in batch_rows(len(self), batch_size, shuffle, generator, drop_last)[skip:]
+        ]
         if self.workers > 0 and rows:
             loader = DataLoader(BatchRows(self.x), sampler=rows, batch_size=None, num_workers=self.workers)
             images = (x.to(self.x.device) for x in loader)

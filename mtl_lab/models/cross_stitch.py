@@ -51,6 +51,20 @@ def trunk_blocks(trunk: nn.Module) -> nn.ModuleList:
     return nn.ModuleList([nn.Sequential(*block) for block in blocks])
 
 
+def task_columns(
+    tasks: list[Task], trunk: str, input_shape: tuple[int, ...], **trunk_options
+) -> tuple[nn.ModuleDict, int]:
+    """One copy of the trunk per task, cut into :func:`trunk_blocks`, and the trunk's output width ``D``."""
+    trunks = [build_trunk(trunk, input_shape, **trunk_options) for _ in tasks]
+    return nn.ModuleDict({t.name: trunk_blocks(c) for t, c in zip(tasks, trunks)}), trunks[0].out_dim
+
+
+def column_heads(heads: nn.ModuleDict, rep: torch.Tensor, width: int, task_names: list[str]) -> dict[str, torch.Tensor]:
+    """Task ``t``'s head on column ``t``'s block ``rep[:, t·D:(t+1)·D]`` of the side-by-side outputs ``[B, T·D]``."""
+    blocks = rep.split(width, dim=1)
+    return {name: heads[name](block) for name, block in zip(task_names, blocks)}
+
+
 class CrossStitchUnit(nn.Module):
     """``x̃_t = Σ_s α_ts x_s`` for a list of ``T`` equally shaped activations."""
 
@@ -86,9 +100,7 @@ class CrossStitch(MultiTaskModel):
         super().__init__(tasks)
         if not isinstance(alpha_self, int | float) or not 0.0 <= alpha_self <= 1.0:
             raise ValueError(f"alpha_self (the initial α_tt) must be in [0, 1], got {alpha_self!r}")
-        trunks = [build_trunk(trunk, input_shape, **trunk_options) for _ in tasks]
-        self.width = trunks[0].out_dim
-        self.columns = nn.ModuleDict({t.name: trunk_blocks(c) for t, c in zip(tasks, trunks)})
+        self.columns, self.width = task_columns(tasks, trunk, input_shape, **trunk_options)
         n_blocks = len(self.columns[self.task_names[0]])
         self.stitches = nn.ModuleList([CrossStitchUnit(len(tasks), float(alpha_self)) for _ in range(n_blocks)])
         self.heads = nn.ModuleDict({t.name: make_head(self.width, t.out_dim, tuple(head_hidden)) for t in tasks})
@@ -102,8 +114,7 @@ class CrossStitch(MultiTaskModel):
         return torch.cat(activations, dim=1)
 
     def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:
-        blocks = rep.split(self.width, dim=1)
-        return {name: self.heads[name](block) for name, block in zip(self.task_names, blocks)}
+        return column_heads(self.heads, rep, self.width, self.task_names)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.columns.parameters()) + list(self.stitches.parameters())

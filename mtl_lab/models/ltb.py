@@ -38,9 +38,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mtl_lab.models.base import MultiTaskModel
-from mtl_lab.models.cross_stitch import trunk_blocks
+from mtl_lab.models.cross_stitch import column_heads, task_columns
 from mtl_lab.models.hard import make_head
-from mtl_lab.models.trunks import build_trunk
 from mtl_lab.tasks import Task
 
 
@@ -64,9 +63,7 @@ class LearningToBranch(MultiTaskModel):
             raise ValueError(f"tau (the initial Gumbel-softmax temperature) must be a finite number > 0, got {tau!r}")
         if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
             raise ValueError(f"decay_steps must be an int ≥ 1, got {decay_steps!r}")
-        trunks = [build_trunk(trunk, input_shape, **trunk_options) for _ in tasks]
-        self.width = trunks[0].out_dim
-        self.columns = nn.ModuleDict({t.name: trunk_blocks(c) for t, c in zip(tasks, trunks)})
+        self.columns, self.width = task_columns(tasks, trunk, input_shape, **trunk_options)
         n_blocks = len(self.columns[self.task_names[0]])
         T = len(tasks)
         self.alpha = nn.ParameterList([nn.Parameter(torch.zeros(T, T)) for _ in range(n_blocks - 1)])
@@ -108,8 +105,7 @@ class LearningToBranch(MultiTaskModel):
         return torch.cat(nodes, dim=1)
 
     def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:
-        blocks = rep.split(self.width, dim=1)
-        return {name: self.heads[name](block) for name, block in zip(self.task_names, blocks)}
+        return column_heads(self.heads, rep, self.width, self.task_names)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.columns.parameters()) + list(self.alpha.parameters())

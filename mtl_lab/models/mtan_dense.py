@@ -26,15 +26,19 @@ Defaults ``channels=(16, 32, 64)``: three pooling stages, so image sides must be
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.models.encoder_decoder import EncoderDecoder, check_pixel_tasks, pixel_head
+from mtl_lab.models.mtan_lite import apply_masks, mask_convs, split_maps
 from mtl_lab.tasks import Task
+
+
+def upsample_nearest(kept: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``up(t^{j-1})``: the previous stage's kept features, nearest-neighbour resized to ``size``."""
+    return F.interpolate(kept, size=size, mode="nearest")
 
 
 class MTANDense(MultiTaskModel):
@@ -56,12 +60,7 @@ class MTANDense(MultiTaskModel):
 
     def make_masks(self) -> nn.ModuleList:
         """One ``Conv1×1`` per decoder stage: stage 1 reads ``s^1``, stage ``j`` reads ``[s^j ; t^{j-1}]``."""
-        convs = nn.ModuleList()
-        previous = 0
-        for c, _, _ in self.shapes:
-            convs.append(nn.Conv2d(c + previous, c, kernel_size=1))
-            previous = c
-        return convs
+        return mask_convs(self.shapes)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The decoder maps of every stage, flattened per image and concatenated."""
@@ -69,21 +68,11 @@ class MTANDense(MultiTaskModel):
 
     def split_rep(self, rep: torch.Tensor) -> list[torch.Tensor]:
         """The decoder maps ``[B, C_j, H_j, W_j]`` back from :meth:`encode`'s flat representation."""
-        sizes = [math.prod(shape) for shape in self.shapes]
-        return [part.reshape(-1, *shape) for part, shape in zip(rep.split(sizes, dim=1), self.shapes)]
+        return split_maps(rep, self.shapes)
 
     def attend(self, name: str, maps: list[torch.Tensor]) -> torch.Tensor:
         """Task ``name``'s masked full-resolution features ``t^S`` (its masks are kept in ``last_masks``)."""
-        kept, masks = None, []
-        for conv, shared in zip(self.masks[name], maps):
-            if kept is None:
-                mask_input = shared
-            else:
-                mask_input = torch.cat([shared, F.interpolate(kept, size=shared.shape[-2:], mode="nearest")], dim=1)
-            mask = torch.sigmoid(conv(mask_input))
-            kept = mask * shared
-            masks.append(mask.detach())
-        self.last_masks[name] = masks
+        kept, self.last_masks[name] = apply_masks(self.masks[name], maps, upsample_nearest)
         return kept
 
     def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:

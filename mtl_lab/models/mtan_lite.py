@@ -26,6 +26,7 @@ The masks of the last forward pass are kept, detached, in ``last_masks`` (``{tas
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,8 @@ from mtl_lab.models.hard import make_head
 from mtl_lab.models.trunks import check_widths
 from mtl_lab.tasks import Task
 
+Resize = Callable[[torch.Tensor, tuple[int, ...]], torch.Tensor]
+
 
 def shared_stage(in_channels: int, out_channels: int, pool: bool) -> nn.Sequential:
     """``Conv3×3 → ReLU (→ MaxPool2)``."""
@@ -43,6 +46,38 @@ def shared_stage(in_channels: int, out_channels: int, pool: bool) -> nn.Sequenti
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
+
+
+def mask_convs(shapes: list[tuple[int, int, int]]) -> nn.ModuleList:
+    """One ``Conv1×1`` per stage of ``shapes``: stage 1 reads ``s^1``, stage ``j`` reads ``[s^j ; t^{j-1}]``."""
+    convs = nn.ModuleList()
+    previous = 0
+    for c, _, _ in shapes:
+        convs.append(nn.Conv2d(c + previous, c, kernel_size=1))
+        previous = c
+    return convs
+
+
+def split_maps(rep: torch.Tensor, shapes: list[tuple[int, int, int]]) -> list[torch.Tensor]:
+    """The maps ``[B, C_j, H_j, W_j]`` back from their flattened, concatenated form ``rep``."""
+    sizes = [math.prod(shape) for shape in shapes]
+    return [part.reshape(-1, *shape) for part, shape in zip(rep.split(sizes, dim=1), shapes)]
+
+
+def apply_masks(
+    convs: nn.ModuleList, maps: list[torch.Tensor], resize: Resize
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``t^S`` and the detached masks ``a^j = σ(conv^j([s^j ; resize(t^{j-1})]))``, ``t^j = a^j ⊙ s^j``."""
+    kept, masks = None, []
+    for conv, shared in zip(convs, maps):
+        if kept is None:
+            mask_input = shared
+        else:
+            mask_input = torch.cat([shared, resize(kept, shared.shape[-2:])], dim=1)
+        mask = torch.sigmoid(conv(mask_input))
+        kept = mask * shared
+        masks.append(mask.detach())
+    return kept, masks
 
 
 class MTANLite(MultiTaskModel):
@@ -86,12 +121,7 @@ class MTANLite(MultiTaskModel):
 
     def make_masks(self) -> nn.ModuleList:
         """One ``Conv1×1`` per stage: stage 1 reads ``s^1``, stage ``j`` reads ``[s^j ; t^{j-1}]``."""
-        convs = nn.ModuleList()
-        previous = 0
-        for c, _, _ in self.shapes:
-            convs.append(nn.Conv2d(c + previous, c, kernel_size=1))
-            previous = c
-        return convs
+        return mask_convs(self.shapes)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The shared feature maps of every stage, flattened and concatenated."""
@@ -102,21 +132,11 @@ class MTANLite(MultiTaskModel):
         return torch.cat(maps, dim=1)
 
     def split_rep(self, rep: torch.Tensor) -> list[torch.Tensor]:
-        sizes = [math.prod(shape) for shape in self.shapes]
-        return [part.reshape(-1, *shape) for part, shape in zip(rep.split(sizes, dim=1), self.shapes)]
+        return split_maps(rep, self.shapes)
 
     def attend(self, name: str, maps: list[torch.Tensor]) -> torch.Tensor:
         """Task ``name``'s masked features ``t^S`` (its masks are kept in ``last_masks``)."""
-        kept, masks = None, []
-        for conv, shared in zip(self.masks[name], maps):
-            if kept is None:
-                mask_input = shared
-            else:
-                mask_input = torch.cat([shared, F.adaptive_max_pool2d(kept, shared.shape[-2:])], dim=1)
-            mask = torch.sigmoid(conv(mask_input))
-            kept = mask * shared
-            masks.append(mask.detach())
-        self.last_masks[name] = masks
+        kept, self.last_masks[name] = apply_masks(self.masks[name], maps, F.adaptive_max_pool2d)
         return kept
 
     def decode(self, rep: torch.Tensor) -> dict[str, torch.Tensor]:

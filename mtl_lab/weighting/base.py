@@ -192,6 +192,12 @@ def checked_losses(method: str, losses: torch.Tensor, task_names: list[str]) -> 
     return values
 
 
+def preference_vector(method: str, preference, task_names: list[str]) -> torch.Tensor:
+    """One preference ``r_t ≥ 0`` per task, not all 0 (``None``: all 1), as a float64 vector."""
+    values = validate.check_task_weights(preference, task_names, name=f"{method}: preference")
+    return torch.tensor(values, dtype=torch.float64)
+
+
 def cpu_copy(optimizer_state: dict) -> dict:
     """A deep copy of an optimiser state with every tensor on the CPU (a checkpoint may be loaded onto a GPU)."""
     state = copy.deepcopy(optimizer_state)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from mtl_lab.validate import Number, TaskWeights, check_task_weights
-from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
+from mtl_lab.validate import Number, TaskWeights
+from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses, preference_vector
 
 EPSILON = 1e-12  # under the square root of d₂, as in TorchJD: a finite gradient on the ray
 
@@ -61,8 +61,7 @@ class PBI(Weighting):
 
     def reset(self, task_names: list[str]) -> None:
         super().reset(task_names)
-        values = check_task_weights(self.preference, self.task_names, name=f"{self.name}: preference")
-        self.r = torch.tensor(values, dtype=torch.float64)
+        self.r = preference_vector(self.name, self.preference, self.task_names)
 
     def combine(self, losses: torch.Tensor, grads: torch.Tensor | None, ctx: StepContext) -> Combination:
         self.check_inputs(losses, grads)
