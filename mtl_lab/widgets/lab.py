@@ -428,7 +428,11 @@ class Lab:
         """Single-task test metrics for the run's tasks (trained now unless cached); ``None`` if stopped."""
         return single_task_baselines(self.run_config, self.baseline_cache, self.stop_requested,
                                      lambda text: self.show_status("baselines", text, "#0a5"),
-                                     lambda trainer: setattr(self, "baseline_trainer", trainer))
+                                     self.hold_baseline)
+
+    def hold_baseline(self, trainer: Trainer | None) -> None:
+        """The baseline in training (Stop reaches it), ``None`` after."""
+        self.baseline_trainer = trainer
 
     # ------------------------------------------------------------ status
 
