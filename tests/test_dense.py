@@ -18,7 +18,7 @@ SMALL = {"channels": (4, 8)}
 REP_METHODS = []
 for _name in METHODS:
     try:
-        check_rep_grads(create(_name))
+        check_rep_grads(create(_name), has_shared_trunk=True)
         REP_METHODS.append(_name)
     except ValueError:
         pass

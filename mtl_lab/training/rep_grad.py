@@ -42,7 +42,7 @@ COORDINATE_STATE = {
 }
 
 
-def check_rep_grads(weighting: Weighting, has_shared_trunk: bool = True) -> None:
+def check_rep_grads(weighting: Weighting, has_shared_trunk: bool) -> None:
     """``ValueError`` when ``weighting`` cannot run on representation gradients (see the module docstring),
     or when the model has no shared representation (soft sharing): the option would not apply."""
     if not has_shared_trunk:

@@ -161,7 +161,8 @@ class Trainer:
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
         x, targets, masks = self.parallel.shard(x, targets, masks)  # this rank's rows (all of them in one process)
-        diagnose = self.diagnostics_due() and self.model.has_shared_trunk
+        due = self.diagnostics_due()
+        diagnose = due and self.model.has_shared_trunk
         path = self.paths.diagnosed if diagnose else self.paths.step
         outputs, rep = path.forward(x)
         losses = self.compute_losses(outputs, targets, masks)
@@ -185,7 +186,7 @@ class Trainer:
                 after = torch.stack(self.compute_losses(self.model(x), targets, masks))
             self.weighting.after_step(label_masks.stand_in(after, labelled), ctx)
         weights = label_masks.effective_weights(combination.weights.detach().to(self.device, torch.float32), labelled)
-        if self.diagnostics_due():
+        if due:
             self.record_model()
         self.record_step(detached, weights, combination.info, regularizer, labelled)
         return detached
