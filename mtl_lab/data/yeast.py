@@ -130,7 +130,7 @@ def yeast(
     seed: int = 0,
     normalize: bool = True,
 ) -> MultiTaskData:
-    """Yeast gene functions (river's copy or root=DIR): 14 binary labels from 103 expression features."""
+    """Yeast gene functions (river's copy or root=DIR): 14 binary labels from 103 gene features."""
     check_seed(seed)
     check_choice("split", split, tuple(SPLITS))
     check_bool("normalize", normalize)
