@@ -4,7 +4,8 @@
 * :func:`available` lists ``(name, one-line description)`` for menus and tooltips.
 * :data:`REQUIRED_FILES` names the real data sets that need the user's own files (``root=``: CelebA,
   Census-Income, Office, NYUv2 and Cityscapes in MTAN's layout, …); :func:`menu` offers those whose files
-  are present.
+  are present. :data:`PACKAGE_FILES` names those that an installed package may ship instead (Yeast and
+  Solar-flare in ``river``), found without importing it.
 * :func:`load` builds a dataset from its name and options, with clear errors.
 
 Every dataset returns a :class:`MultiTaskData` (see :mod:`mtl_lab.data.base`); all of them are read
@@ -31,7 +32,10 @@ from mtl_lab.data.mtan_npy import cityscapes, nyuv2
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.office import office31, office_home
 from mtl_lab.data.related import related
+from mtl_lab.data.river_files import river_file
 from mtl_lab.data.scenes import scenes
+from mtl_lab.data.solar_flare import solar_flare
+from mtl_lab.data.yeast import yeast
 from mtl_lab.validate import check_options
 
 DATASETS: dict[str, Callable[..., MultiTaskData]] = {
@@ -52,6 +56,8 @@ DATASETS: dict[str, Callable[..., MultiTaskData]] = {
     "office_home": office_home,
     "nyuv2": nyuv2,
     "cityscapes": cityscapes,
+    "yeast": yeast,
+    "solar_flare": solar_flare,
 }
 
 # Options that load() fills in when they are not given: the MMoE data needs a task correlation ρ,
@@ -71,6 +77,8 @@ FILE_FOLDERS: dict[str, dict[str, str]] = {
     "office_home": {"root": "office_home"},
     "nyuv2": {"root": "nyuv2"},
     "cityscapes": {"root": "cityscapes"},
+    "yeast": {"root": "yeast"},
+    "solar_flare": {"root": "solar_flare"},
 }
 # The file options a real data set cannot load without (mnist and multimnist fall back on the bundled digits).
 REQUIRED_FILES: dict[str, tuple[str, ...]] = {
@@ -82,12 +90,18 @@ REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     "office_home": ("root",),
     "nyuv2": ("root",),
     "cityscapes": ("root",),
+    "yeast": ("root",),  # or river's copy (PACKAGE_FILES)
+    "solar_flare": ("root",),
 }
+# The real data sets that an installed river package ships: the file under river/datasets/ that load() reads
+# when no root= is given (see mtl_lab.data.river_files; river itself is never imported).
+PACKAGE_FILES: dict[str, str] = {"yeast": "yeast.csv.gz", "solar_flare": "solar-flare.csv.zip"}
 
 __all__ = [
     "DATASETS",
     "DEFAULT_OPTIONS",
     "MultiTaskData",
+    "PACKAGE_FILES",
     "Split",
     "available",
     "celeba",
@@ -112,7 +126,9 @@ __all__ = [
     "option_names",
     "related",
     "scenes",
+    "solar_flare",
     "split_indices",
+    "yeast",
 ]
 
 
@@ -151,7 +167,18 @@ def menu_options(name: str, folder: str | None = None) -> dict[str, str]:
 
 
 def menu(folder: str | None = None) -> list[str]:
-    """The data sets a menu offers: those bundled or generated, and each real one whose files are present
+    """The data sets a menu offers: those bundled or generated, each real one whose files are present
     under ``folder`` (default the folder named by ``$MTL_LAB_DATA``; one sub-folder per set, see
-    ``data/README.md``)."""
-    return [name for name in DATASETS if set(REQUIRED_FILES.get(name, ())) <= set(menu_options(name, folder))]
+    ``data/README.md``), and each one whose file an installed package ships (:data:`PACKAGE_FILES`)."""
+    return [name for name in DATASETS if files_present(name, folder) or package_file(name) is not None]
+
+
+def files_present(name: str, folder: str | None = None) -> bool:
+    """Whether every file option that data set ``name`` needs has its sub-folder under ``folder``."""
+    return set(REQUIRED_FILES.get(name, ())) <= set(menu_options(name, folder))
+
+
+def package_file(name: str) -> Path | None:
+    """The file of data set ``name`` that an installed package ships, or ``None``."""
+    shipped = PACKAGE_FILES.get(name)
+    return river_file(shipped) if shipped is not None else None
