@@ -1,0 +1,108 @@
+"""Pareto-set learning end to end: build and train one preference-conditioned model, trace its front,
+and score it against the sweep's front.
+
+* :func:`build_pareto_set_trainer` — one :class:`~mtl_lab.models.preference.PreferenceSampler` shared by the
+  model (:class:`~mtl_lab.models.preference_conditioned.PreferenceConditioned`) and its loss
+  (:class:`~mtl_lab.weighting.cosmos_sampled.SampledCOSMOS`), in an ordinary :class:`~mtl_lab.training.Trainer`:
+  the Trainer has no branch for it — the model draws the next preference in its ``after_step`` hook.
+* :func:`learned_front` — the trained model evaluated at a grid of preferences (forward passes only):
+  one metrics dict per preference, like the sweep's points.
+* :func:`compare_fronts` — hypervolume and IGD+ (:mod:`mtl_lab.metrics`) of the learned points and of the
+  sweep's static points, on the same reference point, against the same reference front: the
+  non-dominated points of both sets together (the best front either method found).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mtl_lab.data.base import MultiTaskData
+from mtl_lab.metrics import hypervolume, igd_plus, minimisation_points, nadir_reference
+from mtl_lab.models.preference import DEFAULT_ALPHA, PreferenceSampler
+from mtl_lab.models.preference_conditioned import PreferenceConditioned
+from mtl_lab.studies.sweep import SweepResult, front
+from mtl_lab.training import Trainer
+from mtl_lab.training.config import TrainConfig
+from mtl_lab.training.evaluation import evaluate_split
+from mtl_lab.weighting.cosmos_sampled import DEFAULT_PENALTY, SampledCOSMOS
+
+
+def build_pareto_set_trainer(
+    data: MultiTaskData,
+    alpha: float = DEFAULT_ALPHA,
+    penalty: float = DEFAULT_PENALTY,
+    hidden: tuple[int, ...] | list[int] = (64, 64),
+    condition: str = "every_layer",
+    seed: int = 0,
+    **train_options,
+) -> Trainer:
+    """The sampler (seeded with ``seed``), the model (initialised from ``seed``), its loss, and a Trainer.
+
+    ``train_options`` go to the Trainer (``epochs``, ``lr``, ``batch_size`` …). The model's sampler is
+    ``trainer.model.sampler``, the same object as ``trainer.weighting.sampler``.
+    """
+    TrainConfig(seed=seed)  # the seed is checked once, by the one validation layer, before anything is built
+    sampler = PreferenceSampler(len(data.task_names), alpha, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = PreferenceConditioned(list(data.tasks), tuple(data.input_shape), sampler, hidden, condition)
+    return Trainer(model, data, SampledCOSMOS(sampler, penalty), seed=seed, **train_options)
+
+
+def learned_front(
+    model: PreferenceConditioned, data: MultiTaskData, preferences: list[list[float]], split: str = "val"
+) -> list[dict[str, float]]:
+    """The model's per-task metrics on ``split`` at each preference (evaluation mode; the model's own
+    evaluation preference is put back afterwards)."""
+    kept = model.evaluation_preference.clone()
+    points = []
+    try:
+        for r in preferences:
+            model.set_preference(r)
+            points.append(evaluate_split(model, data, list(data.tasks), split)[1])
+    finally:
+        model.evaluation_preference.copy_(kept)
+    return points
+
+
+@dataclass
+class FrontComparison:
+    """Hypervolume (↑) and IGD+ (↓) of the learned points and of the sweep's static points.
+
+    ``reference`` is the hypervolume's reference point (worst value of each metric over both sets plus
+    10 % of its range, metrics where higher is better negated); ``front`` the reference front of IGD+
+    (the non-dominated points of both sets together, in the same minimisation coordinates).
+    """
+
+    hv_learned: float
+    hv_sweep: float
+    igd_learned: float
+    igd_sweep: float
+    reference: list[float]
+    front: list[list[float]]
+
+    def text(self) -> str:
+        return (f"hypervolume learned {self.hv_learned:.4g} vs sweep {self.hv_sweep:.4g} "
+                f"(ratio {self.hv_learned / self.hv_sweep:.3f}); IGD+ learned {self.igd_learned:.4g} vs "
+                f"sweep {self.igd_sweep:.4g} (against the non-dominated points of both)")
+
+
+def compare_fronts(learned: list[dict[str, float]], sweep_result: SweepResult, margin: float = 0.1) -> FrontComparison:
+    """Score the learned points and the sweep's static points on one reference point and one reference front."""
+    up = sweep_result.higher_is_better
+    sweep_metrics = [p.metrics for p in sweep_result.static]
+    both = learned + sweep_metrics
+    points = minimisation_points(both, up)
+    if not np.isfinite(points).all():
+        raise ValueError("every learned and sweep point needs finite metrics to be compared")
+    reference = nadir_reference(points, margin)
+    best = points[front(both, up)]
+    n = len(learned)
+    return FrontComparison(
+        hv_learned=hypervolume(points[:n], reference), hv_sweep=hypervolume(points[n:], reference),
+        igd_learned=igd_plus(points[:n], best), igd_sweep=igd_plus(points[n:], best),
+        reference=reference.tolist(), front=best.tolist(),
+    )
