@@ -29,7 +29,7 @@ from mtl_lab.validate import Number
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
 from mtl_lab.weighting.cosmos import cosmos_weights
 
-DEFAULT_PENALTY = 2.0
+DEFAULT_PENALTY = 0.0
 
 
 class SampledCOSMOS(Weighting):

@@ -108,7 +108,7 @@ class ParetoExplorer:
         self.tasks = list(data.tasks)
         rows_x = getattr(data, split).x[:rows]
         self.rows_x = rows_x
-        self.rows_y = {t: getattr(data, split).targets[t][:rows] for t in names}
+        self.rows_y = {t: getattr(data, split).y[t][:rows] for t in names}
         self.point: dict[str, float] = {}
         self.busy = False
         curve = learned_front(model, data, curve_grid(len(names)), split)
