@@ -12,6 +12,8 @@ the same from code.
 
 from __future__ import annotations
 
+import html
+
 import anywidget
 import ipywidgets as W
 import torch
@@ -55,9 +57,11 @@ def curve_grid(n_tasks: int) -> list[list[float]]:
 
 
 def padded(values: list[float]) -> tuple[float, float]:
+    """The range of ``values`` with 8 % to spare on each side (not below 0 when no value is: errors, accuracies)."""
     low, high = min(values), max(values)
     span = high - low if high > low else max(abs(high), 1.0)
-    return low - 0.08 * span, high + 0.08 * span
+    bottom = low - 0.08 * span
+    return (max(bottom, 0.0) if low >= 0 else bottom), high + 0.08 * span
 
 
 def prediction_text(task, output: torch.Tensor) -> str:
@@ -166,7 +170,7 @@ class ParetoExplorer:
         shown = ", ".join(f"{v:.2f}" for v in r.tolist())
         caption = (f"preference r = ({shown}) · {self.split} metrics: "
                    + ", ".join(f"{t.name} {t.metric_name} {self.point[t.name]:.4f}" for t in self.tasks))
-        self.table.value = html_table(header, rows, caption)
+        self.table.value = f"<div style='font-size:12px'>{html.escape(caption)}</div>" + html_table(header, rows)
 
     def close(self) -> None:
         close_tree(self.widget)

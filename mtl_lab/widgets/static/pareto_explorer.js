@@ -130,7 +130,8 @@ function render({ model, el }) {
         "stroke-width": 1.2 }, dot);
     }
     const lines = model.get("metrics");
-    lines.forEach((line, t) => text(dot, PANEL - 5, 58 + 16 * t, line, { "text-anchor": "end",
+    text(dot, PANEL + 2, 56, "at r:", { "font-size": 11, fill: "#444" });
+    lines.forEach((line, t) => text(dot, PANEL + 2, 74 + 17 * t, line, { "text-anchor": "start",
       "font-family": "ui-monospace, monospace", fill: model.get("task_colors")[t] || "#222",
       "paint-order": "stroke", stroke: "#fff", "stroke-width": 3 }));
     el.dataset.metrics = JSON.stringify(lines);
