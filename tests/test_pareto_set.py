@@ -208,3 +208,13 @@ def test_compare_fronts_scores_both_sets_on_one_reference():
     assert sorted(map(tuple, c.front)) == [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]
     assert c.igd_learned == pytest.approx((0 + 1.0 + 0) / 3)  # (2, 2) is 1 away from (1, 3) or (3, 1)
     assert c.igd_sweep == pytest.approx((1.0 + 0 + 1.0) / 3)  # (1, 3) and (3, 1): each 1 worse on one task
+
+
+def test_the_pareto_set_loss_has_its_own_colour():
+    from mtl_lab.palette import CONFLICT, TASK_COLORS, method_color
+    from mtl_lab.weighting import METHODS
+
+    mine = method_color(SampledCOSMOS.name).lower()
+    assert mine == "#99000d"
+    assert mine not in {method_color(name).lower() for name in METHODS} | {c.lower() for c in TASK_COLORS}
+    assert mine != CONFLICT.lower()

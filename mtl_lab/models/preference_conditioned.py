@@ -13,8 +13,8 @@ How ``r`` enters (``condition``):
   the first layer's input, and what it changes can be washed out by the layers after it.
 * ``"every_layer"`` (default) — concatenated to the input of *every* trunk layer,
   ``h_{k+1} = ReLU(W_k[h_k; r])``: each layer can shift its units with ``r``, so the representation
-  the heads read moves with the preference. This is the choice that made the learned front span the
-  sweep's front in notebook 13 (the ``"input"`` model's front was narrower there).
+  the heads read moves with the preference. In notebook 13 (two tasks, a one-unit bottleneck) the
+  ``"every_layer"`` model's front reached 1.3 along task 0's error, the ``"input"`` model's 0.85.
 
 The task heads are linear maps of the representation (as in hard sharing); the trunk is the shared
 part (``shared_parameters``). In training mode the model reads the sampler's current preference (one per

@@ -7,6 +7,7 @@ and score it against the sweep's front.
   the Trainer has no branch for it — the model draws the next preference in its ``after_step`` hook.
 * :func:`learned_front` — the trained model evaluated at a grid of preferences (forward passes only):
   one metrics dict per preference, like the sweep's points.
+* :func:`learned_front_figure` — the learned front over a grid of preferences beside the sweep's points.
 * :func:`compare_fronts` — hypervolume and IGD+ (:mod:`mtl_lab.metrics`) of the learned points and of the
   sweep's static points, on the same reference point, against the same reference front: the
   non-dominated points of both sets together (the best front either method found).
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.metrics import hypervolume, igd_plus, minimisation_points, nadir_reference
 from mtl_lab.models.preference import DEFAULT_ALPHA, PreferenceSampler
 from mtl_lab.models.preference_conditioned import PreferenceConditioned
+from mtl_lab.palette import NEUTRAL, method_color
 from mtl_lab.studies.sweep import SweepResult, front
 from mtl_lab.training import Trainer
 from mtl_lab.training.config import TrainConfig
@@ -106,3 +109,32 @@ def compare_fronts(learned: list[dict[str, float]], sweep_result: SweepResult, m
         igd_learned=igd_plus(points[:n], best), igd_sweep=igd_plus(points[n:], best),
         reference=reference.tolist(), front=best.tolist(),
     )
+
+
+def learned_front_figure(
+    learned: list[dict[str, float]],
+    sweep_result: SweepResult | None,
+    pair: tuple[str, str],
+    current: dict[str, float] | None = None,
+    metric_names: dict[str, str] | None = None,
+    figsize: tuple[float, float] = (5.2, 4.2),
+) -> Figure:
+    """The learned points (joined in the order of their preferences), the sweep's static points (grey) and,
+    when given, the model at one preference (a large dot), on the plane of the two tasks of ``pair``."""
+    a, b = pair
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
+    colour = method_color(SampledCOSMOS.name)
+    if sweep_result is not None and sweep_result.static:
+        ax.scatter([p.metrics[a] for p in sweep_result.static], [p.metrics[b] for p in sweep_result.static],
+                   s=30, color="#bbbbbb", edgecolors=NEUTRAL, zorder=3, label="sweep (one model per weight)")
+    ax.plot([m[a] for m in learned], [m[b] for m in learned], "-", color=colour, lw=2, alpha=0.7, zorder=2,
+            label="learned front (one model)")
+    if current is not None:
+        ax.plot(current[a], current[b], "o", ms=10, color=colour, markeredgecolor="black", zorder=4,
+                label="the model at the shown preference")
+    names = metric_names or {}
+    ax.set_xlabel(f"{a}: {names.get(a, 'metric')}")
+    ax.set_ylabel(f"{b}: {names.get(b, 'metric')}")
+    ax.legend(fontsize=8)
+    return fig

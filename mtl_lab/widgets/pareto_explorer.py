@@ -23,11 +23,12 @@ from mtl_lab.data.base import MultiTaskData
 from mtl_lab.models.preference import check_preference
 from mtl_lab.models.preference_conditioned import PreferenceConditioned
 from mtl_lab.palette import method_color, task_colors
-from mtl_lab.studies.pareto_set import learned_front
+from mtl_lab.plots import to_png
+from mtl_lab.studies.pareto_set import learned_front, learned_front_figure
 from mtl_lab.studies.sweep import SweepResult, ratio_grid, simplex_grid
 from mtl_lab.training.evaluation import evaluate_split
 from mtl_lab.widgets.chart import STATIC
-from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html
+from mtl_lab.widgets.common import close_tree, html_table, replace_previous, status_html, view_bundle
 
 ACCENT = method_color("cosmos_sampled")
 
@@ -116,6 +117,7 @@ class ParetoExplorer:
         self.point: dict[str, float] = {}
         self.busy = False
         curve = learned_front(model, data, curve_grid(len(names)), split)
+        self.curve = curve
         sweep_metrics = [p.metrics for p in sweep.static] if sweep is not None else []
         on_plane = [[m[pair[0]], m[pair[1]]] for m in curve + sweep_metrics]
         up = {t.name: t.higher_is_better for t in data.tasks}
@@ -179,7 +181,11 @@ class ParetoExplorer:
         shown = ", ".join(f"{v:.2f}" for v in self.picture.preference)
         return f"ParetoExplorer(tasks={self.data.task_names}, preference=[{shown}])"
 
+    def figure(self):
+        """The trade-off plane as a static figure (:func:`~mtl_lab.studies.pareto_set.learned_front_figure`)."""
+        metric = {t.name: f"{self.split} {t.metric_name}" for t in self.tasks}
+        return learned_front_figure(self.curve, self.sweep, self.pair, self.point, metric)
+
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
+        """The live view, its ``repr`` as text and a PNG of its last state (:func:`.common.view_bundle`)."""
+        return view_bundle(self, self.widget, to_png(self.figure(), dpi=80), **kwargs)
