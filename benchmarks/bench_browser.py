@@ -128,15 +128,15 @@ def tidy_lab(page) -> None:
 
 
 def measure_explorer(sync_api, work: Path, shots: Path | None, seconds: float = 3.0) -> dict:
-    """Drag the Pareto explorer's preference dot at 1280×720 (updates per second), and take its screenshots at
-    1280×720 and 1000×800 (after the drag: the dot away from the centre)."""
-    (work / "nb" / "explorer.ipynb").write_text(json.dumps(explorer_notebook(points=7)))
+    """Drag the Pareto explorer's preference dot at 1280×720 and 1000×800 (updates per second), and take its
+    screenshots there (two tasks after the drag, the dot away from the centre; three tasks, the simplex)."""
+    (work / "nb" / "explorer.ipynb").write_text(json.dumps(explorer_notebook(points=7, three=True)))
     results = {}
     port = free_port()
     with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work):
         for width, height in ((1280, 720), (1000, 800)):
             with chromium(sync_api, width, height) as page:
-                run_all(page, port, "explorer.ipynb", done_text="explorer ready")
+                run_all(page, port, "explorer.ipynb", done_text="three tasks ready")
                 tidy_lab(page)
                 page.locator(".mtl-explorer-view circle.mtl-explorer-handle").first.wait_for(timeout=30_000)
                 redrawn, moves, took, _, _ = drag_explorer_handle(page, seconds=seconds)
@@ -144,6 +144,7 @@ def measure_explorer(sync_api, work: Path, shots: Path | None, seconds: float = 
                 results[f"explorer_pointer_moves_per_s_{width}x{height}"] = moves / took
                 if shots is not None:
                     shoot(page, ".mtl-explorer", shots / f"pareto-explorer-{width}x{height}.png")
+                    shoot(page, ".mtl-explorer >> nth=1", shots / f"pareto-explorer-3-tasks-{width}x{height}.png")
     return results
 
 

@@ -183,7 +183,7 @@ EXPLORER_SETUP = """import torch
 torch.set_num_threads(1)
 from mtl_lab import data as datasets
 from mtl_lab.studies.pareto_set import build_pareto_set_trainer
-from mtl_lab.studies.sweep import ratio_grid, sweep
+from mtl_lab.studies.sweep import ratio_grid, simplex_grid, sweep
 from mtl_lab.widgets.pareto_explorer import ParetoExplorer
 two = datasets.load("related", relatedness=0.0, n_tasks=2, labels_per_task=300, d=8, noise=0.1)
 SETUP = dict(epochs=20, lr=1e-2, batch_size=64, device="cpu", diagnostics_every=0, train_metrics=False)
@@ -195,13 +195,22 @@ print("explorer ready")
 explorer
 """
 
+EXPLORER3_SETUP = """three = datasets.load("related", relatedness=0.0, n_tasks=3, labels_per_task=300, d=8, noise=0.1)
+trainer3 = build_pareto_set_trainer(three, penalty=0.0, hidden=(32, 2), seed=1, **SETUP)
+trainer3.fit()
+result3 = sweep(three, weights=simplex_grid(3, 5), methods=(), model_options={{"hidden": [32, 2]}}, seed=1, **SETUP)
+explorer3 = ParetoExplorer(trainer3.model, three, result3, name="explorer3")
+print("three tasks ready")
+explorer3
+"""
 
-def explorer_notebook(points: int = 7) -> dict:
-    """A one-cell notebook: a Pareto-set model trained in about a second and its explorer (``points``
-    sweep models drawn beside it)."""
-    source = EXPLORER_SETUP.format(points=points)
-    return {"cells": [{"cell_type": "code", "execution_count": None, "id": "explorer", "metadata": {},
-                       "outputs": [], "source": source.splitlines(True)}],
+
+def explorer_notebook(points: int = 7, three: bool = False) -> dict:
+    """A notebook: a Pareto-set model trained in about a second and its explorer (``points`` sweep models
+    drawn beside it); with ``three``, a second cell does the same for three tasks (the simplex)."""
+    sources = [EXPLORER_SETUP.format(points=points)] + ([EXPLORER3_SETUP.format()] if three else [])
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": f"explorer{k}", "metadata": {},
+                       "outputs": [], "source": source.splitlines(True)} for k, source in enumerate(sources)],
             "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
             "nbformat": 4, "nbformat_minor": 5}
 

@@ -98,6 +98,7 @@ def test_three_tasks_use_the_simplex():
     explorer = ParetoExplorer(trainer.model, data, pair=("a", "c"), name="test-explorer-3")
     assert explorer.picture.preference == pytest.approx([1 / 3] * 3, abs=1e-6)
     assert explorer.picture.axis_labels[1].startswith("c: val mse")
+    assert len(explorer.picture.learned_curve) == 21  # the interior of a simplex grid of resolution 8
     before = list(explorer.picture.metrics)
     explorer.picture.preference = [0.8, 0.1, 0.1]
     assert len(explorer.picture.metrics) == 3 and explorer.picture.metrics != before

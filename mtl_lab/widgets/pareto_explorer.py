@@ -131,7 +131,7 @@ class ParetoExplorer:
             self.picture.axis_labels = [f"{t}: {split} {metric[t]} {arrows[up[t]]}" for t in pair]
             self.picture.extent = [*padded([p[0] for p in on_plane]), *padded([p[1] for p in on_plane])]
             self.picture.sweep_points = [[m[pair[0]], m[pair[1]]] for m in sweep_metrics]
-            self.picture.learned_curve = [[m[pair[0]], m[pair[1]]] for m in curve] if len(names) == 2 else []
+            self.picture.learned_curve = [[m[pair[0]], m[pair[1]]] for m in curve]
             self.picture.preference = [round(v, 6) for v in start.tolist()]
         self.table = W.HTML()
         self.status = W.HTML()

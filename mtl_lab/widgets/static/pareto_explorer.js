@@ -114,12 +114,17 @@ function render({ model, el }) {
       make("circle", { cx: px(x), cy: py(y), r: 4.5, fill: "#bbb", stroke: "#555", "stroke-width": 0.8 }, plane);
     }
     const curve = model.get("learned_curve");
-    if (curve.length > 1) {
+    if (model.get("task_names").length === 2 && curve.length > 1) { // a front in order of the preference
       make("polyline", { points: curve.map(([x, y]) => `${px(x)},${py(y)}`).join(" "), fill: "none",
         stroke: model.get("accent"), "stroke-width": 2, "stroke-opacity": 0.6 }, plane);
+    } else { // three tasks: a grid of the triangle seen on two axes has no order, so dots
+      for (const [x, y] of curve) {
+        make("circle", { cx: px(x), cy: py(y), r: 2.5, fill: model.get("accent"), "fill-opacity": 0.55 }, plane);
+      }
     }
-    text(plane, 50, 30, "● sweep (one model per weight)   — learned front (one model)", { "font-size": 11,
-      fill: "#444" });
+    const learnedMark = model.get("task_names").length === 2 ? "—" : "•";
+    text(plane, 50, 30, `● sweep (one model per weight)   ${learnedMark} learned front (one model)`,
+      { "font-size": 11, fill: "#444" });
   }
 
   function drawDot() {
