@@ -208,6 +208,16 @@ def test_compare_fronts_scores_both_sets_on_one_reference():
     assert sorted(map(tuple, c.front)) == [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]
     assert c.igd_learned == pytest.approx((0 + 1.0 + 0) / 3)  # (2, 2) is 1 away from (1, 3) or (3, 1)
     assert c.igd_sweep == pytest.approx((1.0 + 0 + 1.0) / 3)  # (1, 3) and (3, 1): each 1 worse on one task
+    assert "ratio 1.000" in c.text()
+    worst = compare_fronts([{"a": 1.0, "b": 1.0}], sweep, margin=0.0)  # the sweep adds nothing inside the box
+    assert worst.hv_sweep == 0 and "ratio undefined: the sweep's is 0" in worst.text()
+
+
+def test_a_bad_seed_or_option_is_refused_before_training():
+    with pytest.raises(ValueError, match="seed must be"):
+        build_pareto_set_trainer(conflicting(), seed=-1)
+    with pytest.raises(ValueError, match="unknown training option"):
+        build_pareto_set_trainer(conflicting(), epochz=3)
 
 
 def test_the_pareto_set_loss_has_its_own_colour():

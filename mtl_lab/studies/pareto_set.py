@@ -28,7 +28,6 @@ from mtl_lab.models.preference_conditioned import PreferenceConditioned
 from mtl_lab.palette import NEUTRAL, method_color
 from mtl_lab.studies.sweep import SweepResult, front
 from mtl_lab.training import Trainer
-from mtl_lab.training.config import TrainConfig
 from mtl_lab.training.evaluation import evaluate_split
 from mtl_lab.weighting.cosmos_sampled import DEFAULT_PENALTY, SampledCOSMOS
 
@@ -47,7 +46,6 @@ def build_pareto_set_trainer(
     ``train_options`` go to the Trainer (``epochs``, ``lr``, ``batch_size`` …). The model's sampler is
     ``trainer.model.sampler``, the same object as ``trainer.weighting.sampler``.
     """
-    TrainConfig(seed=seed)  # the seed is checked once, by the one validation layer, before anything is built
     sampler = PreferenceSampler(len(data.task_names), alpha, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -88,8 +86,9 @@ class FrontComparison:
     front: list[list[float]]
 
     def text(self) -> str:
+        ratio = f"{self.hv_learned / self.hv_sweep:.3f}" if self.hv_sweep > 0 else "undefined: the sweep's is 0"
         return (f"hypervolume learned {self.hv_learned:.4g} vs sweep {self.hv_sweep:.4g} "
-                f"(ratio {self.hv_learned / self.hv_sweep:.3f}); IGD+ learned {self.igd_learned:.4g} vs "
+                f"(ratio {ratio}); IGD+ learned {self.igd_learned:.4g} vs "
                 f"sweep {self.igd_sweep:.4g} (against the non-dominated points of both)")
 
 
