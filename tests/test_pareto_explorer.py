@@ -75,7 +75,7 @@ def test_bad_arguments_name_what_is_allowed(trained):
     data, model, result = trained
     with pytest.raises(ValueError, match="pair must name two different tasks"):
         ParetoExplorer(model, data, result, pair=("a", "a"))
-    with pytest.raises(ValueError, match="needs a PreferenceConditioned model"):
+    with pytest.raises(ValueError, match="needs a model that reads a preference"):
         ParetoExplorer(object(), data)
     explorer = ParetoExplorer(model, data, name="test-explorer-bad")
     with pytest.raises(ValueError, match="has 3 entries, the data has 2 tasks"):

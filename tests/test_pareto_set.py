@@ -228,3 +228,55 @@ def test_the_pareto_set_loss_has_its_own_colour():
     assert mine == "#99000d"
     assert mine not in {method_color(name).lower() for name in METHODS} | {c.lower() for c in TASK_COLORS}
     assert mine != CONFLICT.lower()
+
+
+def test_model_options_that_do_not_apply_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"model option\(s\) \['ray_hidden'\] do not apply to preference_conditioned; "
+                                         r"allowed: \['condition'\]"):
+        build_pareto_set_trainer(conflicting(), model_options={"ray_hidden": 8})
+    with pytest.raises(ValueError, match="condition"):
+        build_pareto_set_trainer(conflicting(), model_options={"condition": 3})
+    with pytest.raises(ValueError, match="architecture"):
+        build_pareto_set_trainer(conflicting(), architecture="hard")
+
+
+def related_two():
+    from mtl_lab import data as datasets
+
+    return datasets.load("related", relatedness=0.0, n_tasks=2, labels_per_task=300, d=8, noise=0.1)
+
+
+def test_the_hypernetwork_generates_one_model_per_preference():
+    data = related_two()
+    trainer = build_pareto_set_trainer(data, "pareto_hypernetwork", hidden=(8, 1), model_options={"ray_hidden": 8},
+                                       seed=0, epochs=1, device="cpu")
+    model = trainer.model.eval()
+    assert trainer.model.sampler is trainer.weighting.sampler
+    assert model.task_parameters("t0") == [] and len(model.shared_parameters()) == len(list(model.parameters()))
+    model.set_preference([0.9, 0.1])
+    one, theta = model(data.val.x[:8]), model.generated()
+    model.set_preference([0.1, 0.9])
+    other = model(data.val.x[:8])
+    assert (one["t0"] - other["t0"]).abs().max() > 1e-4
+    assert theta["trunk0.weight"].shape == (8, 8) and theta["t1.weight"].shape == (1, 1)
+
+
+def test_a_trained_hypernetwork_moves_along_the_front_and_resumes(tmp_path):
+    data = related_two()
+
+    def build(epochs):
+        return build_pareto_set_trainer(data, "pareto_hypernetwork", hidden=(32, 1), seed=0, epochs=epochs, lr=1e-2,
+                                        batch_size=64, device="cpu", diagnostics_every=0, train_metrics=False)
+
+    trainer = build(20)
+    trainer.fit()
+    errors = [p["t0"] for p in learned_front(trainer.model, data, GRID)]
+    assert all(x > y for x, y in zip(errors, errors[1:])) and errors[0] - errors[-1] > 0.5, errors
+    first = build(1)
+    first.fit(max_steps=3)
+    first.save(tmp_path / "phn.pt")
+    second, straight = build(1), build(1)
+    second.load(tmp_path / "phn.pt")
+    second.fit()
+    straight.fit()
+    assert all(torch.equal(p, q) for p, q in zip(second.model.parameters(), straight.model.parameters()))

@@ -2,7 +2,8 @@
 and score it against the sweep's front.
 
 * :func:`build_pareto_set_trainer` — one :class:`~mtl_lab.models.preference.PreferenceSampler` shared by the
-  model (:class:`~mtl_lab.models.preference_conditioned.PreferenceConditioned`) and its loss
+  model (:class:`~mtl_lab.models.preference_conditioned.PreferenceConditioned`, COSMOS, or
+  :class:`~mtl_lab.models.pareto_hypernetwork.ParetoHyperNetwork`, PHN) and its loss
   (:class:`~mtl_lab.weighting.cosmos_sampled.SampledCOSMOS`), in an ordinary :class:`~mtl_lab.training.Trainer`:
   the Trainer has no branch for it — the model draws the next preference in its ``after_step`` hook.
 * :func:`learned_front` — the trained model evaluated at a grid of preferences (forward passes only):
@@ -15,14 +16,17 @@ and score it against the sweep's front.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from mtl_lab import validate
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.metrics import hypervolume, igd_plus, minimisation_points, nadir_reference
+from mtl_lab.models.pareto_hypernetwork import ParetoHyperNetwork
 from mtl_lab.models.preference import DEFAULT_ALPHA, PreferenceSampler
 from mtl_lab.models.preference_conditioned import PreferenceConditioned
 from mtl_lab.palette import NEUTRAL, method_color
@@ -31,30 +35,50 @@ from mtl_lab.training import Trainer
 from mtl_lab.training.evaluation import evaluate_split
 from mtl_lab.weighting.cosmos_sampled import DEFAULT_PENALTY, SampledCOSMOS
 
+PreferenceModel = PreferenceConditioned | ParetoHyperNetwork  # a model that reads a preference
+
+
+PARETO_SET_MODELS: dict[str, type[PreferenceModel]] = {
+    PreferenceConditioned.architecture: PreferenceConditioned,  # COSMOS: r is an input of every layer
+    ParetoHyperNetwork.architecture: ParetoHyperNetwork,  # PHN: r generates the weights
+}
+BUILT_HERE = ("self", "tasks", "input_shape", "sampler", "hidden")  # what build_pareto_set_trainer passes itself
+
 
 def build_pareto_set_trainer(
     data: MultiTaskData,
+    architecture: str = PreferenceConditioned.architecture,
     alpha: float = DEFAULT_ALPHA,
     penalty: float = DEFAULT_PENALTY,
     hidden: tuple[int, ...] | list[int] = (64, 64),
-    condition: str = "every_layer",
+    model_options: dict | None = None,
     seed: int = 0,
     **train_options,
 ) -> Trainer:
     """The sampler (seeded with ``seed``), the model (initialised from ``seed``), its loss, and a Trainer.
 
-    ``train_options`` go to the Trainer (``epochs``, ``lr``, ``batch_size`` …). The model's sampler is
-    ``trainer.model.sampler``, the same object as ``trainer.weighting.sampler``.
+    ``architecture`` is ``preference_conditioned`` (COSMOS) or ``pareto_hypernetwork`` (PHN);
+    ``model_options`` are that model's own (``condition``; ``ray_hidden``), refused by name when they do
+    not apply. ``train_options`` go to the Trainer (``epochs``, ``lr``, ``batch_size`` …). The model's
+    sampler is ``trainer.model.sampler``, the same object as ``trainer.weighting.sampler``.
     """
+    validate.check_choice("architecture", architecture, tuple(PARETO_SET_MODELS))
+    cls = PARETO_SET_MODELS[architecture]
+    options = dict(model_options or {})
+    allowed = [n for n in inspect.signature(cls.__init__).parameters if n not in BUILT_HERE]
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        raise ValueError(f"model option(s) {unknown} do not apply to {architecture}; allowed: {allowed}")
+    validate.check_model_options(cls, options, architecture)
     sampler = PreferenceSampler(len(data.task_names), alpha, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = PreferenceConditioned(list(data.tasks), tuple(data.input_shape), sampler, hidden, condition)
+        model = cls(list(data.tasks), tuple(data.input_shape), sampler, hidden, **options)
     return Trainer(model, data, SampledCOSMOS(sampler, penalty), seed=seed, **train_options)
 
 
 def learned_front(
-    model: PreferenceConditioned, data: MultiTaskData, preferences: list[list[float]], split: str = "val"
+    model: PreferenceModel, data: MultiTaskData, preferences: list[list[float]], split: str = "val"
 ) -> list[dict[str, float]]:
     """The model's per-task metrics on ``split`` at each preference (evaluation mode; the model's own
     evaluation preference is put back afterwards)."""

@@ -21,10 +21,9 @@ import traitlets
 
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.models.preference import check_preference
-from mtl_lab.models.preference_conditioned import PreferenceConditioned
 from mtl_lab.palette import method_color, task_colors
 from mtl_lab.plots import to_png
-from mtl_lab.studies.pareto_set import learned_front, learned_front_figure
+from mtl_lab.studies.pareto_set import PARETO_SET_MODELS, PreferenceModel, learned_front, learned_front_figure
 from mtl_lab.studies.sweep import SweepResult, ratio_grid, simplex_grid
 from mtl_lab.training.evaluation import evaluate_split
 from mtl_lab.widgets.chart import STATIC
@@ -87,7 +86,7 @@ class ParetoExplorer:
     """The preference picture, the trade-off plane and a table of metrics and predictions.
 
     Args:
-        model: a trained :class:`PreferenceConditioned` model.
+        model: a trained preference-conditioned model or Pareto hypernetwork (:mod:`mtl_lab.studies.pareto_set`).
         data: its data set (the metrics are those of ``split``).
         sweep: a :class:`SweepResult` whose static points are drawn beside the model's (optional).
         preference: the starting preference (default: the centre of the simplex).
@@ -95,11 +94,14 @@ class ParetoExplorer:
         rows: how many ``split`` rows' predictions are shown.
     """
 
-    def __init__(self, model: PreferenceConditioned, data: MultiTaskData, sweep: SweepResult | None = None,
+    def __init__(self, model: PreferenceModel, data: MultiTaskData, sweep: SweepResult | None = None,
                  preference: list[float] | None = None, pair: tuple[str, str] | None = None, split: str = "val",
                  rows: int = 4, name: str = "pareto_explorer") -> None:
-        if not isinstance(model, PreferenceConditioned):
-            raise ValueError(f"the explorer needs a PreferenceConditioned model, got {type(model).__name__}")
+        kinds = tuple(PARETO_SET_MODELS.values())
+        if not isinstance(model, kinds):
+            names = ", ".join(k.__name__ for k in kinds)
+            raise ValueError(f"the explorer needs a model that reads a preference ({names}), "
+                             f"got {type(model).__name__}")
         if model.task_names != data.task_names:
             raise ValueError(f"the model's tasks {model.task_names} differ from the data's tasks {data.task_names}")
         names = data.task_names
