@@ -103,3 +103,16 @@ def test_three_tasks_use_the_simplex():
     explorer.picture.preference = [0.8, 0.1, 0.1]
     assert len(explorer.picture.metrics) == 3 and explorer.picture.metrics != before
     explorer.close()
+
+
+def test_the_explorer_drives_a_hypernetwork_too():
+    data = conflicting()
+    trainer = build_pareto_set_trainer(data, "pareto_hypernetwork", hidden=(8, 2), seed=0, epochs=2, device="cpu",
+                                       diagnostics_every=0)
+    trainer.fit()
+    explorer = ParetoExplorer(trainer.model, data, name="test-explorer-phn")
+    before = list(explorer.picture.metrics)
+    explorer.set_preference([0.95, 0.05])
+    assert explorer.picture.metrics != before
+    assert explorer.point == pytest.approx(learned_front(trainer.model, data, [[0.95, 0.05]])[0])
+    explorer.close()
