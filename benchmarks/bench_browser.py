@@ -9,16 +9,20 @@ Measured side by side in one run, on this machine (headless Chromium and the ker
   ``data-frames``; a redraw happens only when new data arrived), in JupyterLab at full speed and in the
   Voila classroom page at lecture pace; the first frame after Train; Stop until the status says stopped.
 * **Arena** — how often the methods' arrows were redrawn per second while a gradient tip was dragged.
+* **Pareto explorer** — how often the model's point and metrics were redrawn per second while the
+  preference dot was dragged (each one a forward pass over the validation split in the kernel).
 * **One screen** — at 1280×720 and 1000×800 in JupyterLab (file browser hidden), which of the weights,
   Train, Stop, the whole chart and the loss panel are wholly on screen together (element rectangles).
 * **Classroom page** — time until the page is usable; kernels left after 10 page loads (9 closed) once
   idle culling has run.
 
 Screenshots of the lab, the arena and the landscape in JupyterLab, and of the classroom page, at
-1000×800 and 1400×900, go to ``--shots`` (default ``benchmarks/screenshots``).
+1000×800 and 1400×900, and of the Pareto explorer at 1280×720 and 1000×800, go to ``--shots`` (default
+``benchmarks/screenshots``).
 
     .venv/bin/python benchmarks/bench_browser.py            # ~4 minutes
     .venv/bin/python benchmarks/bench_browser.py --seconds 10 --no-shots
+    .venv/bin/python benchmarks/bench_browser.py --explorer-only   # the Pareto explorer alone, ~1 minute
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from browser_harness import (  # noqa: E402
     button,
     chromium,
     drag_arena_tip,
+    drag_explorer_handle,
+    explorer_notebook,
     free_port,
     kernels_of,
     lab_command,
@@ -121,12 +127,34 @@ def tidy_lab(page) -> None:
         news.first.click()
 
 
+def measure_explorer(sync_api, work: Path, shots: Path | None, seconds: float = 3.0) -> dict:
+    """Drag the Pareto explorer's preference dot at 1280×720 and 1000×800 (updates per second), and take its
+    screenshots there (two tasks after the drag, the dot away from the centre; three tasks, the simplex)."""
+    (work / "nb" / "explorer.ipynb").write_text(json.dumps(explorer_notebook(points=7, three=True)))
+    results = {}
+    port = free_port()
+    with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work):
+        for width, height in ((1280, 720), (1000, 800)):
+            with chromium(sync_api, width, height) as page:
+                run_all(page, port, "explorer.ipynb", done_text="three tasks ready")
+                tidy_lab(page)
+                page.locator(".mtl-explorer-view circle.mtl-explorer-handle").first.wait_for(timeout=30_000)
+                redrawn, moves, took, _, _ = drag_explorer_handle(page, seconds=seconds)
+                results[f"explorer_updates_per_s_{width}x{height}"] = redrawn / took
+                results[f"explorer_pointer_moves_per_s_{width}x{height}"] = moves / took
+                if shots is not None:
+                    shoot(page, ".mtl-explorer", shots / f"pareto-explorer-{width}x{height}.png")
+                    shoot(page, ".mtl-explorer >> nth=1", shots / f"pareto-explorer-3-tasks-{width}x{height}.png")
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per measurement")
     parser.add_argument("--shots", default=str(ROOT / "benchmarks" / "screenshots"))
     parser.add_argument("--no-shots", action="store_true")
     parser.add_argument("--quick", action="store_true", help="5-second windows, no screenshots (a smoke test)")
+    parser.add_argument("--explorer-only", action="store_true", help="measure the Pareto explorer alone")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.no_shots = 5.0, True
@@ -143,6 +171,13 @@ def main() -> int:
     (work / "nb" / "bench.ipynb").write_text(json.dumps(notebook(SETUP + "lab")))
     shutil.copy(ROOT / "notebooks" / "07_weight_tuning_lab.ipynb", work / "nb")
     shutil.copy(APP_NOTEBOOK, work / "nb")
+    if args.explorer_only:
+        try:
+            results = measure_explorer(sync_api, work, None if args.no_shots else shots)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print_explorer(results)
+        return 0
     try:
         before = headless_rate(args.seconds)
         port = free_port()
@@ -175,6 +210,7 @@ def main() -> int:
                         shoot(page, ".mtl-lab .mtl-live-chart", shots / f"lab-chart-{width}x{height}.png", "end")
                         shoot(page, ".mtl-arena", shots / f"arena-{width}x{height}.png")
                         shoot(page, ".mtl-landscape", shots / f"landscape-{width}x{height}.png")
+        results.update(measure_explorer(sync_api, work, None if args.no_shots else shots))
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
         command = [*voila_command(work / "nb" / APP_NOTEBOOK.name, port, cull_idle=CULL_IDLE_S, token=False),
@@ -217,10 +253,18 @@ def main() -> int:
           f"({results['arena_pointer_moves_per_s']:.1f} pointer moves/s sent by the harness)")
     print(f"classroom page usable after {results['voila_usable_s']:.1f} s; kernels after 10 loads (9 closed): "
           f"{results['voila_kernels_after_10_loads']}, after culling: {results['voila_kernels_after_culling']}")
+    print_explorer(results)
     for key in ("one_screen_1280x720", "one_screen_1000x800"):
         print(f"{key}: on screen together: {[k for k, v in results[key].items() if v is True]}")
     print(json.dumps(results, indent=1))
     return 0
+
+
+def print_explorer(results: dict) -> None:
+    for size in ("1280x720", "1000x800"):
+        print(f"Pareto explorer at {size}: model point and metrics redrawn "
+              f"{results[f'explorer_updates_per_s_{size}']:.1f} times/s while dragging "
+              f"({results[f'explorer_pointer_moves_per_s_{size}']:.1f} pointer moves/s sent by the harness)")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ METHOD_COLORS = {
     "pbi": "#662506",
     "ntkmtl": "#00441b",
     "config_momentum": "#1c4f6e",
+    "cosmos_sampled": "#99000d",  # Pareto-set learning's loss (built with its model's sampler, not in the registry)
 }
 
 

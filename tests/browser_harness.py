@@ -179,6 +179,76 @@ def drag_arena_tip(page, seconds: float = 2.0, task: int = 1) -> tuple[int, int,
     return redrawn, moves, elapsed, before, view.get_attribute("data-arrows")
 
 
+EXPLORER_SETUP = """import torch
+torch.set_num_threads(1)
+from mtl_lab import data as datasets
+from mtl_lab.studies.pareto_set import build_pareto_set_trainer
+from mtl_lab.studies.sweep import ratio_grid, simplex_grid, sweep
+from mtl_lab.widgets.pareto_explorer import ParetoExplorer
+two = datasets.load("related", relatedness=0.0, n_tasks=2, labels_per_task=300, d=8, noise=0.1)
+SETUP = dict(epochs=20, lr=1e-2, batch_size=64, device="cpu", diagnostics_every=0, train_metrics=False)
+trainer = build_pareto_set_trainer(two, penalty=0.0, hidden=(32, 1), seed=0, **SETUP)
+trainer.fit()
+result = sweep(two, weights=ratio_grid({points}), methods=(), model_options={{"hidden": [32, 1]}}, seed=0, **SETUP)
+explorer = ParetoExplorer(trainer.model, two, result)
+print("explorer ready")
+explorer
+"""
+
+EXPLORER3_SETUP = """three = datasets.load("related", relatedness=0.0, n_tasks=3, labels_per_task=300, d=8, noise=0.1)
+trainer3 = build_pareto_set_trainer(three, penalty=0.0, hidden=(32, 2), seed=1, **SETUP)
+trainer3.fit()
+result3 = sweep(three, weights=simplex_grid(3, 5), methods=(), model_options={{"hidden": [32, 2]}}, seed=1, **SETUP)
+explorer3 = ParetoExplorer(trainer3.model, three, result3, name="explorer3")
+print("three tasks ready")
+explorer3
+"""
+
+
+def explorer_notebook(points: int = 7, three: bool = False) -> dict:
+    """A notebook: a Pareto-set model trained in about a second and its explorer (``points`` sweep models
+    drawn beside it); with ``three``, a second cell does the same for three tasks (the simplex)."""
+    sources = [EXPLORER_SETUP.format(points=points)] + ([EXPLORER3_SETUP.format()] if three else [])
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": f"explorer{k}", "metadata": {},
+                       "outputs": [], "source": source.splitlines(True)} for k, source in enumerate(sources)],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def drag_explorer_handle(page, seconds: float = 2.0) -> tuple[int, int, float, str, str]:
+    """Drag the preference dot of the first Pareto explorer back and forth along its segment for ``seconds``,
+    as fast as the browser takes pointer moves; returns how many times Python's answer (the model's point and
+    metrics) was drawn while dragging (the view counts them), the pointer moves sent, the seconds it took,
+    and the shown metrics before and after."""
+    view = page.locator(".mtl-explorer-view").first
+    handle = view.locator("circle.mtl-explorer-handle")
+    box, settled = None, time.perf_counter() + 10
+    while time.perf_counter() < settled:  # outputs above may still be rendering and move the picture
+        view.scroll_into_view_if_needed()
+        last, box = box, handle.bounding_box()
+        if box == last:
+            break
+        time.sleep(0.3)
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = view.get_attribute("data-metrics")
+    updates_before = int(view.get_attribute("data-updates") or 0)
+    width = view.bounding_box()["width"] * 100 / 760  # a third of the segment, in screen pixels
+    started = time.perf_counter()
+    page.mouse.move(x, y)
+    page.mouse.down()
+    moves = 0
+    while time.perf_counter() - started < seconds:
+        phase = (time.perf_counter() - started) / seconds
+        page.mouse.move(x - width * phase, y)  # towards the first task's end
+        moves += 1
+    page.mouse.up()
+    elapsed = time.perf_counter() - started
+    page.wait_for_function("([el, before]) => el.dataset.metrics !== before", arg=[view.element_handle(), before],
+                           timeout=10_000)
+    redrawn = int(view.get_attribute("data-updates") or 0) - updates_before
+    return redrawn, moves, elapsed, before, view.get_attribute("data-metrics")
+
+
 def rect_inside(box: dict, area: dict) -> bool:
     return (box["x"] >= area["x"] - 1 and box["y"] >= area["y"] - 1
             and box["x"] + box["width"] <= area["x"] + area["width"] + 1

@@ -29,6 +29,8 @@ from browser_harness import (
     button,
     chromium,
     drag_arena_tip,
+    drag_explorer_handle,
+    explorer_notebook,
     free_port,
     kernels_of,
     lab_command,
@@ -251,3 +253,26 @@ def test_the_lab_fits_one_screen_and_the_projector_enlarges_the_chart(workdir):
             and not url.startswith(("data:", "blob:"))]
     assert away == [], f"requests left 127.0.0.1: {away[:5]}"
     print(f"\none screen: {results}")
+
+
+def test_pareto_explorer_follows_a_drag(tmp_path):
+    """Notebook 13's explorer: dragging the preference dot changes the metrics it shows, live."""
+    import json
+
+    sync_api = require_browser()
+    started = time.perf_counter()
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "explorer.ipynb").write_text(json.dumps(explorer_notebook(points=3)))
+    port = free_port()
+    with serve(lab_command(port, tmp_path / "nb"), f"http://127.0.0.1:{port}/api/status", tmp_path), \
+            chromium(sync_api) as page:
+        run_all(page, port, "explorer.ipynb", done_text="explorer ready")
+        page.locator(".mtl-explorer-view circle.mtl-explorer-handle").first.wait_for(timeout=30_000)
+        redrawn, moves, seconds, before, after = drag_explorer_handle(page, seconds=2.0)
+    shown_before, shown_after = json.loads(before), json.loads(after)
+    assert len(shown_before) == 2 and shown_after != shown_before, (shown_before, shown_after)
+    assert redrawn >= 5, f"the model's point followed the drag only {redrawn} times"
+    first = float(shown_before[0].split(": ")[1]), float(shown_after[0].split(": ")[1])
+    assert first[1] < first[0], f"towards t0's end t0's error should fall: {first}"
+    print(f"\nexplorer: {redrawn} updates in {seconds:.1f} s ({redrawn / seconds:.1f}/s, {moves} pointer moves), "
+          f"total {time.perf_counter() - started:.1f} s")

@@ -115,6 +115,8 @@ def check_compatible(state: dict, ident: dict, model_state: dict, path: str | Pa
             f"unexpected {unexpected[:5]}: {path}"
         )
     for key, tensor in model_state.items():
+        if not torch.is_tensor(tensor):  # a module's extra state (``get_extra_state``), e.g. a preference sampler's
+            continue
         if tuple(saved[key].shape) != tuple(tensor.shape):
             raise ValueError(
                 f"checkpoint's {key!r} has shape {tuple(saved[key].shape)}, this trainer's model has "
