@@ -38,7 +38,7 @@ def metric_columns(data: MultiTaskData) -> dict[str, bool]:
     return columns
 
 
-def test_results(trainer: Trainer) -> dict[str, float]:
+def run_results(trainer: Trainer) -> dict[str, float]:
     """The run's test metrics by :func:`metric_columns` key: the recorded test metric of a per-image task,
     every metric of a pixel task summed over the test split by the trained model."""
     data = trainer.data
@@ -72,7 +72,7 @@ def single_task_baselines(config: LabConfig, cache: dict[str, dict[str, float]],
             track(None)
             if history.status != "completed":
                 return None
-            cache[key] = test_results(trainer)
+            cache[key] = run_results(trainer)
         out.update(cache[key])
     return out
 
@@ -81,7 +81,7 @@ def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] 
     """Per-metric test results of the run, the single-task baselines and Δm % (when baselines are given)."""
     data = trainer.data
     up = metric_columns(data)
-    metrics = test_results(trainer)
+    metrics = run_results(trainer)
     header = ["run", *[heading(data, column, up[column]) for column in up]]
     rows = [[history.meta.get("method", {}).get("name", "run"), *[f"{metrics[c]:.4f}" for c in up]]]
     caption = "Test metrics"
