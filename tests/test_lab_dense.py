@@ -62,12 +62,13 @@ def test_the_lab_trains_on_scenes_and_the_chart_gets_rows_for_every_task():
 def test_a_finished_run_shows_the_strip_at_twice_the_density_and_the_export_carries_it():
     lab = Lab(LabConfig(**DENSE), name="test-dense-strip")
     before = lab.snapshot()
-    assert lab.ui.strip.png == b"" and lab.ui.strip.widget.layout.display == "none"
+    assert lab.ui.strip.png == b"" and lab.ui.strip.widget.children == ()
     lab.run()
     strip = lab.ui.strip
-    assert strip.png and strip.widget.value == strip.png and strip.widget.layout.display == ""
+    (image,) = strip.widget.children
+    assert strip.png and image.value == strip.png
     width, height = png_size(strip.png)
-    assert strip.widget.layout.width == f"{width // 2}px"  # rendered at 2×, shown at its display width
+    assert image.layout.width == f"{width // 2}px"  # rendered at 2×, shown at its display width
     assert height > width / 3  # three rows of images
     after = lab.snapshot()
     assert png_size(after)[1] == png_size(before)[1] + height  # the chart's picture, the strip under it
@@ -75,7 +76,7 @@ def test_a_finished_run_shows_the_strip_at_twice_the_density_and_the_export_carr
     assert base64.b64decode(bundle["image/png"]) == after and bundle["text/plain"] == repr(lab)
     assert repr(strip) == "PredictionStrip(n_images=3, drawn=True)"
     lab.reset()
-    assert strip.png == b"" and strip.widget.layout.display == "none"
+    assert strip.png == b"" and strip.widget.children == () and image.comm is None  # closed, not left behind
     lab.close()
 
 
@@ -87,7 +88,7 @@ def test_a_stopped_run_keeps_its_strip_and_a_new_run_clears_it():
     lab.stop(wait=True)
     assert wait_for(lambda: not lab.running)
     assert lab.trainer.history.status == "stopped" and lab.ui.strip.png
-    assert lab.ui.strip.widget.layout.display == ""
+    assert len(lab.ui.strip.widget.children) == 1
     kept = lab.ui.strip.png
     lab.ui.seed_w.value = 1  # other settings: Train starts a new run, whose chart and strip start empty
     lab.set_pace(None)
@@ -101,7 +102,7 @@ def test_a_stopped_run_keeps_its_strip_and_a_new_run_clears_it():
 def test_per_image_data_draw_no_strip():
     lab = Lab(LabConfig(data="mmoe_synthetic", epochs=1, baselines=False), name="test-dense-none")
     lab.run()
-    assert lab.ui.strip.png == b"" and lab.ui.strip.widget.layout.display == "none"
+    assert lab.ui.strip.png == b"" and lab.ui.strip.widget.children == ()
     assert stack_png(b"abc", b"") == b"abc"
     lab.close()
     assert PredictionStrip(n_images=2).draw(lab.trainer) is False

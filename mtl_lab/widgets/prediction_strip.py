@@ -7,7 +7,7 @@ predicted and the true segmentation, depth and normals (:func:`mtl_lab.plots_den
   the figure's own width (narrower columns scale it down): crisp on a projector.
 * The same PNG goes under the live chart's picture in the Lab's exported image (:func:`stack_png`), so an
   exported notebook shows what the run predicted.
-* Data without pixel tasks draw nothing and the image stays hidden.
+* Data without pixel tasks draw nothing: the box stays empty (no image element in the page).
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from PIL import Image
 from mtl_lab.plots import display_width, to_png
 from mtl_lab.plots_dense import prediction_strip, predictions
 from mtl_lab.training import Trainer
+from mtl_lab.widgets.common import close_tree
 
 N_IMAGES = 3
 
 
 class PredictionStrip:
-    """The strip's image widget (:attr:`widget`) and the PNG it shows (:attr:`png`, ``b""`` when none)."""
+    """The strip's box (:attr:`widget`: one image once drawn, empty before) and the PNG it shows (:attr:`png`,
+    ``b""`` when none)."""
 
     def __init__(self, n_images: int = N_IMAGES) -> None:
         self.n_images = n_images
         self.png = b""
-        self.widget = W.Image(format="png", layout=W.Layout(display="none", max_width="100%", height="auto"))
-        self.widget.add_class("mtl-strip")
+        self.widget = W.Box(layout=W.Layout(width="100%"))  # empty (no image element) until a strip is drawn
 
     def draw(self, trainer: Trainer) -> bool:
         """Draw the first validation images (the test split's when there is no validation split) with the
@@ -48,17 +49,20 @@ class PredictionStrip:
         title = (f"{method} · {data.name} · step {trainer.global_step}: "
                  f"{len(x)} validation images, predicted | true")
         figure = prediction_strip(x.cpu(), y, outputs, data.tasks, mean, std, title=title)
+        self.clear()
         self.png = to_png(figure)
-        self.widget.value = self.png
-        self.widget.layout.width = f"{display_width(figure)}px"
-        self.widget.layout.display = ""
+        image = W.Image(value=self.png, format="png",
+                        layout=W.Layout(width=f"{display_width(figure)}px", max_width="100%", height="auto"))
+        image.add_class("mtl-strip")
+        self.widget.children = [image]
         return True
 
     def clear(self) -> None:
-        """No strip (a new run, Reset, data without pixel tasks)."""
+        """No strip (a new run, Reset, data without pixel tasks): the image is closed and removed."""
         self.png = b""
-        self.widget.value = b""
-        self.widget.layout.display = "none"
+        for child in self.widget.children:
+            close_tree(child)
+        self.widget.children = []
 
     def __repr__(self) -> str:
         return f"PredictionStrip(n_images={self.n_images}, drawn={bool(self.png)})"
