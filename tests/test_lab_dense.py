@@ -4,9 +4,11 @@ the per-metric table and Δm, and the prediction strip at the end of a run (in t
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import math
+import re
 import time
 
 import pytest
@@ -38,6 +40,12 @@ def wait_for(condition, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def table_rows(table: str) -> list[list[str]]:
+    """The cells of an HTML table, row by row (header included), unescaped."""
+    return [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table)]
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -124,9 +132,12 @@ def test_the_table_has_every_pixel_metric_with_its_direction_and_delta_m_over_al
     baseline = {c: v * (1.25 if columns[c] else 0.8) for c, v in metrics.items()}  # 20 % or 25 % worse
     panel = metrics_html(history, lab.trainer, baseline)
     changes = relative_changes(metrics, baseline, columns)
-    for column in METRICS:
-        assert percent(changes[column]) in panel
-    assert f"{sum(changes.values()) / 9:+.2f}" in panel  # Δm: the mean over all nine metrics
+    rows = table_rows(panel)
+    assert rows[0] == ["metric", "equal", "single-task", "relative change"]
+    for row, column in zip(rows[1:], METRICS):  # one row per metric: name and direction, run, baseline, change
+        assert row == [f"{column} {'↑' if columns[column] else '↓'}", f"{metrics[column]:.4f}",
+                       f"{baseline[column]:.4f}", percent(changes[column])]
+    assert rows[-1][:2] == ["Δm %", f"{sum(changes.values()) / 9:+.2f}"]  # Δm: the mean over all nine metrics
     by_task = delta_m_by_task(metrics, baseline, data)
     assert "Δm within each pixel task: " + ", ".join(
         f"{t} {percent(by_task[t])}" for t in ("segmentation", "depth", "normal")) in panel

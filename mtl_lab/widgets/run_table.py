@@ -7,7 +7,7 @@ training options (method ``equal`` on one task) and cached by :meth:`LabConfig.b
 
 A pixel task reports several metrics (mIoU and pixel accuracy; absolute and relative depth error; the
 normals' mean and median angle and the shares within 11.25°, 22.5° and 30°), each with its direction: the
-table has one column per metric (``task/metric``, :func:`mtl_lab.metrics.pixel_metrics`, summed over
+table has one row per metric (``task/metric``, :func:`mtl_lab.metrics.pixel_metrics`, summed over
 the test split) and Δm is their mean, as LibMTL reports it on NYUv2; the caption gives the mean within
 each task (:func:`mtl_lab.metrics.delta_m_by_task`), so the task with five metrics cannot hide the others.
 """
@@ -78,21 +78,23 @@ def single_task_baselines(config: LabConfig, cache: dict[str, dict[str, float]],
 
 
 def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] | None) -> str:
-    """Per-metric test results of the run, the single-task baselines and Δm % (when baselines are given)."""
+    """One row per metric (:func:`metric_columns`): the run's test result and, when baselines are given, the
+    single-task result and the relative change; then Δm % (a tall table: forty tasks or nine pixel metrics
+    stay readable in the panel's width)."""
     data = trainer.data
     up = metric_columns(data)
     metrics = run_results(trainer)
-    header = ["run", *[heading(data, column, up[column]) for column in up]]
-    rows = [[history.meta.get("method", {}).get("name", "run"), *[f"{metrics[c]:.4f}" for c in up]]]
+    method = history.meta.get("method", {}).get("name", "run")
+    header = ["metric", method, *(["single-task", "relative change"] if baseline else [])]
+    rows = [[heading(data, c, up[c]), f"{metrics[c]:.4f}"] for c in up]
     caption = "Test metrics"
     if baseline:
-        header.append("Δm %")
-        rows[0].append(f"{delta_m(metrics, baseline, up):+.2f}")
-        rows.append(["single-task", *[f"{baseline[c]:.4f}" for c in up], "0.00"])
         changes = relative_changes(metrics, baseline, up)
-        rows.append(["relative change", *[percent(changes[c]) for c in up], "(mean →)"])
-        caption += (" · Δm %: the mean of the per-task relative changes in the last row (positive: multi-task "
-                    "helps); one task with a near-zero baseline can dominate it — read the row, not only the mean")
+        for row, c in zip(rows, up):
+            row += [f"{baseline[c]:.4f}", percent(changes[c])]
+        rows.append(["Δm %", f"{delta_m(metrics, baseline, up):+.2f}", "0.00", "(the mean ↑)"])
+        caption += (" · Δm %: the mean of the relative changes in the last column (positive: multi-task helps); "
+                    "one metric with a near-zero baseline can dominate it — read the column, not only the mean")
         if any(t.is_pixel for t in data.tasks):
             pixel = {c: v for c, v in metrics.items() if "/" in c}
             by_task = delta_m_by_task(pixel, {c: baseline[c] for c in pixel}, data)
@@ -102,6 +104,6 @@ def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] 
 
 
 def heading(data: MultiTaskData, column: str, higher_is_better: bool) -> str:
-    """A column's heading with its direction: ``cls (accuracy ↑)``, ``segmentation/miou ↑``."""
+    """A metric's name in the table, with its direction: ``cls (accuracy ↑)``, ``segmentation/miou ↑``."""
     arrow = "↑" if higher_is_better else "↓"
     return f"{column} {arrow}" if "/" in column else f"{column} ({data.task(column).metric_name} {arrow})"
