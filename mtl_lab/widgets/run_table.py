@@ -92,7 +92,7 @@ def metrics_html(history: History, trainer: Trainer, baseline: dict[str, float] 
         changes = relative_changes(metrics, baseline, up)
         for row, c in zip(rows, up):
             row += [f"{baseline[c]:.4f}", percent(changes[c])]
-        rows.append(["Δm %", f"{delta_m(metrics, baseline, up):+.2f}", "0.00", "(the mean ↑)"])
+        rows.append(["Δm %", f"{delta_m(metrics, baseline, up):+.2f}", "0.00", "mean of the column"])
         caption += (" · Δm %: the mean of the relative changes in the last column (positive: multi-task helps); "
                     "one metric with a near-zero baseline can dominate it — read the column, not only the mean")
         if any(t.is_pixel for t in data.tasks):
