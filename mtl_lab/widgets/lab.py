@@ -405,7 +405,7 @@ class Lab:
             self.set_running(False)
 
     def finish(self, status: str) -> None:
-        """The run ended: last rows to the chart, metrics table (with baselines when wanted), status, buttons."""
+        """The run ended: last rows to the chart, prediction strip, metrics table (and baselines), status, buttons."""
         trainer = self.trainer
         try:
             self.feed.stop()
