@@ -1,10 +1,10 @@
 """Static figures for dense tasks: a few inputs with their predicted and true pixel maps.
 
 :func:`prediction_strip` draws one row per image: the input, then for each pixel task the prediction
-next to the truth — segmentation as class colours, depth as a grey ramp (near = bright) on one colour
-scale per image shared by prediction and truth, normals as RGB = ``(n + 1)/2``. Invalid pixels (label −1,
-depth 0, normal 0) are drawn black in the truth, so what the metrics skip is visible. A pure function
-of tensors; :func:`predictions` runs a model on a batch to get them.
+next to the truth — segmentation as class colours, depth as a grey ramp (near = bright, the farthest
+surface dark grey) on one colour scale per image shared by prediction and truth, normals as
+RGB = ``(n + 1)/2``. Invalid pixels (label −1, depth 0, normal 0) are drawn black in the truth, so what
+the metrics skip is visible. A pure function of tensors; :func:`predictions` runs a model on a batch to get them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from mtl_lab.pixels import IGNORE_LABEL, depth_valid, normal_valid, unit_normals
 from mtl_lab.tasks import Task
 
+# depth's grey ramp ends this share of the depth range beyond the farthest valid depth: far is dark grey, not black
+FAR_MARGIN = 0.3
 # class colours: Okabe–Ito's colour-blind-safe set (background first, a neutral grey)
 CLASS_COLOURS = ["#999999", "#D55E00", "#009E73", "#0072B2", "#E69F00", "#56B4E9", "#CC79A7", "#F0E442", "#000000"]
 
@@ -61,7 +63,8 @@ def task_panels(task: Task, output: torch.Tensor, target: torch.Tensor) -> tuple
         high = float(truth[valid].max()) if valid.any() else 1.0
         shown = torch.where(valid, truth, torch.tensor(float("nan")))
         cmap = colormaps["gray_r"].with_extremes(bad="black")  # holes (NaN) black
-        return output[0].numpy(), shown.numpy(), {"cmap": cmap, "vmin": low, "vmax": high}
+        far = high + FAR_MARGIN * (high - low)  # the farthest surface dark grey, so that holes stay visible
+        return output[0].numpy(), shown.numpy(), {"cmap": cmap, "vmin": low, "vmax": far}
     valid = normal_valid(target[None])[0]  # [1, H, W]
     truth = torch.where(valid, (target + 1) / 2, torch.zeros_like(target))
     return ((unit_normals(output[None])[0] + 1) / 2).permute(1, 2, 0).numpy(), truth.permute(1, 2, 0).numpy(), {}

@@ -14,6 +14,7 @@ where they fail instead: in CI the browser tests must run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -275,4 +276,47 @@ def test_pareto_explorer_follows_a_drag(tmp_path):
     first = float(shown_before[0].split(": ")[1]), float(shown_after[0].split(": ")[1])
     assert first[1] < first[0], f"towards t0's end t0's error should fall: {first}"
     print(f"\nexplorer: {redrawn} updates in {seconds:.1f} s ({redrawn / seconds:.1f}/s, {moves} pointer moves), "
+          f"total {time.perf_counter() - started:.1f} s")
+
+
+SCENES_CELL = """import torch
+torch.set_num_threads(1)
+from mtl_lab.widgets import Lab, LabConfig
+lab = Lab(LabConfig(data="scenes", data_options={"size": 32, "n_train": 96, "n_val": 8, "n_test": 16},
+                    architecture="segnet_lite", model_options={"channels": [8, 16, 32]}, method="equal",
+                    lr=1e-2, batch_size=16, epochs=3, baselines=False), name="scenes", pace=50)
+print("scenes lab ready")
+lab"""
+
+
+def test_the_lab_on_scenes_animates_and_ends_with_the_prediction_strip(workdir):
+    """The Lab on pixel tasks at 1280×720: Train, the chart takes rows step by step, the prediction strip (an
+    image, absent before) appears under the chart when the run ends, with the nine-metric table below."""
+    sync_api = require_browser()
+    started = time.perf_counter()
+    cell = {"cell_type": "code", "execution_count": None, "id": "scenes", "metadata": {}, "outputs": [],
+            "source": SCENES_CELL.splitlines(True)}
+    (workdir / "nb" / "scenes.ipynb").write_text(json.dumps({
+        "cells": [cell], "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}}))
+    port = free_port()
+    with serve(lab_command(port, workdir / "nb"), f"http://127.0.0.1:{port}/api/status", workdir), \
+            chromium(sync_api, 1280, 720) as page:
+        run_all(page, port, "scenes.ipynb", done_text="scenes lab ready")
+        lab = page.locator(".mtl-lab").first
+        chart = lab.locator(".mtl-live-chart").first
+        page.wait_for_function("el => +el.dataset.frames >= 1", arg=chart.element_handle(), timeout=60_000)
+        assert lab.locator("img").count() == 0, "no strip before a run"
+        button(lab, "Train").click()
+        seen = set()
+        strip = lab.locator("img.mtl-strip")
+        while strip.count() == 0 and time.perf_counter() - started < 120:
+            seen.add(attribute(chart, "data-last-step"))
+            time.sleep(0.05)
+        assert len(seen - {-1}) >= 5, f"the chart took new data only {len(seen)} times"
+        page.wait_for_function("el => el.naturalWidth > 0 && el.offsetHeight > 0", arg=strip.first.element_handle(),
+                               timeout=30_000)
+        lab.locator("table", has_text="segmentation/miou ↑").first.wait_for(timeout=30_000)
+        assert "completed" in lab.locator(".widget-html-content").filter(has_text="step").first.inner_text()
+    print(f"\nLab on scenes in JupyterLab: {len(seen)} distinct chart steps seen, "
           f"total {time.perf_counter() - started:.1f} s")

@@ -3,7 +3,8 @@
 An architecture fits when it can be built for the data's tasks and input shape with the given model
 options — the same :func:`mtl_lab.models.build_model` call a run makes, so the panel's verdict and the
 run's cannot disagree. Building the small models of the embedded data sets takes milliseconds; the
-verdicts are cached per data set and options.
+verdicts are cached per data set and options. :func:`misfits` groups the architectures that share a
+reason (on pixel data, every per-image architecture is refused for the same one), so the note stays short.
 """
 
 from __future__ import annotations
@@ -31,3 +32,16 @@ def architecture_fit(data: MultiTaskData, model_options: dict | None = None) -> 
                 verdicts[name] = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         VERDICTS[key] = verdicts
     return dict(VERDICTS[key])
+
+
+def misfits(verdicts: dict[str, str | None]) -> dict[str, list[str]]:
+    """``{reason: [architectures]}`` of the architectures that do not fit, each reason once, the name it
+    opens with (``architecture 'hard' predicts …``, ``mtan_lite needs …``) left out so that equal reasons
+    are one."""
+    grouped: dict[str, list[str]] = {}
+    for name, why in verdicts.items():
+        if why:
+            for opening in (f"architecture {name!r} ", f"{name} "):
+                why = why.removeprefix(opening)
+            grouped.setdefault(why, []).append(name)
+    return grouped

@@ -43,19 +43,19 @@ import time
 import ipywidgets as W
 import torch
 
-from mtl_lab import data as datasets
 from mtl_lab.history import History
 from mtl_lab.plots import signature_figure, to_png
 from mtl_lab.training import Event, Trainer
 from mtl_lab.widgets import lab_controls as controls
 from mtl_lab.widgets import lab_setup as setup
 from mtl_lab.widgets.common import close_all, close_tree, replace_previous, status_html, view_bundle
-from mtl_lab.widgets.config import LabConfig, load_data, make_trainer, takes_task_weights
+from mtl_lab.widgets.config import LabConfig, make_trainer, takes_task_weights
 from mtl_lab.widgets.inputs import WeightInput, set_disabled
 from mtl_lab.widgets.lab_layout import LabLayout
 from mtl_lab.widgets.lab_setup import coerce_config
 from mtl_lab.widgets.links import setup_link
 from mtl_lab.widgets.pace import Pace, check_pace
+from mtl_lab.widgets.prediction_strip import stack_png
 from mtl_lab.widgets.run_list import RunList, run_entry
 from mtl_lab.widgets.run_status import STATE_COLORS, fmt_weights, progress_text, run_title
 from mtl_lab.widgets.run_table import metrics_html, single_task_baselines
@@ -91,7 +91,7 @@ class Lab:
         self.handle = None
         self.trainer_key = ""
         self.baseline_trainer: Trainer | None = None
-        self.baseline_cache: dict[str, float] = {}
+        self.baseline_cache: dict[str, dict[str, float]] = {}
         self.stop_requested = threading.Event()
         self.rate_origin = (0.0, 0)
         self.last_status = 0.0
@@ -144,14 +144,10 @@ class Lab:
     def on_data(self, change) -> None:
         if self.building:
             return
-        options = datasets.menu_options(change["new"])  # a real data set's folders under $MTL_LAB_DATA
         try:
-            data = load_data(change["new"], options)
+            setup.choose_data(self, change["new"])  # its folders, tasks, an architecture that fits, a live set-up
         except (ValueError, FileNotFoundError) as exc:
             self.show_error(exc)
-            return
-        self.data_options = options
-        self.set_tasks(data.task_names, None)
 
     def on_architecture(self, change) -> None:
         if not self.building and change["new"] is not None:
@@ -271,6 +267,7 @@ class Lab:
         self.trainer_key = config.run_key()
         self.run_config = config
         self.ui.table.value = ""
+        self.ui.strip.clear()
         self.feed.begin(lambda: trainer.history, trainer.task_names,
                         trainer.config.epochs * trainer.batches_per_epoch)
         self.chart.title = self.title()
@@ -328,6 +325,7 @@ class Lab:
         self.handle = None
         self.trainer_key = ""
         self.ui.table.value = ""
+        self.ui.strip.clear()
         self.ui.progress.value = 0
         self.show_status("ready", "reset; press Train (or Step) to start", "#555")
 
@@ -407,7 +405,7 @@ class Lab:
             self.set_running(False)
 
     def finish(self, status: str) -> None:
-        """The run ended: last rows to the chart, metrics table (with baselines when wanted), status, buttons."""
+        """The run ended: last rows to the chart, prediction strip, metrics table (and baselines), status, buttons."""
         trainer = self.trainer
         try:
             self.feed.stop()
@@ -415,6 +413,8 @@ class Lab:
             self.show_progress(status, trainer)
             if status in ("completed", "stopped"):
                 self.pin(trainer, quiet=True)
+            if trainer.global_step > 0:  # pixel tasks: predicted vs true maps, drawn now that the loop is over
+                self.ui.strip.draw(trainer)
             if status == "completed":
                 baseline = self.baselines() if self.run_config.baselines else None
                 self.ui.table.value = metrics_html(history, trainer, baseline)
@@ -481,14 +481,15 @@ class Lab:
 
     def snapshot(self) -> bytes:
         """A PNG of the run as it is now (:func:`mtl_lab.plots.signature_figure`; the empty axes and the
-        tasks before the first run) — what an exported notebook shows in place of the live chart."""
+        tasks before the first run), with the prediction strip under it after a run on pixel tasks — what an
+        exported notebook shows in place of the live chart."""
         if self.trainer is not None:
             history = self.trainer.history.snapshot()
         else:
             history = History(task_names=list(self.chart.tasks) or ["task"],
                               meta={"diagnostics": "not trained yet: press Train in the live notebook"})
         title = self.chart.title or f"{self.ui.method_w.value} · {self.ui.data_w.value} (not trained yet)"
-        return to_png(signature_figure(history, title=title, figsize=(11, 6.4)))
+        return stack_png(to_png(signature_figure(history, title=title, figsize=(11, 6.4))), self.ui.strip.png)
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """Shown as the panel; the plain-text form is the short, stable ``repr`` (for stored outputs), and a

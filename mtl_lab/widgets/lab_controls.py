@@ -17,7 +17,7 @@ from mtl_lab.palette import task_color
 from mtl_lab.weighting import METHODS
 from mtl_lab.widgets.common import close_all
 from mtl_lab.widgets.config import LabConfig, method_parameters, selected_data, takes_task_weights
-from mtl_lab.widgets.fit import architecture_fit
+from mtl_lab.widgets.fit import architecture_fit, misfits
 from mtl_lab.widgets.inputs import WeightInput, method_option_widget, model_option_widget, model_parameters
 
 if TYPE_CHECKING:
@@ -78,9 +78,10 @@ def refresh_architectures(lab: Lab) -> None:
             lab.ui.arch_w.value = current
     finally:
         lab.building = was
-    misfits = [f"<b>{html.escape(a)}</b>: {html.escape(why)}" for a, why in verdicts.items() if why]
-    lab.ui.arch_note.value = ("<small>Not offered for this data: " + "; ".join(misfits) + "</small>"
-                               if misfits else "")
+    refused = [f"<b>{html.escape(', '.join(names))}</b>: {html.escape(why)}"
+               for why, names in misfits(verdicts).items()]
+    lab.ui.arch_note.value = ("<small>Not offered for this data: " + "; ".join(refused) + "</small>"
+                               if refused else "")
 
 
 def set_method_options(lab: Lab, method: str, values: dict) -> None:

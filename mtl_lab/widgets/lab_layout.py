@@ -14,6 +14,7 @@ on screen together:
    device · seed · Δm baselines;
 5. kept runs (a checkbox each: shown / hidden) · Keep run · Clear runs; projector mode.
 
+Under the chart, once a run on pixel tasks ends: the prediction strip (:mod:`~mtl_lab.widgets.prediction_strip`).
 Below: the metrics table and the *Share this set-up* box.
 """
 
@@ -27,6 +28,7 @@ from mtl_lab.weighting import available
 from mtl_lab.widgets.chart import LiveChart
 from mtl_lab.widgets.links import PRESETS
 from mtl_lab.widgets.pace import PACES
+from mtl_lab.widgets.prediction_strip import PredictionStrip
 
 WIDE = {"description_width": "initial"}
 DEVICE_SUGGESTIONS = ("auto", "cpu", "cuda", "cuda:0", "mps")
@@ -101,6 +103,7 @@ class LabLayout:
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="280px"))
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.chart = LiveChart()
+        self.strip = PredictionStrip()
         self.table = W.HTML()
         self.config_text = W.Textarea(layout=W.Layout(width="100%", height="150px"),
                                       placeholder="paste a config (JSON) here and press Load")
@@ -137,8 +140,8 @@ class LabLayout:
             self.run_box,
         ], layout=W.Layout(flex="0 0 " + RAIL_WIDTH, width=RAIL_WIDTH, max_width="100%", overflow="hidden"))
         rail.add_class("mtl-rail")
-        chart_column = W.VBox([self.chart], layout=W.Layout(flex="1 1 " + CHART_MIN_WIDTH, min_width="0",
-                                                             width="auto"))
+        chart_column = W.VBox([self.chart, self.strip.widget],
+                              layout=W.Layout(flex="1 1 " + CHART_MIN_WIDTH, min_width="0", width="auto"))
         main = W.HBox([rail, chart_column], layout=W.Layout(flex_flow="row wrap", align_items="flex-start",
                                                              width="100%", grid_gap="0 12px"))
         self.widget = W.VBox([main, self.table, self.share], layout=W.Layout(width="100%"))

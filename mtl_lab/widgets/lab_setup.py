@@ -10,8 +10,17 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from mtl_lab import data as datasets
 from mtl_lab.weighting import METHODS
-from mtl_lab.widgets.config import LabConfig, load_data, method_parameters, takes_task_weights
+from mtl_lab.widgets.config import (
+    LabConfig,
+    data_setup,
+    load_data,
+    method_parameters,
+    selected_data,
+    takes_task_weights,
+)
+from mtl_lab.widgets.fit import architecture_fit
 from mtl_lab.widgets.inputs import model_parameters, read_method_option, read_model_option, same_value
 from mtl_lab.widgets.lab_controls import refresh_architectures, set_method_options, set_model_options, set_tasks
 from mtl_lab.widgets.links import PRESETS, ignored_options
@@ -113,6 +122,44 @@ def apply_config(lab: Lab, config: LabConfig) -> None:
     set_model_options(lab, config.architecture, config.model_options)
     set_method_options(lab, config.method, config.method_options)
     refresh_architectures(lab)
+
+
+def choose_data(lab: Lab, name: str) -> None:
+    """The data menu picked ``name``: its file folders (under ``$MTL_LAB_DATA``), its tasks, and an
+    architecture that fits it — the data set's live set-up (:data:`~mtl_lab.widgets.config.DATA_SETUPS`:
+    data options, architecture, lr, batch, epochs) when it has one, else the current architecture if it fits,
+    else the first that does. Raises ``ValueError`` / ``FileNotFoundError`` when the data do not load."""
+    setup = data_setup(name)
+    options = {**setup.get("data_options", {}), **datasets.menu_options(name)}
+    data = load_data(name, options)
+    lab.data_options = options
+    ui = lab.ui
+    lab.building = True
+    try:
+        for key, widget in (("lr", ui.lr_w), ("batch_size", ui.batch_w), ("epochs", ui.epochs_w)):
+            widget.value = setup.get(key, widget.value)
+    finally:
+        lab.building = False
+    set_tasks(lab, data.task_names, None)
+    verdicts = architecture_fit(selected_data(LabConfig(data=name, data_options=options)))
+    fitting = [a for a, why in verdicts.items() if why is None]
+    current = ui.arch_w.value
+    architecture = setup.get("architecture", current if current in fitting or not fitting else fitting[0])
+    if architecture != current or "model_options" in setup:
+        lab.building = True
+        try:
+            ui.arch_w.options = fitting if architecture in fitting else [*fitting, architecture]
+            ui.arch_w.value = architecture
+        finally:
+            lab.building = False
+        set_model_options(lab, architecture, setup.get("model_options", {}))
+        refresh_architectures(lab)
+    if setup:
+        settings = {**setup.get("data_options", {}), **{k: v for k, v in setup.items() if not isinstance(v, dict)}}
+        shown = ", ".join(f"{k} {v}" for k, v in settings.items())
+        lab.show_status("data", f"{name}: set up for a live CPU run ({shown}); change any of them", "#555")
+    elif architecture != current:
+        lab.show_status("data", f"{name}: {current} does not fit these data; {architecture} chosen", "#555")
 
 
 def load_config(lab: Lab, config: LabConfig | dict | str) -> None:

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
-from mtl_lab.widgets.config import LabConfig, takes_task_weights
+from mtl_lab.widgets.config import DATA_SETUPS, LabConfig, takes_task_weights
 
 QUERY_KEYS = ("setup", "preset", "projector")
 
@@ -60,6 +60,13 @@ PRESETS: dict[str, Preset] = {
          "lr": 0.02, "epochs": 100, "batch_size": 600, "baselines": True},
         "every task has labels for only some rows and learns from those alone; compare each task's validation "
         "curve, and the relative change against its single-task baseline."),
+    "pixel-scale": Preset(
+        "Pixel tasks on incomparable scales",
+        {"data": "scenes", "data_options": {**DATA_SETUPS["scenes"]["data_options"], "depth_scale": 100.0},
+         **{k: v for k, v in DATA_SETUPS["scenes"].items() if k != "data_options"}, "method": "equal",
+         "baselines": False},
+        "depth in centimetres fills the update band and segmentation's loss hardly falls; the strip at the end "
+        "paints every pixel background. Switch to scale_invariant and train again: segmentation gets its share."),
     "ignores-weights": Preset(
         "A method that ignores weights",
         {**DIGITS, "method": "pcgrad", "weights": {"recon": 5.0}},
