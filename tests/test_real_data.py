@@ -282,8 +282,8 @@ def office_root(folder: Path) -> Path:
     return folder
 
 
-def test_office31_each_domain_is_a_task_on_its_own_images(tmp_path):
-    d = data.load("office31", root=str(office_root(tmp_path / "office")), size=8, workers=0)
+def test_office31_masked_form_each_domain_is_a_task_on_its_own_images(tmp_path):
+    d = data.load("office31", root=str(office_root(tmp_path / "office")), size=8, workers=0, multi_input=False)
     assert d.task_names == ["amazon", "dslr", "webcam"]
     assert (len(d.train), len(d.val), len(d.test)) == (12, 3, 6)
     assert [t.out_dim for t in d.tasks] == [31, 31, 31]

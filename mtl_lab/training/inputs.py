@@ -126,6 +126,10 @@ class SharedInputs:
     def check(self, method: str, requires: str, rep_grads: bool, gradient_path: str) -> None:
         """Every path applies."""
 
+    def train_sizes(self, data: MultiTaskData) -> list[int]:
+        """The rows of each training stream (``--nproc`` checks that every batch can be shared out)."""
+        return [len(data.train)]
+
     def source(self, data: MultiTaskData, batch_size: int, seed: int, augment: Augment | None) -> SharedEpochs:
         return SharedEpochs(data.train, batch_size, seed, augment)
 
@@ -151,6 +155,9 @@ class PerTaskInputs:
 
     def check(self, method: str, requires: str, rep_grads: bool, gradient_path: str) -> None:
         validate.check_multi_input(method, requires, rep_grads, gradient_path)
+
+    def train_sizes(self, data: MultiInputData) -> list[int]:
+        return list(data.train.sizes().values())
 
     def source(self, data: MultiInputData, batch_size: int, seed: int, augment: Augment | None) -> TaskEpochs:
         return TaskEpochs(data.train, batch_size, seed, augment)
