@@ -177,6 +177,10 @@ class MultiInputData:
                 raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
         if val_fraction + test_fraction >= 1.0:
             raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}")
+        shapes = {tuple(x.shape[1:]) for x in inputs.values() if isinstance(x, torch.Tensor)}
+        if len(shapes) > 1:
+            raise ValueError(f"the tasks' inputs differ in shape {sorted(shapes)}; one encoder reads them all, so "
+                             "every input needs the same shape")
         parts: dict[str, dict[str, Split]] = {"train": {}, "val": {}, "test": {}}
         for k, task in enumerate(tasks):
             x, y = inputs[task.name], targets[task.name]

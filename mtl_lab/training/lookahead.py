@@ -42,13 +42,17 @@ def lookahead_hypergradient(
     lr: float,
     validation: MaskedBatch,
     inputs: InputMode = SHARED_INPUTS,
+    whole_gradients: Callable[[torch.Tensor], torch.Tensor] = lambda G: G,
 ) -> torch.Tensor:
     """``H[T]``, ``H_t = −α ∇_θ L_t(θ) · ∇_θ' L_val(θ')`` (see the module docstring); ``losses`` keep their graph.
-    ``inputs``: how the validation batch's outputs are computed (one forward pass per task in multi-input mode)."""
+    ``inputs``: how the validation batch's outputs are computed (one forward pass per task in multi-input mode);
+    ``whole_gradients``: the whole batch's ``G`` from this rank's share (data parallelism: the average over the
+    ranks, so that every rank takes the same virtual step and gets the one-process ``H``)."""
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     params = [p for p in model.parameters() if p.requires_grad]
     T = len(losses)
     G, _ = task_gradients(losses, params, [[] for _ in range(T)], retain_graph=True)  # [T, P] over all parameters
+    G = whole_gradients(G)
     step = weights.detach().to(G.dtype) @ G
     virtual, offset = {}, 0
     for name, p in zip(names, params):
@@ -72,5 +76,7 @@ class Lookahead:
         # its own order, not the extra batches'; multi-input: one validation batch per task
         self.batches = ExtraBatches(validation_split, batch_size, seed + 1, inputs)
 
-    def hypergradient(self, model, compute_losses, losses, weights: torch.Tensor, lr: float) -> torch.Tensor:
-        return lookahead_hypergradient(model, compute_losses, losses, weights, lr, self.batches.next(), self.inputs)
+    def hypergradient(self, model, compute_losses, losses, weights: torch.Tensor, lr: float,
+                      whole_gradients: Callable[[torch.Tensor], torch.Tensor] = lambda G: G) -> torch.Tensor:
+        return lookahead_hypergradient(model, compute_losses, losses, weights, lr, self.batches.next(), self.inputs,
+                                       whole_gradients)

@@ -288,7 +288,8 @@ class ValidationLookahead(GradientPath):
 
     def backward(self, step: Step) -> Combination:
         current = self.weighting.current_weights()
-        H = self.lookahead.hypergradient(self.parts.model, self.losses_of, step.losses, current, step.ctx.lr)
+        H = self.lookahead.hypergradient(self.parts.model, self.losses_of, step.losses, current, step.ctx.lr,
+                                         step.parallel.gradients)  # the whole batch's G on every rank
         combination = weights_only(self.weighting, self.weighting.combine(step.seen, H[:, None], step.ctx))
         step.observe(self.parts, combination.weights)
         apply_update(self.parts, combination, ThroughLosses(step.losses))
