@@ -13,6 +13,8 @@ the records and every other method's run — is unchanged. The price: each step 
 and ``T`` backward passes through the model per extra batch, about 3× the work of a loss-weighted step.
 The training augmentation is not applied to the extra batches. Like the Trainer's own batches, they carry the
 label masks (:mod:`mtl_lab.training.masks`): each task's loss on an extra batch is the mean over its labelled rows.
+In multi-input mode (:mod:`mtl_lab.training.inputs`) an extra batch is one batch per task, each from the task's
+own rows and its own stream (:class:`~mtl_lab.training.streams.TaskStreams`).
 """
 
 from __future__ import annotations

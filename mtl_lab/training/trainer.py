@@ -1,10 +1,11 @@
 """The Trainer: set-up, the loop, one step, records, evaluation and its own state (``state_dict``).
 
 One step reads top to bottom (:meth:`Trainer.train_step`): shard (:mod:`~mtl_lab.training.parallel`) →
-forward → losses over the labelled rows (:mod:`~mtl_lab.training.masks`) → guard
-(:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the trainer was built
-(:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing, ``G``, ``Z`` or
-``K = GGᵀ`` — and its weights or direction become ``.grad``, each head ``h_t ∇L_t``) → regularisers
+forward (one pass over shared rows, or one per task on its own inputs: the input mode chosen from the data's
+form when the trainer is built, :mod:`~mtl_lab.training.inputs`) → losses over the labelled rows
+(:mod:`~mtl_lab.training.masks`) → guard (:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the
+trainer was built (:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing,
+``G``, ``Z`` or ``K = GGᵀ`` — and its weights or direction become ``.grad``, each head ``h_t ∇L_t``) → regularisers
 (:mod:`~mtl_lab.training.regularizers`) → the data-parallel average → guard → optimiser → record. The model's
 regulariser goes to ``History.regularizer``, its ``inspect()`` to ``History.model_records`` at the diagnostics
 cadence, and ``model.after_step(step)`` is called after every optimiser step. Without a shared trunk (soft
