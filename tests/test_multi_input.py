@@ -296,3 +296,12 @@ def test_the_command_line_trains_office31_in_multi_input_mode_and_refuses_with_t
     assert "method 'mgda_ub' (it needs the representation's gradients) does not apply to multi-input data" in (
         capsys.readouterr().err)
     assert not (tmp_path / "refused").exists()  # refused before any folder is made
+
+
+def test_the_lab_panel_refuses_with_the_apis_message(tmp_path):
+    from mtl_lab.widgets.config import LabConfig
+
+    options = {"root": str(office_root(tmp_path / "office")), "size": 8, "workers": 0}
+    with pytest.raises(ValueError, match=REFUSED["mgda_ub"]):
+        LabConfig(data="office31", data_options=options, method="mgda_ub", device="cpu").check()
+    LabConfig(data="office31", data_options=options, method="mgda", device="cpu").check()  # mgda is fine
