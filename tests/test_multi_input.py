@@ -196,6 +196,11 @@ def test_paths_that_need_one_forward_over_shared_rows_are_refused(options, messa
         build_trainer(DATA, "hard", "mgda", MODEL, **{**OPTIONS, **options})
 
 
+def test_automatic_task_grouping_is_refused_by_name():
+    with pytest.raises(ValueError, match="each have their own inputs \\(multi-input data\\): give the groups yourself"):
+        build_trainer(DATA, "grouped", "equal", {"groups": "auto"}, **OPTIONS)
+
+
 def test_soft_sharing_trains_in_multi_input_mode():
     history = build_trainer(DATA, "cross_stitch", "pcgrad", **OPTIONS).fit(max_steps=3)
     assert history.status == "paused" and len(history.losses) == 3
