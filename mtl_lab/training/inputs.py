@@ -46,10 +46,12 @@ from mtl_lab.data.multi_input import MultiInputData, TaskSplits
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.tasks import Task
 from mtl_lab.training.evaluation import evaluate_rows
+from mtl_lab.training.parallel import Parallel
 from mtl_lab.training.resume import RunPosition, epoch_batches
 from mtl_lab.training.streams import EndlessBatches, TaskStreams
 
 Forward = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # the model, or the model at other parameters
+Tensors = dict[str, torch.Tensor]
 
 
 class SharedEpochs:
@@ -140,7 +142,8 @@ class SharedInputs:
     def outputs(self, forward: Forward, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return forward(x)
 
-    def shard(self, parallel, x, targets, masks):
+    def shard(self, parallel: Parallel, x: torch.Tensor, targets: Tensors, masks: Tensors | None) -> MaskedBatch:
+        """This rank's rows of the batch (:mod:`mtl_lab.training.parallel`)."""
         return parallel.shard(x, targets, masks)
 
     def evaluate(self, model: MultiTaskModel, data: MultiTaskData, tasks: list[Task], split: str, batch_size: int,
@@ -169,7 +172,8 @@ class PerTaskInputs:
         """Task ``t``'s output on its own inputs ``x[t]``, for every task."""
         return {task: forward(rows)[task] for task, rows in x.items()}
 
-    def shard(self, parallel, x, targets, masks):
+    def shard(self, parallel: Parallel, x: Tensors, targets: Tensors, masks: Tensors | None) -> MaskedBatch:
+        """This rank's rows of every task's batch."""
         return parallel.shard_tasks(x, targets, masks)
 
     def evaluate(self, model: MultiTaskModel, data: MultiInputData, tasks: list[Task], split: str, batch_size: int,

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import torch
 
 from mtl_lab.data.base import Augment, MaskedBatch, Split
+from mtl_lab.data.multi_input import TaskSplits
 
 TASK_SEED_STRIDE = 1000
 
@@ -80,7 +81,7 @@ class TaskStreams:
     """One :class:`EndlessBatches` per task over that task's own rows; a batch is one batch of each task,
     ``({task: x_t}, {task: y_t}, {task: mask_t})`` (masks only where a task's rows miss labels)."""
 
-    def __init__(self, splits, batch_size: int, seed: int, augment: Augment | None = None) -> None:
+    def __init__(self, splits: TaskSplits, batch_size: int, seed: int, augment: Augment | None = None) -> None:
         self.streams: dict[str, EndlessBatches] = {}
         for k, (task, split) in enumerate(splits.items()):
             if len(split) == 0:

@@ -40,7 +40,7 @@ from mtl_lab.training import checkpoint
 from mtl_lab.training import masks as label_masks
 from mtl_lab.training.config import TrainConfig, resolve_device
 from mtl_lab.training.ending import RunClock, RunEnd
-from mtl_lab.training.evaluation import note_non_finite_results
+from mtl_lab.training.evaluation import SPLITS, note_non_finite_results
 from mtl_lab.training.events import Event, RunHandle, plain
 from mtl_lab.training.extra_batches import ExtraBatches
 from mtl_lab.training.inputs import input_mode
@@ -256,8 +256,8 @@ class Trainer:
 
     def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
         """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only."""
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split {split!r} is not one of ('train', 'val', 'test')")
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {SPLITS}")
         return self.inputs.evaluate(self.model, self.data, self.tasks, split, batch_size, self.config.batch_size)
 
     def end_epoch(self) -> None:
