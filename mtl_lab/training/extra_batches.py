@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 
 from mtl_lab.data.base import MaskedBatch, Split
+from mtl_lab.data.multi_input import TaskSplits
 from mtl_lab.gradients import task_gradients
 from mtl_lab.training.inputs import SHARED_INPUTS, InputMode
 
@@ -34,7 +35,8 @@ class ExtraBatches:
     """A seeded, endless stream of training batches, independent of the Trainer's own
     (:mod:`mtl_lab.training.streams`); in multi-input mode one batch per task from that task's rows."""
 
-    def __init__(self, split: Split, batch_size: int, seed: int, inputs: InputMode = SHARED_INPUTS) -> None:
+    def __init__(self, split: Split | TaskSplits, batch_size: int, seed: int,
+                 inputs: InputMode = SHARED_INPUTS) -> None:
         self.inputs = inputs
         self.stream = inputs.stream(split, batch_size, seed + EXTRA_SEED_OFFSET)
 
