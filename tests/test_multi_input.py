@@ -310,3 +310,18 @@ def test_the_lab_panel_refuses_with_the_apis_message(tmp_path):
     with pytest.raises(ValueError, match=REFUSED["mgda_ub"]):
         LabConfig(data="office31", data_options=options, method="mgda_ub", device="cpu").check()
     LabConfig(data="office31", data_options=options, method="mgda", device="cpu").check()  # mgda is fine
+
+
+def test_office31_streamed_from_disk_resumes_exactly(tmp_path):
+    root = str(office_root(tmp_path / "office"))
+    d = datasets.load("office31", root=root, size=8, workers=0, cache=False)  # JPEGs decoded batch by batch
+    options = {"epochs": 3, "batch_size": 2, "device": "cpu", "lr": 1e-2, "seed": 1}
+    whole = build_trainer(d, "hard", "pcgrad", {"trunk": "cnn"}, **options)
+    whole.fit(max_steps=4)  # 3 steps an epoch: one epoch and one step, amazon and dslr mid-pass
+    first = build_trainer(d, "hard", "pcgrad", {"trunk": "cnn"}, **options)
+    first.fit(max_steps=2)
+    first.save(tmp_path / "run.pt")
+    second = build_trainer(d, "hard", "pcgrad", {"trunk": "cnn"}, **options)
+    second.load(tmp_path / "run.pt")
+    second.fit(max_steps=2)
+    assert torch.equal(flat_parameters(second), flat_parameters(whole))
