@@ -108,6 +108,19 @@ def test_each_task_draws_its_own_seeded_order_and_restarts_when_it_runs_out():
             assert torch.equal(got, want), task
 
 
+def test_extra_and_validation_batches_are_one_per_task_from_their_own_streams():
+    """MoDo's extra batches (seed + 2) and Auto-λ's validation batches (seed + 3): each task from its own rows."""
+    seed, B = OPTIONS["seed"], OPTIONS["batch_size"]
+    for method, split, offset in (("modo", DATA.train, 2), ("auto_lambda", DATA.val, 3)):
+        trainer = build_trainer(DATA, "hard", method, MODEL, **OPTIONS)
+        stream = trainer.extra_batches if method == "modo" else trainer.lookahead.batches
+        x, y, _ = stream.next()
+        for k, task in enumerate(SIZES):
+            g = torch.Generator().manual_seed(seed + offset + TASK_SEED_STRIDE * k)
+            rows = torch.randperm(len(split[task]), generator=g)[:B]
+            assert torch.equal(x[task], split[task].x[rows]) and torch.equal(y[task], split[task].y[task][rows])
+
+
 def test_an_epoch_is_the_largest_tasks_pass():
     trainer = build_trainer(DATA, "hard", "equal", MODEL, **OPTIONS)
     assert trainer.batches_per_epoch == max(math.ceil(n / 8) for n in (31, 19, 14)) == 4
