@@ -2,21 +2,20 @@
 
 The Trainer picks one of two strategies when it is built (:func:`input_mode`, from the data's form):
 
-=====================  ==========================================  ===============================================
-                       :class:`SharedInputs` (``MultiTaskData``)     :class:`PerTaskInputs` (``MultiInputData``)
-=====================  ==========================================  ===============================================
-a step's batch         ``B`` rows of the training split, each with   ``B`` rows of **each task's own** training rows,
-                       every task's label (or a label mask)          ``({t: x_t}, {t: y_t}, masks)``
-order                  one shuffled order per epoch                  each task its own endless stream, its own seeded
-                       (:class:`SharedEpochs`)                       order, a new pass when it runs out
-                                                                     (:class:`TaskEpochs`)
-an epoch               ``⌈N / B⌉`` steps                             ``max_t ⌈N_t / B⌉`` steps (the largest task's
-                                                                     pass; smaller tasks' streams restart)
-outputs                ``model(x)``: one forward pass                ``model(x_t)[t]`` for each task ``t``: task
-                                                                     ``t``'s loss reads only its own forward pass
-data parallelism       each rank its rows of the batch               each rank its rows of every task's batch
-evaluation             the split's rows, every task                  each task on its own rows of the split
-=====================  ==========================================  ===============================================
+================  ===========================================  ========================================================
+                  :class:`SharedInputs` (``MultiTaskData``)    :class:`PerTaskInputs` (``MultiInputData``)
+================  ===========================================  ========================================================
+a step's batch    ``B`` rows of the training split, each with  ``B`` rows of **each task's own** training rows,
+                  every task's label (or a label mask)         ``({t: x_t}, {t: y_t}, masks)``
+order             one shuffled order per epoch                 each task its own endless stream, its own seeded
+                  (:class:`SharedEpochs`)                      order, a new pass when it runs out (:class:`TaskEpochs`)
+an epoch          ``⌈N / B⌉`` steps                            ``max_t ⌈N_t / B⌉`` steps (the largest task's pass;
+                                                               smaller tasks' streams restart)
+outputs           ``model(x)``: one forward pass               ``model(x_t)[t]`` for each task ``t``: task ``t``'s
+                                                               loss reads only its own forward pass
+data parallelism  each rank its rows of the batch              each rank its rows of every task's batch
+evaluation        the split's rows, every task                 each task on its own rows of the split
+================  ===========================================  ========================================================
 
 In multi-input mode (LibMTL's ``multi_input``; Lin and Zhang, "LibMTL", JMLR 2023) ``L_t`` depends only on
 task ``t``'s own forward pass, so the per-task gradient engine (``G[T, P]``, one backward pass per task) and
