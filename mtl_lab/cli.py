@@ -52,6 +52,7 @@ from mtl_lab.studies.cli import add_study_parser, study_command
 from mtl_lab.training import Event, TrainConfig, build_trainer, check_architecture_options
 from mtl_lab.training import parallel as distributed
 from mtl_lab.training.guards import NonFiniteLossError
+from mtl_lab.training.inputs import input_mode
 from mtl_lab.weighting import METHODS, available, create
 
 
@@ -330,11 +331,14 @@ class RunFailed(RuntimeError):
 def check_before_training(data, arch: str, model_options: dict, methods: list[str], options: dict,
                           train_options: dict) -> None:
     """Every value through the API's own checks before anything trains or any folder is made."""
-    TrainConfig(**train_options)
+    config = TrainConfig(**train_options)
     validate.check_device_available(train_options["device"])
     check_architecture_options(arch, model_options)
+    inputs = input_mode(data)  # multi-input data refuse some paths: the Trainer's own check, before any run
     for method in methods:
-        create(method, **options[method]).reset(data.task_names)
+        weighting = create(method, **options[method])
+        weighting.reset(data.task_names)
+        inputs.check(weighting.name, weighting.requires, config.rep_grads, config.gradient_path)
 
 
 def write_report(out, data, histories, baseline, args, train_options, model_options, options, seconds,
@@ -550,7 +554,8 @@ def launch_checked(args: argparse.Namespace, argv: list[str]) -> int:
     """
     distributed.check_nproc(args.nproc)
     run = prepare_run(args)
-    distributed.check_ranks(args.nproc, len(run.data.train), run.train_options["batch_size"])
+    for rows in input_mode(run.data).train_sizes(run.data):  # every task's stream in multi-input mode
+        distributed.check_ranks(args.nproc, rows, run.train_options["batch_size"])
     dropout = run.model_options.get("dropout")
     if run.model_options.get("groups") != "auto":  # what the model's constructor checks (an "auto" grouping
         with torch.random.fork_rng(devices=[]):     # trains a probe: its model is built by the ranks)

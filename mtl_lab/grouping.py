@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from mtl_lab.data.base import MultiTaskData
+from mtl_lab.data.base import MultiTaskData, Split
 from mtl_lab.gradients import assign_flat_grad, assign_head_grads, task_gradients
 from mtl_lab.models.hard import HardSharing
 
@@ -125,6 +125,9 @@ def measure_affinity(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(lr, int | float) or not lr > 0:
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if not isinstance(data.train, Split):  # multi-input data (mtl_lab.data.multi_input)
+        raise ValueError(f"the affinity probe reads every task's loss on one batch, and the tasks of {data.name!r} "
+                         "each have their own inputs (multi-input data): give the groups yourself instead of 'auto'")
     if data.train.mask:  # the look-ahead ratio L_j(after) / L_j divides by each task's batch loss
         raise ValueError(
             f"the affinity probe needs every training row labelled; task(s) {sorted(data.train.mask)} miss labels"

@@ -10,7 +10,7 @@ Kinds and their conventions (``B`` is the batch size):
 kind          head output         target                losses                 metric
 ============  ==================  ====================  =====================  ===============
 multiclass    logits ``[B, C]``   int64 ``[B]``         cross-entropy          accuracy ↑
-binary        logit ``[B, 1]``    float ``[B]`` in 0/1  binary cross-entropy   accuracy ↑
+binary        logit ``[B, 1]``    float ``[B]`` in 0/1  binary cross-entropy   accuracy ↑ (or ROC AUC ↑)
 regression    ``[B, D]``          float ``[B, D]``      MSE or L1              MSE or MAE ↓
 box           ``[B, 4]``          float ``[B, 4]``      IoU, GIoU, L1 or MSE   mean IoU ↑
 ============  ==================  ====================  =====================  ===============
@@ -264,6 +264,28 @@ def binary_accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     return float(((output.reshape(-1) > 0).to(target.dtype) == target).float().mean())
 
 
+def roc_auc(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Area under the ROC curve of one logit per row ``[B, 1]`` against 0/1 targets ``[B]``, exact.
+
+    The rank formula (Mann–Whitney U): with ``r_i`` the rank of row ``i``'s score among all ``B`` scores
+    (1 = lowest; tied scores share the mean of their ranks), ``n₊`` positives and ``n₋`` negatives,
+    ``AUC = (Σ_{i positive} r_i − n₊(n₊ + 1)/2) / (n₊ n₋)`` — the probability that a random positive
+    scores above a random negative, a tie counting ½. The Trainer evaluates it over a whole split (never
+    a mean of batch AUCs). ``nan`` when the rows hold only one class (no pair to order).
+    """
+    score = output.reshape(-1).double()
+    positive = target.reshape(-1) > 0.5
+    n_pos = int(positive.sum())
+    n_neg = positive.numel() - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    values, inverse, counts = torch.unique(score, return_inverse=True, return_counts=True)
+    last = torch.cumsum(counts, 0).double()  # the rank of each distinct score's last row
+    mean_rank = last - (counts.double() - 1) / 2  # tied rows share the mean of their ranks
+    rank_sum = mean_rank[inverse][positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def mse_metric(output: torch.Tensor, target: torch.Tensor) -> float:
     """Mean squared error as a float."""
     return float(F.mse_loss(output, target))
@@ -300,9 +322,14 @@ def classification(name: str, n_classes: int, description: str = "") -> Task:
     return Task(name, "multiclass", n_classes, cross_entropy, accuracy, "ce", "accuracy", True, description)
 
 
-def binary(name: str, description: str = "") -> Task:
-    """A yes/no task with one logit (binary cross-entropy, accuracy)."""
-    return Task(name, "binary", 1, binary_cross_entropy, binary_accuracy, "bce", "accuracy", True, description)
+BINARY_METRICS: dict[str, MetricFn] = {"accuracy": binary_accuracy, "auc": roc_auc}
+
+
+def binary(name: str, description: str = "", metric: str = "accuracy") -> Task:
+    """A yes/no task with one logit (binary cross-entropy); ``metric`` in {accuracy, auc} (ROC AUC, exact
+    over the split: :func:`roc_auc`)."""
+    return Task(name, "binary", 1, binary_cross_entropy, _pick(BINARY_METRICS, metric, "metric", name), "bce",
+                metric, True, description)
 
 
 def regression(name: str, dim: int = 1, loss: str = "mse", metric: str = "mse", description: str = "") -> Task:

@@ -153,6 +153,29 @@ def check_unused_options(optimizer: str, momentum: float, schedule: str, step_op
 # ---------------------------------------------------------------- tasks and data
 
 
+def check_multi_input(method: str, requires: str, rep_grads: bool, gradient_path: str) -> None:
+    """What multi-input training (each task its own inputs and batches) cannot do, refused before a step.
+
+    Each task's losses come from its own forward pass, so every path that needs one forward over rows
+    all tasks share is refused: the representation gradients (``rep_grads=True``, or a method that
+    requires them, ``mgda_ub``) — each task's representation is of different inputs, so the rows of
+    ``Z`` live in different spaces and every pair of them is orthogonal — and the linear-layer Gramian
+    (``gradient_path='gramian'``), which reads the layer inputs of a single forward pass.
+    """
+    if rep_grads or requires == "rep_grads":
+        what = "rep_grads=True" if rep_grads else f"method {method!r} (it needs the representation's gradients)"
+        raise ValueError(
+            f"{what} does not apply to multi-input data: each task's representation is computed from its own "
+            "inputs, so the tasks' representation gradients share no rows (every pair is orthogonal); use the "
+            "gradients of the shared parameters (rep_grads=False; mgda instead of mgda_ub)"
+        )
+    if gradient_path == "gramian":
+        raise ValueError(
+            "gradient_path='gramian' does not apply to multi-input data: the linear-layer Gramian reads one "
+            "forward pass over rows every task shares, and here each task has its own batch; use 'auto'"
+        )
+
+
 def check_task_name(name) -> str:
     """A task name that is safe as a module key and in plot labels (see the module docstring)."""
     rule = (

@@ -206,7 +206,7 @@ def test_every_method_is_finite_when_a_task_has_no_label(method):
     for p, before in zip(trainer.model.task_parameters("reg"), reg_head):
         assert torch.equal(p.detach(), before), "a task without labels must not move its own head"
     for _ in range(3):  # partially labelled batches, and again one without any 'reg' label
-        x, y, m = next(data.train.batches(16, shuffle=True, generator=trainer.batch_generator, with_mask=True))
+        x, y, m = next(data.train.batches(16, shuffle=True, generator=trainer.source.generator, with_mask=True))
         trainer.train_step(x, y, m)
         trainer.train_step(*batch_without(data, "cls"))
     trainer.flush()

@@ -220,6 +220,25 @@ def test_census_mmoe_setup(tmp_path, gz):
     rest = torch.cat([d.val.y["income"], d.test.y["income"]])
     assert sorted(rest.tolist()) == sorted(float(i % 2) for i in range(9, 17))
     assert d.info["features"]["one_hot"]["sex"] == 3
+    assert [t.metric_name for t in d.tasks] == ["auc", "auc"]  # the MMoE paper's metric
+
+
+def test_census_scores_auc_over_the_whole_split_and_keeps_accuracy_on_request(tmp_path):
+    from mtl_lab.tasks import roc_auc
+    from mtl_lab.training import build_trainer
+
+    root = str(census_root(tmp_path / "census", gz=False))
+    d = data.load("census", root=root, seed=1)
+    trainer = build_trainer(d, "hard", "equal", {"hidden": (8,)}, epochs=1, batch_size=4, device="cpu")
+    losses, metrics = trainer.evaluate("test", batch_size=3)  # batches of 3: the AUC is not a mean of batch AUCs
+    with torch.no_grad():
+        out = trainer.model(d.test.x)
+    for task in d.task_names:
+        assert metrics[task] == pytest.approx(roc_auc(out[task], d.test.y[task]), abs=1e-12)
+    accuracy = data.load("census", root=root, seed=1, metric="accuracy")
+    assert [t.metric_name for t in accuracy.tasks] == ["accuracy", "accuracy"]
+    with pytest.raises(ValueError, match=r"metric 'gini' is not one of \('auc', 'accuracy'\)"):
+        data.load("census", root=root, metric="gini")
 
 
 @pytest.mark.parametrize(
@@ -263,8 +282,8 @@ def office_root(folder: Path) -> Path:
     return folder
 
 
-def test_office31_each_domain_is_a_task_on_its_own_images(tmp_path):
-    d = data.load("office31", root=str(office_root(tmp_path / "office")), size=8, workers=0)
+def test_office31_masked_form_each_domain_is_a_task_on_its_own_images(tmp_path):
+    d = data.load("office31", root=str(office_root(tmp_path / "office")), size=8, workers=0, multi_input=False)
     assert d.task_names == ["amazon", "dslr", "webcam"]
     assert (len(d.train), len(d.val), len(d.test)) == (12, 3, 6)
     assert [t.out_dim for t in d.tasks] == [31, 31, 31]

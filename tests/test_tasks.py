@@ -75,3 +75,38 @@ def test_bad_task_specs_and_targets():
         tasks.regression("r", dim=2).check_target(torch.zeros(4, 3))
     with pytest.raises(ValueError, match="0 or 1"):
         tasks.binary("b").check_target(torch.tensor([0.0, 0.5]))
+
+
+def brute_force_auc(scores: list[float], labels: list[int]) -> float:
+    """Every (positive, negative) pair: 1 when the positive scores higher, ½ on a tie."""
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_roc_auc_by_hand_with_ties():
+    # positives 0.8, 0.4, 0.4; negatives 0.4, 0.1: pairs 1, 1, ½, 1, ½, 1 → 5/6
+    out = torch.tensor([[0.8], [0.4], [0.4], [0.4], [0.1]])
+    y = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0])
+    t = tasks.binary("b", metric="auc")
+    assert t.metric_name == "auc" and t.higher_is_better
+    assert t.metric(out, y) == pytest.approx(5 / 6, abs=1e-12)
+    assert tasks.roc_auc(-out, y) == pytest.approx(1 / 6, abs=1e-12)  # reversed scores: 1 − AUC
+    assert tasks.roc_auc(torch.zeros(5, 1), y) == 0.5  # every pair tied
+    assert math.isnan(tasks.roc_auc(out, torch.ones(5)))  # one class only: no pair to order
+
+
+def test_roc_auc_equals_the_pairwise_count_on_random_scores_with_many_ties():
+    g = torch.Generator().manual_seed(3)
+    for n in (2, 7, 50, 301):
+        scores = torch.randint(0, 6, (n,), generator=g).float() / 5  # few distinct values: many ties
+        labels = torch.randint(0, 2, (n,), generator=g)
+        labels[0], labels[1] = 0, 1
+        expected = brute_force_auc(scores.tolist(), labels.tolist())
+        assert tasks.roc_auc(scores[:, None], labels.float()) == pytest.approx(expected, abs=1e-12)
+
+
+def test_binary_metric_choice_is_checked():
+    with pytest.raises(ValueError, match="metric 'f1' is not one of"):
+        tasks.binary("b", metric="f1")

@@ -8,7 +8,9 @@
   Solar-flare in ``river``), found without importing it.
 * :func:`load` builds a dataset from its name and options, with clear errors.
 
-Every dataset returns a :class:`MultiTaskData` (see :mod:`mtl_lab.data.base`); all of them are read
+Every dataset returns a :class:`MultiTaskData` (see :mod:`mtl_lab.data.base`) except Office-31 and Office-Home,
+whose tasks each have their own images: :class:`MultiInputData` by default (:mod:`mtl_lab.data.multi_input`);
+all are read
 from files shipped inside the package or generated from a seed — nothing is downloaded. The sources,
 licences and constructions are described in ``data/README.md`` at the top of the repository.
 """
@@ -29,6 +31,7 @@ from mtl_lab.data.localization import localization
 from mtl_lab.data.mmoe_synthetic import mmoe_synthetic
 from mtl_lab.data.mnist import mnist, multifashion, multifashion_mnist, multimnist
 from mtl_lab.data.mtan_npy import cityscapes, nyuv2
+from mtl_lab.data.multi_input import MultiInputData, TaskSplits
 from mtl_lab.data.multidigits import multidigits
 from mtl_lab.data.office import office31, office_home
 from mtl_lab.data.related import related
@@ -100,6 +103,7 @@ PACKAGE_FILES: dict[str, str] = {"yeast": "yeast.csv.gz", "solar_flare": "solar-
 __all__ = [
     "DATASETS",
     "DEFAULT_OPTIONS",
+    "MultiInputData",
     "MultiTaskData",
     "PACKAGE_FILES",
     "Split",
@@ -128,6 +132,7 @@ __all__ = [
     "scenes",
     "solar_flare",
     "split_indices",
+    "TaskSplits",
     "yeast",
 ]
 

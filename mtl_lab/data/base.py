@@ -13,6 +13,9 @@ on every row. The target tensor keeps one row per example; an unlabelled row hol
 (zeros, see :func:`mtl_lab.training.masks.fill_unlabelled`) that no loss, gradient or metric ever reads: each
 task's loss and metric are computed over its labelled rows only (:mod:`mtl_lab.training.masks`). Batches for
 training come from ``batches(..., with_mask=True)`` as ``(x, {task: y}, {task: mask})``.
+
+When each task has its own inputs (Office's image domains), the data are a
+:class:`~mtl_lab.data.multi_input.MultiInputData` instead: each task its own splits of this form.
 """
 
 from __future__ import annotations

@@ -17,12 +17,17 @@ Layout (``root=DIR``), LibMTL's: one list file per domain and split, each line a
 
 (LibMTL's repository holds these list files under ``examples/office/data_txt``: copy that folder into DIR.)
 
-Every task's inputs are its own images: a row of a split is one image, labelled for its domain's task only
-(the other tasks' label masks are ``False`` on it, :mod:`mtl_lab.training.masks`), so each task's loss and
-metric read only its own images. This is how the lab runs LibMTL's multi-input set-up with the trainer as
-it is: one batch mixes the domains, and each task's loss is the mean over its rows of that batch. (LibMTL
-draws one batch per task each step instead; that needs a trainer hook, see ``data/README.md``.) Images are
-resized to ``size × size`` and streamed from disk like CelebA's (:mod:`mtl_lab.data.streaming`).
+Every task's inputs are its own images. By default (``multi_input=True``) the data come as
+:class:`~mtl_lab.data.multi_input.MultiInputData`: each domain has its own train/val/test rows, and the
+Trainer runs LibMTL's multi-input mode (:mod:`mtl_lab.training.inputs`): every step draws one batch of
+``batch_size`` images from each domain, in each domain's own seeded order, and an epoch is as many steps as
+the largest domain needs. ``multi_input=False`` gives the masked single-stream form instead: one
+:class:`~mtl_lab.data.base.MultiTaskData` whose rows are all the images, each labelled for its domain's task
+only (the other tasks' label masks are ``False`` on it, :mod:`mtl_lab.training.masks`), so one batch mixes
+the domains and each task's loss is the mean over its rows of that batch. It is kept because the paths
+that need one forward pass over shared rows (``rep_grads``, ``mgda_ub``, ``gradient_path='gramian'``) run
+on it and are refused in multi-input mode. Images are resized to ``size × size`` and streamed from disk
+like CelebA's (:mod:`mtl_lab.data.streaming`), in both forms.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from mtl_lab import tasks as T
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.data.celeba import fit_pixels
 from mtl_lab.data.mnist import check_root
+from mtl_lab.data.multi_input import MultiInputData, TaskSplits
 from mtl_lab.data.streaming import CacheReader, ImageRows, JpegReader, StreamedSplit, build_cache
-from mtl_lab.validate import check_seed
+from mtl_lab.validate import check_bool, check_seed
 
 DOMAINS = {
     "office31": ("office-31", ("amazon", "dslr", "webcam"), 31),
@@ -74,12 +80,13 @@ def read_list(path: Path, root: Path, n_classes: int, name: str) -> list[tuple[s
 
 def office(
     name: str, root: str | None, size: int, cache: bool, cache_dir: str | None, workers: int, seed: int,
-    normalize: bool,
-) -> MultiTaskData:
+    normalize: bool, multi_input: bool,
+) -> MultiTaskData | MultiInputData:
     folder_name, domains, n_classes = DOMAINS[name]
     if root is None:
         raise ValueError(f"{name} needs its image files, which are not bundled: pass root=DIR; {layout(name)}")
     check_seed(seed)
+    check_bool("multi_input", multi_input)
     if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 512:
         raise ValueError(f"size must be an int in [8, 512], got {size!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -104,6 +111,21 @@ def office(
         offset += len(blocks[split])
     train_rows = torch.arange(starts["train"], starts["train"] + len(blocks["train"]))
     mean, std = fit_pixels(reader, train_rows, cache, seed) if normalize else (0.0, 1.0)
+    tasks = [T.classification(t, n_classes, description=f"the object class of a {t} image") for t in domains]
+    mean_t, std_t = (torch.tensor([mean]), torch.tensor([std])) if normalize else (None, None)
+    if multi_input:
+        per_task = {}
+        for split in SPLITS:
+            rows = blocks[split]
+            index = torch.arange(starts[split], starts[split] + len(rows))
+            domain = torch.tensor([d for _, d, _ in rows])
+            label = torch.tensor([c for _, _, c in rows])
+            per_task[split] = TaskSplits({t: StreamedSplit(ImageRows(reader, index[domain == d], mean, std),
+                                                           {t: label[domain == d]}, {}, workers)
+                                          for d, t in enumerate(domains)})
+        info = {"source": f"{name} list files in {lists}", "size": size, "multi_input": True}
+        return MultiInputData(name, tasks, per_task["train"], per_task["val"], per_task["test"], mean_t, std_t, None,
+                              info)
     splits = {}
     for split in SPLITS:
         rows = blocks[split]
@@ -113,24 +135,22 @@ def office(
         y = {t: torch.where(domain == d, label, torch.zeros_like(label)) for d, t in enumerate(domains)}
         mask = {t: domain == d for d, t in enumerate(domains)}
         splits[split] = StreamedSplit(ImageRows(reader, index, mean, std), y, mask, workers)
-    tasks = [T.classification(t, n_classes, description=f"the object class of a {t} image") for t in domains]
     info = {"source": f"{name} list files in {lists}", "size": size,
             "rows_per_domain": {s: {t: int(m.sum()) for t, m in splits[s].mask.items()} for s in SPLITS}}
-    mean_t, std_t = (torch.tensor([mean]), torch.tensor([std])) if normalize else (None, None)
     return MultiTaskData(name, tasks, splits["train"], splits["val"], splits["test"], mean_t, std_t, None, info)
 
 
 def office31(
     root: str | None = None, size: int = 64, cache: bool = True, cache_dir: str | None = None, workers: int = 2,
-    seed: int = 0, normalize: bool = True,
-) -> MultiTaskData:
+    seed: int = 0, normalize: bool = True, multi_input: bool = True,
+) -> MultiInputData | MultiTaskData:
     """Office-31 (needs root=DIR, LibMTL lists): amazon, dslr, webcam, each a 31-way task on its own images."""
-    return office("office31", root, size, cache, cache_dir, workers, seed, normalize)
+    return office("office31", root, size, cache, cache_dir, workers, seed, normalize, multi_input)
 
 
 def office_home(
     root: str | None = None, size: int = 64, cache: bool = True, cache_dir: str | None = None, workers: int = 2,
-    seed: int = 0, normalize: bool = True,
-) -> MultiTaskData:
+    seed: int = 0, normalize: bool = True, multi_input: bool = True,
+) -> MultiInputData | MultiTaskData:
     """Office-Home (needs root=DIR, LibMTL lists): Art, Clipart, Product, Real_World, each 65-way on its own images."""
-    return office("office_home", root, size, cache, cache_dir, workers, seed, normalize)
+    return office("office_home", root, size, cache, cache_dir, workers, seed, normalize, multi_input)

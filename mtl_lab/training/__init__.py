@@ -5,7 +5,9 @@ Modules, in the order a step meets them: :mod:`~mtl_lab.training.config` (:class
 loop, the step, records, ``state_dict``), :mod:`~mtl_lab.training.setup` (what the trainer builds once),
 :mod:`~mtl_lab.training.paths` (one class per gradient path, the one function that writes ``.grad``, the
 diagnostics observer), :mod:`~mtl_lab.training.parallel` (one process or torch.distributed),
-:mod:`~mtl_lab.training.masks` (missing labels), :mod:`~mtl_lab.training.rep_grad`,
+:mod:`~mtl_lab.training.inputs` (shared rows, or each task its own: multi-input mode) and
+:mod:`~mtl_lab.training.streams` (seeded endless batch streams), :mod:`~mtl_lab.training.masks` (missing labels),
+:mod:`~mtl_lab.training.rep_grad`,
 :mod:`~mtl_lab.training.extra_batches` and :mod:`~mtl_lab.training.lookahead` (what some paths need),
 :mod:`~mtl_lab.training.guards` (NaN/inf), :mod:`~mtl_lab.training.interrupts` (Ctrl-C),
 :mod:`~mtl_lab.training.resume` and :mod:`~mtl_lab.training.checkpoint` (exact resume, files),

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from mtl_lab.data.base import MultiTaskData
+from mtl_lab.data.base import MultiTaskData, Split
 from mtl_lab.history import History
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.tasks import Task
@@ -15,20 +15,28 @@ from mtl_lab.training import masks as label_masks
 SPLITS = ("train", "val", "test")
 
 
-@torch.no_grad()
 def evaluate_split(model: MultiTaskModel, data: MultiTaskData, tasks: list[Task], split: str,
                    batch_size: int = 1024, pixel_batch_size: int | None = None,
                    ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only
-    (:mod:`mtl_lab.training.masks`); the model is put back in the mode it was in.
+    """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``) of shared-row data
+    (:func:`evaluate_rows`; multi-input data go through :mod:`mtl_lab.training.inputs`)."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    return evaluate_rows(model, getattr(data, split), tasks, batch_size, pixel_batch_size)
+
+
+@torch.no_grad()
+def evaluate_rows(model: MultiTaskModel, rows: Split, tasks: list[Task], batch_size: int = 1024,
+                  pixel_batch_size: int | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-task mean loss and metric of ``tasks`` on the rows of a split, over labelled rows only
+    (:mod:`mtl_lab.training.masks`); the model is put back in the mode it was in. Outputs of other tasks
+    are not scored.
 
     Pixel tasks accumulate over the split batch by batch (:class:`~mtl_lab.training.masks.SplitAccumulator`),
     at most ``pixel_batch_size`` rows at a time (the Trainer passes its training batch size): the feature
-    maps of 1024 images would not fit. The other tasks' outputs are concatenated as before.
+    maps of 1024 images would not fit. The other tasks' outputs are concatenated, so a metric such as the
+    ROC AUC is computed over the whole split.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    rows = getattr(data, split)
     if len(rows) == 0:
         return {}, {}
     if any(t.is_pixel for t in tasks) and pixel_batch_size is not None:
@@ -41,7 +49,7 @@ def evaluate_split(model: MultiTaskModel, data: MultiTaskData, tasks: list[Task]
         for name, out in model(x).items():
             if name in dense:
                 dense[name].update(out, y[name], masks.get(name))
-            else:
+            elif name in chunks:
                 chunks[name].append(out)
     model.train(was_training)
     losses, metrics = {}, {}

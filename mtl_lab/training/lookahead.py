@@ -31,6 +31,7 @@ from torch.func import functional_call
 from mtl_lab.data.base import MaskedBatch
 from mtl_lab.gradients import task_gradients
 from mtl_lab.training.extra_batches import ExtraBatches
+from mtl_lab.training.inputs import SHARED_INPUTS, InputMode
 
 
 def lookahead_hypergradient(
@@ -40,19 +41,26 @@ def lookahead_hypergradient(
     weights: torch.Tensor,
     lr: float,
     validation: MaskedBatch,
+    inputs: InputMode = SHARED_INPUTS,
+    whole_gradients: Callable[[torch.Tensor], torch.Tensor] = lambda G: G,
 ) -> torch.Tensor:
-    """``H[T]``, ``H_t = −α ∇_θ L_t(θ) · ∇_θ' L_val(θ')`` (see the module docstring); ``losses`` keep their graph."""
+    """``H[T]``, ``H_t = −α ∇_θ L_t(θ) · ∇_θ' L_val(θ')`` (see the module docstring); ``losses`` keep their graph.
+    ``inputs``: how the validation batch's outputs are computed (one forward pass per task in multi-input mode);
+    ``whole_gradients``: the whole batch's ``G`` from this rank's share (data parallelism: the average over the
+    ranks, so that every rank takes the same virtual step and gets the one-process ``H``)."""
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     params = [p for p in model.parameters() if p.requires_grad]
     T = len(losses)
     G, _ = task_gradients(losses, params, [[] for _ in range(T)], retain_graph=True)  # [T, P] over all parameters
+    G = whole_gradients(G)
     step = weights.detach().to(G.dtype) @ G
     virtual, offset = {}, 0
     for name, p in zip(names, params):
         virtual[name] = (p.detach() - lr * step[offset : offset + p.numel()].view_as(p)).requires_grad_(True)
         offset += p.numel()
     x, targets, masks = validation  # each task's validation loss over its labelled rows
-    val_loss = torch.stack(compute_losses(functional_call(model, virtual, (x,)), targets, masks)).sum()
+    outputs = inputs.outputs(lambda rows: functional_call(model, virtual, (rows,)), x)
+    val_loss = torch.stack(compute_losses(outputs, targets, masks)).sum()
     u = torch.autograd.grad(val_loss, list(virtual.values()), allow_unused=True)
     u = torch.cat([torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1) for p, g in zip(params, u)])
     return -lr * (G @ u)
@@ -61,10 +69,14 @@ def lookahead_hypergradient(
 class Lookahead:
     """The validation batches of a lookahead method, and its hypergradient at each step."""
 
-    def __init__(self, validation_split, batch_size: int, seed: int) -> None:
+    def __init__(self, validation_split, batch_size: int, seed: int, inputs: InputMode = SHARED_INPUTS) -> None:
         if len(validation_split) < 1:
             raise ValueError("a lookahead method (auto_lambda) needs a non-empty validation split")
-        self.batches = ExtraBatches(validation_split, batch_size, seed + 1)  # its own order, not the extra batches'
+        self.inputs = inputs
+        # its own order, not the extra batches'; multi-input: one validation batch per task
+        self.batches = ExtraBatches(validation_split, batch_size, seed + 1, inputs)
 
-    def hypergradient(self, model, compute_losses, losses, weights: torch.Tensor, lr: float) -> torch.Tensor:
-        return lookahead_hypergradient(model, compute_losses, losses, weights, lr, self.batches.next())
+    def hypergradient(self, model, compute_losses, losses, weights: torch.Tensor, lr: float,
+                      whole_gradients: Callable[[torch.Tensor], torch.Tensor] = lambda G: G) -> torch.Tensor:
+        return lookahead_hypergradient(model, compute_losses, losses, weights, lr, self.batches.next(), self.inputs,
+                                       whole_gradients)

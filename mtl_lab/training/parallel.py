@@ -55,6 +55,10 @@ class SingleProcess:
     def shard(self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None):
         return x, targets, masks
 
+    def shard_tasks(self, x: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                    masks: dict[str, torch.Tensor] | None = None):
+        return x, targets, masks
+
     def losses(self, losses: list[torch.Tensor], task_names: list[str] | None = None) -> list[torch.Tensor]:
         return losses
 
@@ -114,7 +118,7 @@ class DataParallel:
         with torch.no_grad():
             for tensor in [*trainer.model.parameters(), *trainer.model.buffers()]:
                 dist.broadcast(tensor.data, src=0)
-        for generator in (trainer.batch_generator, trainer.method_generator):
+        for generator in (*trainer.source.generators(), trainer.method_generator):
             state = generator.get_state().to(trainer.device)  # NCCL moves device tensors only
             dist.broadcast(state, src=0)
             generator.set_state(state.cpu())
@@ -146,6 +150,20 @@ class DataParallel:
             self.fractions[name] = int(mask[start:stop].sum()) / total if total else 0.0
         shards = {name: mask[start:stop] for name, mask in masks.items()}
         return x[start:stop], {name: y[start:stop] for name, y in targets.items()}, shards
+
+    def shard_tasks(self, x: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                    masks: dict[str, torch.Tensor] | None = None):
+        """Multi-input mode (:mod:`mtl_lab.training.inputs`): each task's own batch shared out as :meth:`shard`
+        does, and each task's share its fraction of its own batch's (labelled) rows."""
+        masks = masks or {}
+        xs, ys, shards, fractions = {}, {}, {}, {}
+        for task, rows in x.items():
+            xs[task], y, mask = self.shard(rows, {task: targets[task]}, {task: masks[task]} if task in masks else {})
+            ys.update(y)
+            shards.update(mask)
+            fractions[task] = self.fractions.get(task, (self.rows[1] - self.rows[0]) / self.batch_rows)
+        self.fractions = fractions
+        return xs, ys, shards
 
     def losses(self, losses: list[torch.Tensor], task_names: list[str] | None = None) -> list[torch.Tensor]:
         """The whole batch's per-task losses; their gradients are this rank's share (see the module text).

@@ -43,6 +43,7 @@ from mtl_lab.gradients import (
 )
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.training.extra_batches import ExtraBatches
+from mtl_lab.training.inputs import InputMode
 from mtl_lab.training.lookahead import Lookahead
 from mtl_lab.training.parallel import Parallel
 from mtl_lab.training.rep_grad import method_input, representation_direction, step_need
@@ -53,11 +54,14 @@ LossesOf = Callable[..., list[torch.Tensor]]  # (outputs, targets, masks) -> per
 
 @dataclass(frozen=True)
 class Parts:
-    """The model and its parameter groups: ``shared`` (what a gradient method acts on) and each task's head."""
+    """The model and its parameter groups: ``shared`` (what a gradient method acts on) and each task's head;
+    ``inputs`` says how a batch's outputs are computed (one forward pass, or one per task in multi-input mode:
+    :mod:`mtl_lab.training.inputs`)."""
 
     model: MultiTaskModel
     shared: list[torch.Tensor]
     heads: list[list[torch.Tensor]]
+    inputs: InputMode
 
 
 @dataclass
@@ -164,7 +168,7 @@ class GradientPath:
         self.parts = parts
 
     def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        return self.parts.model(x), None
+        return self.parts.inputs.outputs(self.parts.model, x), None
 
     def backward(self, step: Step) -> Combination:
         raise NotImplementedError
@@ -284,7 +288,8 @@ class ValidationLookahead(GradientPath):
 
     def backward(self, step: Step) -> Combination:
         current = self.weighting.current_weights()
-        H = self.lookahead.hypergradient(self.parts.model, self.losses_of, step.losses, current, step.ctx.lr)
+        H = self.lookahead.hypergradient(self.parts.model, self.losses_of, step.losses, current, step.ctx.lr,
+                                         step.parallel.gradients)  # the whole batch's G on every rank
         combination = weights_only(self.weighting, self.weighting.combine(step.seen, H[:, None], step.ctx))
         step.observe(self.parts, combination.weights)
         apply_update(self.parts, combination, ThroughLosses(step.losses))

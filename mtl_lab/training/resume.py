@@ -44,13 +44,17 @@ def set_global_rng_state(state: dict[str, torch.Tensor | None], device: torch.de
 
 @dataclass
 class RunPosition:
-    """Where a run stands: random states and the position within the epoch (checkpoint-friendly tensors)."""
+    """Where a run stands: random states and the position within the epoch (checkpoint-friendly tensors).
+
+    In multi-input mode (:mod:`mtl_lab.training.inputs`) there is no one order generator: ``batch_rng`` and
+    ``epoch_start_rng`` are ``None`` and ``streams`` holds every task stream's state."""
 
     global_rng: dict[str, torch.Tensor | None]
-    batch_rng: torch.Tensor
+    batch_rng: torch.Tensor | None
     method_rng: torch.Tensor
     epoch_start_rng: torch.Tensor | None  # the batch generator's state when this epoch's order was drawn
     batches_done: int  # batches already trained in the current epoch
+    streams: dict | None = None  # multi-input: each task stream's state (training.streams.TaskStreams)
 
     def to_dict(self) -> dict:
         return {
@@ -59,16 +63,19 @@ class RunPosition:
             "method_rng": self.method_rng,
             "epoch_start_rng": self.epoch_start_rng,
             "batches_done": self.batches_done,
+            "streams": self.streams,
         }
 
     def on_cpu(self) -> RunPosition:
         """The generator states on the CPU (where ``torch.Generator`` keeps them), whatever device they came from."""
         start = self.epoch_start_rng.cpu() if self.epoch_start_rng is not None else None
-        return RunPosition(self.global_rng, self.batch_rng.cpu(), self.method_rng.cpu(), start, self.batches_done)
+        batch = self.batch_rng.cpu() if self.batch_rng is not None else None
+        return RunPosition(self.global_rng, batch, self.method_rng.cpu(), start, self.batches_done, self.streams)
 
     @staticmethod
     def from_dict(d: dict) -> RunPosition:
-        return RunPosition(d["global_rng"], d["batch_rng"], d["method_rng"], d["epoch_start_rng"], d["batches_done"])
+        return RunPosition(d["global_rng"], d["batch_rng"], d["method_rng"], d["epoch_start_rng"], d["batches_done"],
+                           d.get("streams"))
 
 
 def epoch_batches(

@@ -1,10 +1,11 @@
 """The Trainer: set-up, the loop, one step, records, evaluation and its own state (``state_dict``).
 
 One step reads top to bottom (:meth:`Trainer.train_step`): shard (:mod:`~mtl_lab.training.parallel`) →
-forward → losses over the labelled rows (:mod:`~mtl_lab.training.masks`) → guard
-(:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the trainer was built
-(:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing, ``G``, ``Z`` or
-``K = GGᵀ`` — and its weights or direction become ``.grad``, each head ``h_t ∇L_t``) → regularisers
+forward (one pass over shared rows, or one per task on its own inputs: the input mode chosen from the data's
+form when the trainer is built, :mod:`~mtl_lab.training.inputs`) → losses over the labelled rows
+(:mod:`~mtl_lab.training.masks`) → guard (:mod:`~mtl_lab.training.guards`) → the gradient path chosen when the
+trainer was built (:mod:`~mtl_lab.training.paths`: the method gets ``L`` and what it ``requires`` — nothing,
+``G``, ``Z`` or ``K = GGᵀ`` — and its weights or direction become ``.grad``, each head ``h_t ∇L_t``) → regularisers
 (:mod:`~mtl_lab.training.regularizers`) → the data-parallel average → guard → optimiser → record. The model's
 regulariser goes to ``History.regularizer``, its ``inspect()`` to ``History.model_records`` at the diagnostics
 cadence, and ``model.after_step(step)`` is called after every optimiser step. Without a shared trunk (soft
@@ -23,7 +24,6 @@ bitwise the uninterrupted one on CPU; ``save()``/``load()`` go through :mod:`~mt
 from __future__ import annotations
 
 import copy
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,15 +33,17 @@ import torch
 
 from mtl_lab import validate
 from mtl_lab.data.base import MultiTaskData
+from mtl_lab.data.multi_input import MultiInputData
 from mtl_lab.history import History
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.training import checkpoint
 from mtl_lab.training import masks as label_masks
 from mtl_lab.training.config import TrainConfig, resolve_device
 from mtl_lab.training.ending import RunClock, RunEnd
-from mtl_lab.training.evaluation import evaluate_split, note_non_finite_results
+from mtl_lab.training.evaluation import SPLITS, note_non_finite_results
 from mtl_lab.training.events import Event, RunHandle, plain
 from mtl_lab.training.extra_batches import ExtraBatches
+from mtl_lab.training.inputs import input_mode
 from mtl_lab.training.interrupts import Interrupts, deferred_sigint
 from mtl_lab.training.lookahead import Lookahead
 from mtl_lab.training.parallel import Parallel, SingleProcess
@@ -49,13 +51,7 @@ from mtl_lab.training.paths import Diagnostics, Parts, Step, choose_path
 from mtl_lab.training.records import EpochTotals, Records
 from mtl_lab.training.regularizers import add_regularizers
 from mtl_lab.training.rep_grad import check_rep_grads
-from mtl_lab.training.resume import (
-    RunPosition,
-    epoch_batches,
-    global_rng_state,
-    record_continuation,
-    set_global_rng_state,
-)
+from mtl_lab.training.resume import RunPosition, global_rng_state, record_continuation, set_global_rng_state
 from mtl_lab.training.setup import (
     check_inputs,
     describe_run,
@@ -77,7 +73,8 @@ class Trainer:
 
     Args:
         model: a :class:`~mtl_lab.models.base.MultiTaskModel` whose tasks match ``data``.
-        data: the :class:`~mtl_lab.data.base.MultiTaskData`.
+        data: the :class:`~mtl_lab.data.base.MultiTaskData`, or :class:`~mtl_lab.data.multi_input.MultiInputData`
+            (each task its own inputs: multi-input mode, :mod:`mtl_lab.training.inputs`).
         weighting: a registry name or a :class:`~mtl_lab.weighting.base.Weighting` instance.
         config: a :class:`TrainConfig`; keyword ``options`` override its fields.
         callback: called with every :class:`Event` from the training thread (exceptions are recorded, not raised).
@@ -87,7 +84,7 @@ class Trainer:
     def __init__(
         self,
         model: MultiTaskModel,
-        data: MultiTaskData,
+        data: MultiTaskData | MultiInputData,
         weighting: str | Weighting = "equal",
         config: TrainConfig | None = None,
         callback: Callable[[Event], None] | None = None,
@@ -106,6 +103,8 @@ class Trainer:
         self.task_names = data.task_names
         self.weighting = create(weighting)
         self.weighting.reset(self.task_names)
+        self.inputs = input_mode(data)  # shared rows, or each task its own (training.inputs)
+        self.inputs.check(self.weighting.name, self.weighting.requires, c.rep_grads, c.gradient_path)
         if c.rep_grads:
             check_rep_grads(self.weighting, model.has_shared_trunk)
         self.shared, self.heads = parameter_groups(model, self.task_names, self.weighting)
@@ -114,16 +113,18 @@ class Trainer:
         self.optimizer = make_optimizer(self.trainable, c, fused=self.guard.deferred)
         self.scheduler = make_scheduler(self.optimizer, c)
         self.gramian = make_gramian_engine(model, self.shared, self.weighting, c.gradient_path)
-        self.extra_batches = ExtraBatches(self.data.train, c.batch_size, c.seed) if (
+        self.extra_batches = ExtraBatches(self.data.train, c.batch_size, c.seed, self.inputs) if (
             self.weighting.requires == "cross_gramian") else None
-        self.lookahead = Lookahead(self.data.val, c.batch_size, c.seed) if (
+        self.lookahead = Lookahead(self.data.val, c.batch_size, c.seed, self.inputs) if (
             self.weighting.requires == "lookahead") else None
-        self.paths = choose_path(self.weighting, Parts(self.model, self.shared, self.heads), c.rep_grads,
+        parts = Parts(self.model, self.shared, self.heads, self.inputs)
+        self.paths = choose_path(self.weighting, parts, c.rep_grads,
                                  self.gramian, self.extra_batches, self.lookahead, self.whole_batch_losses)
         self.diagnostics = Diagnostics(self.record_diagnostics)
         self.records = Records(c.record_every or (10 if self.device.type == "cpu" else 25), callback, self.guard,
                                self.task_names)  # per-step rows → History, events (training.records)
-        self.batch_generator = torch.Generator().manual_seed(c.seed)
+        augment = self.data.augment if c.augment else None
+        self.source = self.inputs.source(self.data, c.batch_size, c.seed, augment)  # the training batches
         self.method_generator = torch.Generator().manual_seed(c.seed + 1)
         self.parallel: Parallel = SingleProcess()
         self.stop_event = threading.Event()
@@ -133,13 +134,11 @@ class Trainer:
                                                                           self.device, self.gramian))
         self.global_step = 0
         self.epoch = 0
-        self.batch_iterator = None
         self.totals = EpochTotals(len(self.tasks), self.device)  # this epoch's loss sums, the epochs' means
-        self.batches_per_epoch = math.ceil(len(self.data.train) / c.batch_size)
+        self.batches_per_epoch = self.source.steps_per_epoch
         self.first_losses: tuple[float, ...] | None = None
         self.clock = RunClock()
         self.rng_state: dict | None = None  # the run's global random state between fit() calls (training.resume)
-        self.epoch_start_rng: torch.Tensor | None = None  # batch generator state when this epoch's order was drawn
         if parallel is not None:
             self.set_parallel(parallel)
 
@@ -154,13 +153,14 @@ class Trainer:
     # ------------------------------------------------------------------ one step
 
     def train_step(
-        self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None
+        self, x: torch.Tensor | dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """One optimisation step on a batch (``masks``: labelled rows of tasks missing labels); returns the
-        detached per-task losses."""
+        detached per-task losses. Multi-input data: ``x`` maps each task to its own batch's inputs."""
         if not self.model.training:  # train() walks every module: only when evaluation switched it off
             self.model.train()
-        x, targets, masks = self.parallel.shard(x, targets, masks)  # this rank's rows (all of them in one process)
+        x, targets, masks = self.inputs.shard(self.parallel, x, targets, masks)  # this rank's rows (all in 1 process)
         due = self.diagnostics_due()
         diagnose = due and self.model.has_shared_trunk
         path = self.paths.diagnosed if diagnose else self.paths.step
@@ -183,7 +183,7 @@ class Trainer:
         self.model.after_step(self.global_step)
         if self.weighting.needs_losses_after_step:
             with torch.no_grad():
-                after = torch.stack(self.compute_losses(self.model(x), targets, masks))
+                after = torch.stack(self.compute_losses(self.inputs.outputs(self.model, x), targets, masks))
             self.weighting.after_step(label_masks.stand_in(after, labelled), ctx)
         weights = label_masks.effective_weights(combination.weights.detach().to(self.device, torch.float32), labelled)
         if due:
@@ -256,7 +256,9 @@ class Trainer:
 
     def evaluate(self, split: str = "val", batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
         """Per-task mean loss and metric on ``split`` (``train``, ``val`` or ``test``), over labelled rows only."""
-        return evaluate_split(self.model, self.data, self.tasks, split, batch_size, self.config.batch_size)
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {SPLITS}")
+        return self.inputs.evaluate(self.model, self.data, self.tasks, split, batch_size, self.config.batch_size)
 
     def end_epoch(self) -> None:
         """The epoch's record: evaluations first (they change nothing: a second Ctrl-C there leaves the run at
@@ -281,8 +283,7 @@ class Trainer:
             if self.scheduler is not None:
                 self.scheduler.step()
             self.epoch += 1
-            self.batch_iterator = None
-            self.epoch_start_rng = None
+            self.source.end_epoch()
         note_non_finite_results(self.history, record, f"epoch {record['epoch']}", self.global_step)
         self.emit("epoch", record)
 
@@ -348,16 +349,9 @@ class Trainer:
         taken = 0
         while self.epoch < self.config.epochs:
             with self.interrupts.changing(self.global_step):  # a second Ctrl-C in here cuts this step
-                if self.batch_iterator is None:
-                    self.epoch_start_rng = self.batch_generator.get_state()
-                    self.batch_iterator = self.data.train.batches(
-                        self.config.batch_size, shuffle=True, generator=self.batch_generator, with_mask=True
-                    )
-                batch = next(self.batch_iterator, None)
+                batch = self.source.next()  # None: the epoch has no batch left (training.inputs)
                 if batch is not None:
                     x, y, masks = batch
-                    if self.config.augment and self.data.augment is not None:
-                        x, y = self.data.augment(x, y, self.batch_generator)
                     self.train_step_guarded(x, y, masks)
                     taken += 1
             if batch is None or self.totals.batches == self.batches_per_epoch:
@@ -412,8 +406,9 @@ class Trainer:
     def position(self) -> RunPosition:
         """Every random state and the position within the epoch (see :mod:`mtl_lab.training.resume`)."""
         rng = global_rng_state(self.device) if self.lock.locked() else self.rng_state  # from a callback: live
-        return RunPosition(rng, self.batch_generator.get_state(), self.method_generator.get_state(),
-                           self.epoch_start_rng, self.totals.batches)
+        source = self.source.position()  # the order's generator(s): training.inputs
+        return RunPosition(rng, source["batch_rng"], self.method_generator.get_state(), source["epoch_start_rng"],
+                           self.totals.batches, source["streams"])
 
     def state_dict(self) -> dict:
         """Everything needed to continue bitwise, as a dict of state dicts (buffered steps flushed first;
@@ -462,8 +457,7 @@ class Trainer:
         position = RunPosition.from_dict(state["position"]).on_cpu()
         self.rng_state = position.global_rng
         self.method_generator.set_state(position.method_rng)
-        self.epoch_start_rng = position.epoch_start_rng
-        self.batch_iterator = epoch_batches(self.data.train, self.config.batch_size, self.batch_generator, position)
+        self.source.resume(position)
         self.records.buffer = []
 
     def save(self, path: str | Path) -> Path:

@@ -17,6 +17,7 @@ from mtl_lab import validate
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.models import ARCHITECTURES
 from mtl_lab.training import TrainConfig, Trainer, build_trainer, check_architecture_options
+from mtl_lab.training.inputs import input_mode
 from mtl_lab.weighting import METHODS, create
 
 FORMAT = "mtl_lab.lab/1"
@@ -142,7 +143,8 @@ class LabConfig:
         """The checks that need the data set or the machine, by the same functions the API calls.
 
         Task names (of ``tasks`` and of ``weights``), the method's options (its constructor checks them),
-        the architecture's option types, and whether the device exists here (``cuda:1`` is never ``auto``).
+        what multi-input data refuse (``mgda_ub``: :func:`mtl_lab.validate.check_multi_input`), the
+        architecture's option types, and whether the device exists here (``cuda:1`` is never ``auto``).
         """
         data = load_data(self.data, self.data_options)
         if self.tasks is not None:
@@ -152,7 +154,10 @@ class LabConfig:
         if unknown:
             raise ValueError(f"weights name unknown task(s) {unknown}; the tasks of {self.data!r} are "
                              f"{load_data(self.data, self.data_options).task_names}")
-        create(self.method, **self.method_kwargs(data.task_names)).reset(data.task_names)
+        weighting = create(self.method, **self.method_kwargs(data.task_names))
+        weighting.reset(data.task_names)
+        config = TrainConfig(**self.train_options())
+        input_mode(data).check(weighting.name, weighting.requires, config.rep_grads, config.gradient_path)
         check_architecture_options(self.architecture, self.model_options)
         validate.check_device_available(self.device)
 
