@@ -273,7 +273,7 @@ def test_chart_feed_sends_every_row_once_in_order_and_thins_long_runs():
     chart = FakeChart()
     feed = ChartFeed(chart, max_points=64, smoothing=0.0)
     history = fake_history(0)
-    feed.begin(lambda: history, history.task_names, planned_steps=1000)
+    feed.begin([lambda: history], history.task_names, planned_steps=1000)
     for chunk in range(10):  # the run goes on between flushes
         more = fake_history(100)
         history.add_steps([s + 100 * chunk for s in more.steps], more.losses, more.weights)
@@ -292,7 +292,7 @@ def test_chart_feed_answers_a_late_view_with_everything_and_reports_markers():
     chart = FakeChart()
     feed = ChartFeed(chart, smoothing=0.0)
     history = fake_history(40)
-    feed.begin(lambda: history, history.task_names, planned_steps=40)
+    feed.begin([lambda: history], history.task_names, planned_steps=40)
     feed.flush()
     history.add_note({"step": 12, "weights_set": {"a": 2.0, "b": 1.0, "c": 0.0}})
     feed.flush()
@@ -303,6 +303,28 @@ def test_chart_feed_answers_a_late_view_with_everything_and_reports_markers():
     diag = chart.browser_rows("diag")
     assert len(diag) == 8 and diag[0][1 + 3:1 + 3 + 3] == [-0.5, -0.5, -0.5]  # the three pair cosines
     assert len(chart.browser_rows("step")) == 40
+
+
+def test_chart_feed_of_a_race_sends_a_step_once_every_racer_has_it_and_switches_the_gradient_panels():
+    chart = FakeChart()
+    feed = ChartFeed(chart, smoothing=0.0)
+    ahead, behind = fake_history(10), fake_history(6)
+    behind.diagnostics[0]["shares"] = [0.5, 0.25, 0.25]  # tells the racers' diagnostics apart
+    feed.begin([lambda: ahead, lambda: behind], ahead.task_names, planned_steps=10)
+    feed.flush()
+    rows = chart.browser_rows("step")
+    assert feed.columns() == {"step": 1 + 2 * 2 * 3, "diag": 1 + 2 * 3 + 3, "val": 1 + 2 * 3}
+    assert [int(r[0]) for r in rows] == list(range(6))  # the slower racer's rows decide
+    assert rows[2][1:7] == [3.0, 4.0, 5.0, 3.0, 4.0, 5.0]  # run by run, the tasks in order within each
+    more = fake_history(10)
+    behind.add_steps(more.steps[6:], more.losses[6:], more.weights[6:])
+    feed.flush()
+    assert [int(r[0]) for r in chart.browser_rows("step")] == list(range(10))
+    assert chart.browser_rows("diag")[0][1:4] == [1 / 3] * 3  # the first racer's gradient panels
+    feed.show(1)
+    assert chart.browser_rows("diag")[0][1:4] == [0.5, 0.25, 0.25]
+    with pytest.raises(ValueError, match="run 2 is not one of the 2 runs"):
+        feed.show(2)
 
 
 def test_chart_feed_rejects_bad_settings():
@@ -721,3 +743,48 @@ def test_the_classroom_page_opens_the_set_up_of_its_link():
     room = Classroom(name="test-room", query="?colour=red")
     assert "link was not used: unknown link key" in room.lab.status_text()
     room.close()
+
+
+# ---------------------------------------------------------------- the race
+
+
+def test_a_four_method_race_draws_every_racer_keeps_each_run_and_ends_with_its_delta_m():
+    lab = Lab(LabConfig(method="static", weights={"reg": 2.0}, **SMALL), name="test-race")
+    lab.race.methods_w.value = ("equal", "static", "pcgrad", "mgda")
+    assert lab.race.start()
+    assert wait_for(lambda: not lab.race.running and "ended" in lab.status_text())
+    trainers = lab.race.trainers
+    assert list(trainers) == ["equal", "static", "pcgrad", "mgda"]
+    assert [r["color"] for r in lab.chart.racers] == [method_color(m) for m in trainers]
+    assert lab.feed.columns()["step"] == 1 + 2 * 4 * 3  # a loss and a weight line per racer and task
+    assert list(trainers["static"].weighting.weights) == [1.0, 1.0, 2.0]  # the panel's weights, for all
+    assert len({t.global_step for t in trainers.values()}) == 1
+    assert [pin["label"].split(" ")[0] for pin in lab.pins] == list(trainers)  # every racer kept
+    table = lab.ui.table.value
+    for trainer in trainers.values():  # metric per task and Δm % against the first racer
+        metrics = trainer.history.meta["test_metrics"]
+        up = directions(trainer.data)
+        assert f"{metrics['cls']:.4f}" in table
+        assert percent(delta_m(metrics, trainers["equal"].history.meta["test_metrics"], up)) in table
+    assert "against the first racer (equal)" in table
+    lab.race.show("pcgrad")
+    assert lab.feed.shown == 2 and "gradient panels: pcgrad" in lab.chart.title
+    lab.close()
+
+
+def test_stop_ends_every_racer_at_the_same_step_and_a_bad_race_is_named_in_the_status_line():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-race-stop", pace=20.0)
+    lab.race.methods_w.value = ("equal",)
+    assert not lab.race.start() and "race not started: a race takes 2 to 4 methods, got 1" in lab.status_text()
+    lab.race.methods_w.value = ("equal", "mgda", "uncertainty")
+    assert lab.race.start()
+    assert lab.ui.train_b.disabled and lab.race.start_b.disabled
+    assert not lab.race.start()  # one race at a time
+    assert wait_for(lambda: lab.race.runner.step >= 7)  # past the first epoch: a run is kept from one epoch on
+    lab.stop(wait=True)
+    assert wait_for(lambda: not lab.race.running)
+    steps = {t.global_step for t in lab.race.trainers.values()}
+    assert len(steps) == 1 and steps.pop() < lab.race.trainers["equal"].config.epochs * 6
+    assert {t.history.status for t in lab.race.trainers.values()} == {"stopped"}
+    assert not lab.ui.train_b.disabled and len(lab.pins) == 3
+    lab.close()

@@ -6,8 +6,10 @@ right each task's share of the update (stacked), the pairwise gradient cosines a
 conflict — a form that cannot be mistaken for a task) and the gradient norms. Vertical dashed markers
 show where a weight or option changed during the run. Empty axes and the task legend show before the
 first run. Each task has its colour *and* its dash (:mod:`mtl_lab.palette`); kept runs are drawn faint in
-their method's colour with the same task dashes. ``projector = True`` enlarges type (16 px) and lines; the
-*⤓ PNG* button saves the chart as it is on screen.
+their method's colour with the same task dashes. In a race (``racers``: one ``{label, color}`` per method,
+:mod:`mtl_lab.widgets.race`) the loss and weight panels draw one line per method and task — the method's
+colour, the task's dash — and the gradient panels show one racer (named in the title).
+``projector = True`` enlarges type (16 px) and lines; the *⤓ PNG* button saves the chart as it is on screen.
 
 What runs where:
 
@@ -56,6 +58,7 @@ class LiveChart(anywidget.AnyWidget):
     planned_steps = traitlets.Int(0).tag(sync=True)
     markers = traitlets.List(traitlets.Dict()).tag(sync=True)
     pinned = traitlets.List(traitlets.Dict()).tag(sync=True)
+    racers = traitlets.List(traitlets.Dict()).tag(sync=True)  # a race: [{label, color}], one per method
 
     def set_tasks(self, task_names: list[str]) -> None:
         """The tasks whose curves the chart shows (their colours come from :mod:`mtl_lab.palette`)."""
