@@ -32,7 +32,7 @@ from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
 from mtl_lab.widgets.lab import metrics_html  # noqa: E402
-from mtl_lab.widgets.links import PRESETS, ignored_options, read_query, setup_link  # noqa: E402
+from mtl_lab.widgets.links import PRESETS, ignored_options, read_query, read_race, setup_link  # noqa: E402
 from mtl_lab.widgets.pace import Pace  # noqa: E402
 from mtl_lab.widgets.transport import ChartFeed, unpack  # noqa: E402
 
@@ -788,3 +788,25 @@ def test_stop_ends_every_racer_at_the_same_step_and_a_bad_race_is_named_in_the_s
     assert {t.history.status for t in lab.race.trainers.values()} == {"stopped"}
     assert not lab.ui.train_b.disabled and len(lab.pins) == 3
     lab.close()
+
+
+def test_a_race_travels_in_the_link_and_the_classroom_page_opens_it():
+    from mtl_lab.widgets.classroom import Classroom
+
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-race-link")
+    lab.race.methods_w.value = ("equal", "pcgrad", "mgda")
+    link = lab.race.link()
+    assert link.endswith("&race=equal,pcgrad,mgda") and read_race(link) == ["equal", "pcgrad", "mgda"]
+    assert read_query(link)[0] == lab.read_config() and read_race("?preset=conflict") is None
+    lab.close()
+    for bad, message in [("?race=equal", "2 to 4 methods, got 1"), ("?race=equal,equal", "repeated"),
+                         ("?race=equal,famo", "race method 'famo' is not one of")]:
+        with pytest.raises(ValueError, match=message):
+            read_race(bad)
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the real digits
+    room = Classroom(name="test-room", query="?preset=conflict&race=mgda,pcgrad,equal")
+    assert room.lab.race.methods_w.value == ("equal", "pcgrad", "mgda") and room.lab.ui.method_w.value == "equal"
+    room.close()
+    room = Classroom(name="test-room", query="?race=equal,famo")
+    assert "link was not used: race method 'famo'" in room.lab.status_text()
+    room.close()

@@ -20,7 +20,7 @@ from mtl_lab.widgets.common import close_tree, replace_previous
 from mtl_lab.widgets.config import LabConfig
 from mtl_lab.widgets.lab import LECTURE_PACE, Lab
 from mtl_lab.widgets.landscape import ToyLandscape
-from mtl_lab.widgets.links import read_query
+from mtl_lab.widgets.links import read_query, read_race
 from mtl_lab.widgets.sweep import ParetoSweep
 
 LECTURE_CONFIG = LabConfig(data="digits", tasks=["digit", "parity", "ge5", "recon"],
@@ -40,14 +40,17 @@ class Classroom:
         problem = ""
         try:
             config, preset, projector = read_query(query)
+            race = read_race(query)
         except ValueError as exc:
-            config, preset, projector, problem = None, None, False, str(exc)
+            config, preset, projector, race, problem = None, None, False, None, str(exc)
         self.lab = Lab(config or LECTURE_CONFIG, name=f"{name}-lab", pace=LECTURE_PACE)
         if preset:
             self.lab.ui.preset_w.value = preset
         if config is not None:
             self.lab.load_config(config)  # the status line says what the set-up's method ignores
         self.lab.ui.projector_w.value = projector
+        if race:
+            self.lab.race.methods_w.value = tuple(race)  # the toggles of the link's race; Race starts it
         if problem:
             self.lab.show_status("link", f"the page's link was not used: {problem}", "#c00")
         self.arena = GradientArena(name=f"{name}-arena")

@@ -150,8 +150,11 @@ class Race:
                                 f"{first.data.name} · gradient panels: {self.shown_w.value}")
 
     def link(self) -> str:
-        """The lab's set-up link with this race (``&race=…``) for the classroom page."""
-        return f"{self.lab.link()}&race={','.join(self.methods_w.value)}"
+        """The lab's set-up link with this race (``&race=…``) for the classroom page
+        (:func:`mtl_lab.widgets.links.setup_link`)."""
+        from mtl_lab.widgets.links import setup_link  # links names the race's methods: imported here, not above
+        lab = self.lab
+        return setup_link(lab.read_config(), projector=lab.ui.projector_w.value, race=self.methods_w.value)
 
     # ------------------------------------------------------------ the race thread's side
 
