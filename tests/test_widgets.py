@@ -25,7 +25,7 @@ from toy_data import make_toy  # noqa: E402
 from mtl_lab import toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
 from mtl_lab.metrics import delta_m, directions, metrics_table, percent, relative_changes  # noqa: E402
-from mtl_lab.palette import method_color  # noqa: E402
+from mtl_lab.palette import method_color, task_color, task_dash  # noqa: E402
 from mtl_lab.studies import sweep  # noqa: E402
 from mtl_lab.toy import arena  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
@@ -810,3 +810,18 @@ def test_a_race_travels_in_the_link_and_the_classroom_page_opens_it():
     room = Classroom(name="test-room", query="?race=equal,famo")
     assert "link was not used: race method 'famo'" in room.lab.status_text()
     room.close()
+
+
+def test_a_task_keeps_its_colour_and_dash_in_the_swatches_and_the_chart_when_another_is_switched_off():
+    lab = Lab(LabConfig(method="static", **SMALL), name="test-swatches")
+    lab.task_checks["cls"].value = False  # the data set's first task
+    chart = lab.chart
+    assert chart.tasks == ["yes", "reg"]
+    for task, color, dash in zip(chart.tasks, chart.colors, chart.dashes):
+        entry = lab.weight_inputs[task]
+        assert (entry.color, list(entry.dash)) == (color, dash)
+        assert color in entry.label.value
+    assert chart.colors == [task_color(1), task_color(2)] and chart.dashes == [list(task_dash(1)), list(task_dash(2))]
+    lab.run()  # the run's chart (its tasks only) keeps the same colours
+    assert chart.tasks == ["yes", "reg"] and chart.colors == [task_color(1), task_color(2)]
+    lab.close()

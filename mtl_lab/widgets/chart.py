@@ -31,7 +31,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from mtl_lab.palette import ALIGNED, CONFLICT, COSINE_ZERO, task_colors, task_dash
+from mtl_lab.palette import ALIGNED, CONFLICT, COSINE_ZERO, task_color, task_dash
 
 STATIC = Path(__file__).parent / "static"
 COSINE_PALETTE = {"negative": CONFLICT, "zero": COSINE_ZERO, "positive": ALIGNED}
@@ -60,12 +60,19 @@ class LiveChart(anywidget.AnyWidget):
     pinned = traitlets.List(traitlets.Dict()).tag(sync=True)
     racers = traitlets.List(traitlets.Dict()).tag(sync=True)  # a race: [{label, color}], one per method
 
+    # the data set's tasks in order (set by the lab with its task switches): a task's colour and dash follow
+    # its place there, so switching a task off changes no other task's colour (the weight swatches agree)
+    task_order = traitlets.List(traitlets.Unicode())
+
     def set_tasks(self, task_names: list[str]) -> None:
-        """The tasks whose curves the chart shows (their colours come from :mod:`mtl_lab.palette`)."""
+        """The tasks whose curves the chart shows; each gets the colour and dash of its place in
+        :attr:`task_order` (:mod:`mtl_lab.palette`), or of its place in ``task_names`` when not there."""
+        order = list(self.task_order)
+        places = [order.index(t) if t in order else i for i, t in enumerate(task_names)]
         with self.hold_sync():
             self.tasks = list(task_names)
-            self.colors = task_colors(len(task_names))
-            self.dashes = [list(task_dash(i)) for i in range(len(task_names))]
+            self.colors = [task_color(p) for p in places]
+            self.dashes = [list(task_dash(p)) for p in places]
 
     def __repr__(self) -> str:
         return f"LiveChart(tasks={list(self.tasks)!r})"
