@@ -14,6 +14,7 @@ where they fail instead: in CI the browser tests must run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -251,3 +252,47 @@ def test_the_lab_fits_one_screen_and_the_projector_enlarges_the_chart(workdir):
             and not url.startswith(("data:", "blob:"))]
     assert away == [], f"requests left 127.0.0.1: {away[:5]}"
     print(f"\none screen: {results}")
+
+
+RACE_NOTEBOOK = ("from mtl_lab.widgets import Lab, LabConfig\n"
+                 "lab = Lab(LabConfig(data='digits', tasks=['digit', 'parity', 'recon'], model_options={'hidden': [32]},"
+                 " method='equal', lr=2e-3, epochs=200, baselines=False), name='race', pace=None)\n"
+                 "lab.race.methods_w.value = ('equal', 'uncertainty', 'pcgrad', 'mgda')\n"
+                 "lab")
+
+
+def test_a_four_method_race_draws_four_lines_per_task(workdir):
+    """Race with four methods in JupyterLab: the chart's loss panel draws 4 × 3 train lines (the chart counts
+    the lines that hold data), in the methods' colours; Stop race stops every racer at the same step."""
+    sync_api = require_browser()
+    (workdir / "nb" / "race.ipynb").write_text(json.dumps(code_notebook(RACE_NOTEBOOK)))
+    port = free_port()
+    with serve(lab_command(port, workdir / "nb"), f"http://127.0.0.1:{port}/api/status", workdir), \
+            chromium(sync_api, 1280, 720) as page:
+        run_all(page, port, "race.ipynb")
+        lab = page.locator(".mtl-lab").first
+        chart = lab.locator(".mtl-live-chart").first
+        page.wait_for_function("el => +el.dataset.frames >= 1", arg=chart.element_handle(), timeout=60_000)
+        button(lab, "Race").click()
+        page.wait_for_function("el => el.dataset.racers === '4' && el.dataset.lines === '12'",
+                               arg=chart.element_handle(), timeout=30_000)
+        legend = chart.locator(".mlc-racer")
+        assert [legend.nth(k).inner_text().strip() for k in range(legend.count())] == [
+            "equal", "uncertainty", "pcgrad", "mgda"]
+        page.wait_for_function("el => +el.dataset.lastStep >= 60", arg=chart.element_handle(), timeout=60_000)
+        button(lab, "Stop race").click()  # past the first epochs: every racer is kept in the run list
+        ended = lab.locator(".widget-html-content").filter(has_text="ended at step").first
+        ended.wait_for(timeout=30_000)
+        assert ended.inner_text().count("stopped") == 4, ended.inner_text()
+        kept = lab.locator(".widget-checkbox").all_inner_texts()
+        assert sum(re.match(r"\s*\d+: mgda", t) is not None for t in kept) == 1, kept  # the racers are kept
+        shots = Path(os.environ.get("MTL_LAB_SCREENSHOTS") or workdir / "shots")
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "race-4-test-1280x720.png"))
+
+
+def code_notebook(source: str) -> dict:
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": "only", "metadata": {}, "outputs": [],
+                       "source": source.splitlines(True)}],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
