@@ -213,6 +213,54 @@ def test_classroom_page_in_voila(workdir, monkeypatch):
           f"total {time.perf_counter() - started:.1f} s")
 
 
+def test_the_classroom_page_opens_the_set_up_and_the_preset_of_its_url(workdir, monkeypatch):
+    """``?setup=…`` (a link from ``Lab.link()``) and ``?preset=…&race=…``: the page's controls show the
+    linked values — method, learning rate, epochs, seed, tasks, projector; the preset's data and what to
+    look for; the race's toggles."""
+    sync_api = require_browser()
+    pytest.importorskip("voila", reason="Voila is not installed (pip install -e '.[app]')")
+    from mtl_lab.widgets.classroom import APP_NOTEBOOK, voila_command, voila_environment
+    from mtl_lab.widgets.config import LabConfig
+    from mtl_lab.widgets.links import PRESETS, setup_link
+
+    for key, value in voila_environment(dict(os.environ)).items():
+        monkeypatch.setenv(key, value)
+    shutil.copy(APP_NOTEBOOK, workdir / "nb" / APP_NOTEBOOK.name)
+    config = LabConfig(data="digits", tasks=["digit", "recon"], method="mgda", lr=0.0042, epochs=7, seed=11,
+                       model_options={"hidden": [32]}, baselines=False)
+    port = free_port()
+    command = [*voila_command(workdir / "nb" / APP_NOTEBOOK.name, port, cull_idle=CULL_IDLE_S, token=False),
+               "--no-browser"]
+    url = f"http://127.0.0.1:{port}/"
+    with serve(command, url, workdir), chromium(sync_api, 1280, 720) as page:
+        page.goto(url + setup_link(config, projector=True), timeout=120_000)
+        lab = page.locator(".mtl-classroom .mtl-lab").first
+        lab.wait_for(timeout=120_000)
+        assert control_value(lab, "method") == "mgda" and control_value(lab, "lr") == "0.0042"
+        assert control_value(lab, "epochs") == "7" and control_value(lab, "seed") == "11"
+        ticked = lab.locator(".widget-checkbox", has=page.locator("input:checked")).all_inner_texts()
+        assert {"digit", "recon"} <= {t.strip() for t in ticked} and "parity" not in {t.strip() for t in ticked}
+        assert lab.locator(".mtl-live-chart").first.get_attribute("data-font-px") == "16"  # projector=1
+        page.goto(url + "?preset=conflict&race=equal,pcgrad,mgda", timeout=120_000)
+        lab = page.locator(".mtl-classroom .mtl-lab").first
+        lab.wait_for(timeout=120_000)
+        preset = PRESETS["conflict"]
+        assert control_value(lab, "data") == preset.config["data"]
+        assert control_value(lab, "method") == preset.config["method"]
+        assert control_value(lab, "epochs") == str(preset.config["epochs"])
+        lab.locator(".widget-html-content", has_text="look for").first.wait_for(timeout=10_000)
+        pressed = lab.locator(".mtl-race .mtl-method-toggles button.mod-active").all_inner_texts()
+        assert [t.strip() for t in pressed] == ["equal", "pcgrad", "mgda"]
+
+
+def control_value(lab, description: str) -> str:
+    """The value a labelled control shows (a dropdown's chosen option or an input's text)."""
+    field = lab.locator(".widget-inline-hbox", has=lab.page.locator(f"label:text-is('{description}')")).first
+    select = field.locator("select")
+    if select.count():
+        return select.evaluate("el => el.options[el.selectedIndex].text")
+    return field.locator("input").first.input_value()
+
 VIEWPORTS = ((1280, 720), (1000, 800))
 
 
