@@ -8,6 +8,8 @@ Measured side by side in one run, on this machine (headless Chromium and the ker
 * **Frames** — distinct chart frames per second during training (the chart counts its redraws in
   ``data-frames``; a redraw happens only when new data arrived), in JupyterLab at full speed and in the
   Voila classroom page at lecture pace; the first frame after Train; Stop until the status says stopped.
+* **Race** — two and four methods racing at full speed in JupyterLab at 1280×720: chart frames per
+  second, and each racer's steps/s with the page open against the same race headless (the training cost).
 * **Arena** — how often the methods' arrows were redrawn per second while a gradient tip was dragged.
 * **One screen** — at 1280×720 and 1000×800 in JupyterLab (file browser hidden), which of the weights,
   Train, Stop, the whole chart and the loss panel are wholly on screen together (element rectangles).
@@ -15,10 +17,12 @@ Measured side by side in one run, on this machine (headless Chromium and the ker
   idle culling has run.
 
 Screenshots of the lab, the arena and the landscape in JupyterLab, and of the classroom page, at
-1000×800 and 1400×900, go to ``--shots`` (default ``benchmarks/screenshots``).
+1000×800 and 1400×900, and of the races (``race-2-*.png``, ``race-4-*.png``) go to ``--shots`` (default
+``benchmarks/screenshots``).
 
     .venv/bin/python benchmarks/bench_browser.py            # ~4 minutes
     .venv/bin/python benchmarks/bench_browser.py --seconds 10 --no-shots
+    .venv/bin/python benchmarks/bench_browser.py --race-only      # the race part alone (~2 minutes)
 """
 
 from __future__ import annotations
@@ -70,6 +74,89 @@ t1, s1 = time.perf_counter(), lab.trainer.global_step
 lab.stop(wait=True)
 print((s1 - s0) / (t1 - t0))
 """
+
+
+RACES = {2: ("equal", "pcgrad"), 4: ("equal", "uncertainty", "pcgrad", "mgda")}
+
+
+RACE_CONFIG = {**CONFIG, "epochs": 400}  # ~9 200 steps: more than a window takes, few enough for a readable axis
+
+
+def race_setup(methods: tuple[str, ...]) -> str:
+    return SETUP.replace(repr(CONFIG), repr(RACE_CONFIG)) + f"lab.race.methods_w.value = {methods!r}\n"
+
+
+HEADLESS_RACE = """
+import time
+time.sleep(1.0)
+lab.race.start()
+while lab.race.runner.step < 20:
+    time.sleep(0.01)
+t0, s0 = time.perf_counter(), lab.race.runner.step
+time.sleep({seconds})
+t1, s1 = time.perf_counter(), lab.race.runner.step
+lab.stop(wait=True)
+print((s1 - s0) / (t1 - t0))
+"""
+
+
+def headless_race_rate(methods: tuple[str, ...], seconds: float) -> float:
+    """Steps/s of each racer (rounds/s) of a race with no browser."""
+    script = race_setup(methods) + HEADLESS_RACE.replace("{seconds}", str(seconds))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def watch_race(page, seconds: float) -> dict:
+    """Press Race; sample the chart's frames and the racers' step for ``seconds``; press Stop race."""
+    lab = page.locator(".mtl-lab").first
+    chart = lab.locator(".mtl-live-chart").first
+    page.wait_for_function("el => +el.dataset.frames >= 1", arg=chart.element_handle(), timeout=60_000)
+    button(lab, "Race").click()
+    page.wait_for_function("el => +el.dataset.lastStep >= 0", arg=chart.element_handle(), timeout=30_000)
+    status = lab.locator(".widget-html-content").filter(has_text=re.compile(r"race.*step \d+/")).first
+    time.sleep(1.0)
+    f0, s0, t0 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
+    time.sleep(seconds)
+    f1, s1, t1 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
+    lines = attribute(chart, "data-lines")
+    button(lab, "Stop race").click()
+    lab.locator(".widget-html-content").filter(has_text="ended at step").first.wait_for(timeout=30_000)
+    return {"frames_per_s": (f1 - f0) / (t1 - t0), "steps_per_s_per_racer": (s1 - s0) / (t1 - t0),
+            "loss_lines": lines}
+
+
+def measure_races(sync_api, work: Path, seconds: float, shots: Path | None) -> dict:
+    """Each race (2 and 4 methods): headless, then with the JupyterLab page open at 1280×720, then headless."""
+    results = {}
+    for n, methods in RACES.items():
+        (work / "nb" / f"race{n}.ipynb").write_text(json.dumps(notebook(race_setup(methods) + "lab")))
+        before = headless_race_rate(methods, seconds)
+        port = free_port()
+        with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work), \
+                chromium(sync_api, 1280, 720) as page:
+            run_all(page, port, f"race{n}.ipynb")
+            tidy_lab(page)
+            watched = watch_race(page, seconds)
+            if shots is not None:
+                shoot(page, ".mtl-lab .mtl-live-chart", shots / f"race-{n}-chart-1280x720.png")
+                shoot(page, ".mtl-lab .mtl-race", shots / f"race-{n}-controls-1280x720.png", "center")
+        after = headless_race_rate(methods, seconds)
+        watched["headless_steps_per_s_per_racer"] = [before, after]
+        watched["training_kept"] = watched["steps_per_s_per_racer"] / statistics.mean([before, after])
+        results[f"race_{n}"] = watched
+    return results
+
+
+def print_races(results: dict) -> None:
+    print("| race (JupyterLab, 1280×720, full speed) | chart frames/s | loss lines | steps/s per racer, page open "
+          "| headless before / after | training kept |")
+    print("|---|---|---|---|---|---|")
+    for n in RACES:
+        r = results[f"race_{n}"]
+        h = r["headless_steps_per_s_per_racer"]
+        print(f"| {n} methods | {r['frames_per_s']:.1f} | {r['loss_lines']} | {r['steps_per_s_per_racer']:.0f} | "
+              f"{h[0]:.0f} / {h[1]:.0f} | {100 * r['training_kept']:.0f} % |")
 
 
 def headless_rate(seconds: float) -> float:
@@ -127,6 +214,7 @@ def main() -> int:
     parser.add_argument("--shots", default=str(ROOT / "benchmarks" / "screenshots"))
     parser.add_argument("--no-shots", action="store_true")
     parser.add_argument("--quick", action="store_true", help="5-second windows, no screenshots (a smoke test)")
+    parser.add_argument("--race-only", action="store_true", help="only the races (2 and 4 methods)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.no_shots = 5.0, True
@@ -144,6 +232,11 @@ def main() -> int:
     shutil.copy(ROOT / "notebooks" / "07_weight_tuning_lab.ipynb", work / "nb")
     shutil.copy(APP_NOTEBOOK, work / "nb")
     try:
+        results.update(measure_races(sync_api, work, args.seconds, None if args.no_shots else shots))
+        if args.race_only:
+            print_races(results)
+            print(json.dumps(results, indent=1))
+            return 0
         before = headless_rate(args.seconds)
         port = free_port()
         with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work), \
@@ -217,6 +310,7 @@ def main() -> int:
           f"({results['arena_pointer_moves_per_s']:.1f} pointer moves/s sent by the harness)")
     print(f"classroom page usable after {results['voila_usable_s']:.1f} s; kernels after 10 loads (9 closed): "
           f"{results['voila_kernels_after_10_loads']}, after culling: {results['voila_kernels_after_culling']}")
+    print_races(results)
     for key in ("one_screen_1280x720", "one_screen_1000x800"):
         print(f"{key}: on screen together: {[k for k, v in results[key].items() if v is True]}")
     print(json.dumps(results, indent=1))

@@ -303,8 +303,9 @@ def test_the_lab_fits_one_screen_and_the_projector_enlarges_the_chart(workdir):
 
 
 RACE_NOTEBOOK = ("from mtl_lab.widgets import Lab, LabConfig\n"
-                 "lab = Lab(LabConfig(data='digits', tasks=['digit', 'parity', 'recon'], model_options={'hidden': [32]},"
-                 " method='equal', lr=2e-3, epochs=200, baselines=False), name='race', pace=None)\n"
+                 "lab = Lab(LabConfig(data='digits', tasks=['digit', 'parity', 'recon'],"
+                 " model_options={'hidden': [32]}, method='equal', lr=2e-3, epochs=200, baselines=False),"
+                 " name='race', pace=None)\n"
                  "lab.race.methods_w.value = ('equal', 'uncertainty', 'pcgrad', 'mgda')\n"
                  "lab")
 

@@ -825,3 +825,16 @@ def test_a_task_keeps_its_colour_and_dash_in_the_swatches_and_the_chart_when_ano
     lab.run()  # the run's chart (its tasks only) keeps the same colours
     assert chart.tasks == ["yes", "reg"] and chart.colors == [task_color(1), task_color(2)]
     lab.close()
+
+
+
+def test_full_speed_shows_as_chosen_in_the_pace_menu():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-pace-menu", pace=None)
+    assert lab.ui.pace_w.label == "full speed" and lab.pace.steps_per_second is None
+    lab.set_pace(25.0)
+    assert lab.ui.pace_w.label.startswith("25 steps/s")
+    lab.ui.pace_w.index = 0
+    assert lab.pace.steps_per_second is None and lab.ui.pace_w.label == "full speed"
+    lab.set_pace(7.0)  # a pace given in code is offered as it is
+    assert lab.ui.pace_w.label == "7 steps/s" and lab.pace.steps_per_second == 7.0
+    lab.close()

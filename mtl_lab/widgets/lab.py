@@ -177,10 +177,11 @@ class Lab:
             label = "full speed" if steps_per_second is None else f"{steps_per_second:g} steps/s"
             self.trainer.history.add_note({"step": step, "option_set": f"pace: {label}"})
         value = self.pace.steps_per_second
-        if self.ui.pace_w.value != value:
-            if value not in [v for _, v in self.ui.pace_w.options]:  # a pace given in code is shown as it is
-                self.ui.pace_w.options = [*self.ui.pace_w.options, (f"{value:g} steps/s", value)]
-            self.ui.pace_w.value = value
+        if value not in [v for _, v in self.ui.pace_w.options]:  # a pace given in code is shown as it is
+            self.ui.pace_w.options = [*self.ui.pace_w.options, (f"{value:g} steps/s", value)]
+        index = [v for _, v in self.ui.pace_w.options].index(value)
+        if self.ui.pace_w.index != index:  # by index: a Dropdown takes the value None for "nothing chosen"
+            self.ui.pace_w.index = index
 
     def on_weight(self, task: str, value: float) -> None:
         """A weight changed: remember it, and hand it to a running method that takes weights."""
