@@ -838,3 +838,17 @@ def test_full_speed_shows_as_chosen_in_the_pace_menu():
     lab.set_pace(7.0)  # a pace given in code is offered as it is
     assert lab.ui.pace_w.label == "7 steps/s" and lab.pace.steps_per_second == 7.0
     lab.close()
+
+
+def test_the_classroom_page_command_denies_each_extension_by_its_own_flag():
+    """Voila reads the denylist from the command line as written: one flag per name (a Python list written as
+    one value was read as a single, unknown name and denied nothing)."""
+    pytest.importorskip("voila")
+    from voila.app import Voila
+    from voila.configuration import VoilaConfiguration
+
+    from mtl_lab.widgets.classroom import NOT_ON_THE_PAGE, voila_command
+
+    app = Voila()
+    app.parse_command_line([a for a in voila_command(token=False) if a.startswith("--VoilaConfiguration.")])
+    assert VoilaConfiguration(config=app.config).extension_denylist == NOT_ON_THE_PAGE
