@@ -161,18 +161,20 @@ class Race:
     def after_round(self, step: int) -> None:
         """After every round: the first rows at once, the status ≤ 4×/s, the pace; at the end, the finish."""
         lab, runner = self.lab, self.runner
-        lab.feed.step_taken()
-        now = time.perf_counter()
-        if now - self.last_status >= STATUS_EVERY:
-            self.last_status = now
-            total = lab.chart.planned_steps
-            rate = step / max(now - self.started[0], 1e-9)
-            lab.ui.progress.max, lab.ui.progress.value = max(total, 1), min(step, total)
-            lab.show_status("race", f"step {step}/{total} · {rate:.0f} steps/s per racer", "#0a5")
+        try:
+            lab.feed.step_taken()
+            now = time.perf_counter()
+            if now - self.last_status >= STATUS_EVERY:
+                self.last_status = now
+                total = lab.chart.planned_steps
+                rate = step / max(now - self.started[0], 1e-9)
+                lab.ui.progress.max, lab.ui.progress.value = max(total, 1), min(step, total)
+                lab.show_status("race", f"step {step}/{total} · {rate:.0f} steps/s per racer", "#0a5")
+        finally:
+            if not runner.racing:  # the last round: the controls come back whatever happened above
+                self.finish()
         if runner.racing:
             lab.pace.wait(step, runner.halt)
-        else:
-            self.finish()
 
     def finish(self) -> None:
         """Every racer ended: last rows, each racer kept in the run list, the Δm table, controls back."""

@@ -174,6 +174,8 @@ function render({ model, el }) {
     state.pairs = [];
     for (let i = 0; i < tasks.length; i++) for (let j = i + 1; j < tasks.length; j++) state.pairs.push(`${tasks[i]}·${tasks[j]}`);
     const T = tasks.length, R = state.R, racers = model.get("racers") || [];
+    // tasks switched before the next run: the rows held are of other tasks, and go (a reset follows)
+    if (state.data.step.loss.length !== R * T) state.data = emptyStreams(T, (T * (T - 1)) / 2, R);
     const color = (r, t) => (racers[r] && racers[r].color) || colors[t]; // a racer's method, else the task
     const logY = (on) => (on ? { distr: 3 } : { auto: true });
     const loss = [], weights = [];
