@@ -83,7 +83,8 @@ class Race:
         self.shown_w = W.Dropdown(options=[], description="gradient panels", style={"description_width": "initial"},
                                   layout=W.Layout(width="260px"), tooltip="the racer the right-hand panels show")
         self.widget = W.VBox([
-            W.HTML(f"<b>race</b> <small>({RACERS[0]}–{RACERS[1]} methods: colour = method, dash = task)</small>"),
+            W.HTML(f"<b>race</b> <small>{RACERS[0]}–{RACERS[1]} methods on this set-up (data, tasks, weights, lr, "
+                   "epochs, seed, pace), the same start and batches; colour = method, dash = task</small>"),
             self.methods_w, W.HBox([self.start_b, self.stop_b], layout=W.Layout(flex_flow="row wrap")), self.shown_w,
         ], layout=W.Layout(width="100%"))
         self.widget.add_class("mtl-race")
