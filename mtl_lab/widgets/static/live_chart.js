@@ -90,6 +90,7 @@ function render({ model, el }) {
   const grid = div("mlc-grid", root);
   const left = div("mlc-col", grid), right = div("mlc-col", grid);
   const panel = (parent, text) => { const box = div("mlc-panel", parent); div("mlc-ptitle", box, text); return box; };
+  const titleOf = (box) => box.querySelector(".mlc-ptitle");
   const tools = div("mlc-tools", head);
   const png = document.createElement("button");
   png.className = "mlc-export";
@@ -98,6 +99,7 @@ function render({ model, el }) {
   tools.appendChild(png);
   const lossBox = panel(left, "Per-task loss (lines: train, smoothed · dots: validation · faint: kept runs)");
   const weightBox = panel(left, "Effective task weights w_t");
+  const weightTitle = titleOf(weightBox);
   const shareBox = panel(right, "Share of the update per task (stacked, sums to 1)");
   const cosBox = panel(right, "Gradient cosine per task pair (heat strip: orange < 0 = conflict)");
   const normBox = panel(right, "Gradient norm ‖g_t‖ per task");
@@ -147,12 +149,30 @@ function render({ model, el }) {
     return [0, Math.max(planned || 0, last, 1)];
   }
 
-  function makePlot(box, series, yScale, height, axisSize = 52) {
+  // a race's weight axis (asinh): ticks at 0 and a few powers of ten, labelled 1e5 rather than 100,000,
+  // so that the labels neither crowd nor get cut at the axis' edge
+  const weightTicks = {
+    splits: (u, axis, lo, hi) => {
+      const top = Math.max(0, Math.ceil(Math.log10(Math.max(Math.abs(lo), Math.abs(hi), 1))));
+      const stride = Math.max(1, Math.ceil(top / 3)), out = [0];
+      // from 10^stride when the axis reaches 10^4 or more: there 1 would sit on 0
+      for (let k = stride > 1 ? stride : 0; k <= top; k += stride) {
+        if (10 ** k <= hi) out.push(10 ** k);
+        if (-(10 ** k) >= lo) out.unshift(-(10 ** k));
+      }
+      return out;
+    },
+    filter: (u, splits) => splits, // every split above is labelled (uPlot's own filter is for its log splits)
+    values: (u, splits) => splits.map((v) => (v == null ? "" : Math.abs(v) >= 1000 ? `${v < 0 ? "-" : ""}1e${Math.round(Math.log10(Math.abs(v)))}` : String(v))),
+  };
+
+  function makePlot(box, series, yScale, height, axisSize = 52, yTicks = undefined) {
+    const y = { ...state.look.axis, size: axisSize * state.look.scale, ...(yTicks || {}) };
     const opts = {
       width: Math.max(200, box.clientWidth || 400), height,
       legend: { show: false }, cursor: { drag: { x: false, y: false }, points: { show: false } },
       scales: { x: { time: false, range: () => xRange() }, y: yScale },
-      axes: [{ ...state.look.axis, size: state.look.px * 2.5 }, { ...state.look.axis, size: axisSize * state.look.scale }],
+      axes: [{ ...state.look.axis, size: state.look.px * 2.5 }, y],
       series: [{}, ...series],
       hooks: { draw: [markersHook] },
     };
@@ -189,7 +209,12 @@ function render({ model, el }) {
       for (let t = 0; t < T; t++) loss.push({ stroke: alpha(c, 0.55), width: L * 0.8, dash: dash(t), spanGaps: true });
     });
     state.lossPlot = makePlot(lossBox, loss, logY(state.log.loss !== false), H.loss);
-    state.weightPlot = makePlot(weightBox, weights, { auto: true }, H.small);
+    // in a race one method's weights may be 10^5 times another's: an asinh axis (linear within ±1,
+    // logarithmic beyond) keeps every racer readable; one run keeps the plain linear axis
+    weightTitle.textContent = R > 1 ? "Effective task weights w_t (asinh axis: linear below 1, logarithmic above)"
+                                    : "Effective task weights w_t";
+    state.weightPlot = R > 1 ? makePlot(weightBox, weights, { distr: 4, asinh: 1 }, H.small, 52, weightTicks)
+                             : makePlot(weightBox, weights, { auto: true }, H.small);
     const share = [];
     for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.85) });
     for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.45) });
