@@ -4,7 +4,9 @@ JupyterLab: a copy of ``notebooks/07_weight_tuning_lab.ipynb`` is served from a 
 ``browser_harness``), run, and **Train** pressed: the browser-drawn chart must take new data many times
 during the run, **Keep run** must add an overlay, **Stop** must halt the counter and the chart; then the
 tip of a gradient in the arena is dragged and the methods' arrows must follow. Voila: the classroom
-page shows only the instruments, its lab works the same way, and the kernels of closed pages are culled.
+page shows only the instruments, its lab works the same way, and the kernels of closed pages are culled;
+a page address with a set-up (``?setup=…``) or a preset and a race (``?preset=…&race=…``) opens with those
+values in its controls. A race of four methods draws four lines per task.
 Screenshots go to a temporary folder, and to ``$MTL_LAB_SCREENSHOTS`` when that is set. Timings are
 printed (the benchmark ``benchmarks/bench_browser.py`` reports them), never asserted.
 
