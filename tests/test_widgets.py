@@ -852,3 +852,22 @@ def test_the_classroom_page_command_denies_each_extension_by_its_own_flag():
     app = Voila()
     app.parse_command_line([a for a in voila_command(token=False) if a.startswith("--VoilaConfiguration.")])
     assert VoilaConfiguration(config=app.config).extension_denylist == NOT_ON_THE_PAGE
+
+
+
+def test_the_synchronous_race_is_the_background_race_step_for_step():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-race-sync")
+    lab.race.methods_w.value = ("equal", "pcgrad", "uncertainty")
+    histories = lab.race.run()
+    assert {m: h.status for m, h in histories.items()} == dict.fromkeys(["equal", "pcgrad", "uncertainty"],
+                                                                         "completed")
+    assert len(lab.pins) == 3 and "Δm %" in lab.ui.table.value and not lab.ui.train_b.disabled
+    assert lab.race.start()
+    assert wait_for(lambda: not lab.race.running and "ended" in lab.status_text())
+    for method, trainer in lab.race.trainers.items():
+        assert trainer.history.losses == histories[method].losses
+        assert trainer.history.meta["test_metrics"] == histories[method].meta["test_metrics"]
+    lab.race.methods_w.value = ("equal",)
+    with pytest.raises(ValueError, match="a race takes 2 to 4 methods, got 1"):
+        lab.race.run()
+    lab.close()

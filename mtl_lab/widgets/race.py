@@ -11,6 +11,9 @@ method, a dash per task — and the gradient panels (share, cosines, norms) for 
 "gradient panels" and named in the chart's title. At the end a table gives each racer's test metric per
 task and its Δm % (:func:`mtl_lab.metrics.delta_m`, printed by :func:`mtl_lab.metrics.percent`): against
 single-task baselines when the set-up asks for them, otherwise against the first racer.
+
+In code: ``lab.race.methods_w.value = ("equal", "pcgrad")``, then ``lab.race.start()`` (background, as the
+button) or ``lab.race.run()`` (synchronous, no pace: scripts, tests, nbval) — the same racers, step for step.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
+from mtl_lab.history import History
 from mtl_lab.metrics import delta_m, directions, percent
 from mtl_lab.palette import method_color
 from mtl_lab.training import Trainer
@@ -99,22 +103,44 @@ class Race:
         return self.runner is not None and self.runner.running
 
     def start(self) -> bool:
-        """Build one trainer per chosen method from the lab's set-up and race them in the background."""
+        """Build one trainer per chosen method from the lab's set-up and race them in the background;
+        ``False`` (and a status message) if it cannot."""
         lab = self.lab
         if lab.running or self.running:
             lab.show_status("busy", "already training: press Stop first", "#b36b00")
             return False
         try:
-            methods = check_methods(list(self.methods_w.value))
-            config = lab.read_config()
-            trainers = race_trainers(methods, lambda m: make_trainer(racer_config(config, m)))
+            self.prepare(self.after_round)
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             lab.show_error(exc, "race not started:")
             return False
+        self.set_racing(True)
+        lab.show_status("race", f"{' vs '.join(self.trainers)}: starting", "#0a5")
+        lab.feed.start()
+        self.runner.start()
+        return True
+
+    def run(self) -> dict[str, History]:
+        """Race synchronously (no thread, no pace): the path for scripts, tests and nbval — the same
+        trainers and steps as :meth:`start`, the same end (runs kept, table). Returns ``{method: History}``;
+        raises ``ValueError`` when the methods or a setting are bad."""
+        if self.lab.running or self.running:
+            raise RuntimeError("the lab is training in the background; stop it first")
+        self.prepare(None)
+        self.runner.run()
+        self.finish()
+        return {m: t.history for m, t in self.trainers.items()}
+
+    def prepare(self, after_round) -> None:
+        """The racers from the lab's set-up and the chosen methods, the runner, the chart set for them."""
+        lab = self.lab
+        methods = check_methods(list(self.methods_w.value))
+        config = lab.read_config()
+        trainers = race_trainers(methods, lambda m: make_trainer(racer_config(config, m)))
         lab.pin(quiet=True)  # the lab's own run (if any) stays in the run list; the chart is the race's now
         lab.reset()
         self.config, self.trainers = config, trainers
-        self.runner = LockStep(trainers, after_round=self.after_round)
+        self.runner = LockStep(trainers, after_round=after_round)
         first = next(iter(trainers.values()))
         racers = [{"label": m, "color": method_color(m)} for m in trainers]
         lab.ui.table.value = ""
@@ -124,11 +150,6 @@ class Race:
         self.set_title()
         self.started = (time.perf_counter(), 0)
         lab.pace.restart(0)
-        self.set_racing(True)
-        lab.show_status("race", f"{' vs '.join(methods)}: starting", "#0a5")
-        lab.feed.start()
-        self.runner.start()
-        return True
 
     def stop(self, wait: bool = False) -> None:
         """Every racer stops after the next round (the same step for all); ``wait`` joins the race."""
