@@ -8,6 +8,8 @@ Measured side by side in one run, on this machine (headless Chromium and the ker
 * **Frames** — distinct chart frames per second during training (the chart counts its redraws in
   ``data-frames``; a redraw happens only when new data arrived), in JupyterLab at full speed and in the
   Voila classroom page at lecture pace; the first frame after Train; Stop until the status says stopped.
+* **Race** — two and four methods racing at full speed in JupyterLab at 1280×720: chart frames per
+  second, and each racer's steps/s with the page open against the same race headless (the training cost).
 * **Arena** — how often the methods' arrows were redrawn per second while a gradient tip was dragged.
 * **Pareto explorer** — how often the model's point and metrics were redrawn per second while the
   preference dot was dragged (each one a forward pass over the validation split in the kernel).
@@ -17,12 +19,14 @@ Measured side by side in one run, on this machine (headless Chromium and the ker
   idle culling has run.
 
 Screenshots of the lab, the arena and the landscape in JupyterLab, and of the classroom page, at
-1000×800 and 1400×900, and of the Pareto explorer at 1280×720 and 1000×800, go to ``--shots`` (default
+1000×800 and 1400×900, of the Pareto explorer at 1280×720 and 1000×800, and of the races
+(``race-2-*.png``, ``race-4-*.png``) go to ``--shots`` (default
 ``benchmarks/screenshots``).
 
     .venv/bin/python benchmarks/bench_browser.py            # ~4 minutes
     .venv/bin/python benchmarks/bench_browser.py --seconds 10 --no-shots
     .venv/bin/python benchmarks/bench_browser.py --explorer-only   # the Pareto explorer alone, ~1 minute
+    .venv/bin/python benchmarks/bench_browser.py --race-only      # the race part alone (~2 minutes)
 """
 
 from __future__ import annotations
@@ -64,6 +68,38 @@ CONFIG = dict(data="digits", tasks=["digit", "parity", "ge5", "recon"], model_op
 SETUP = ("import torch\ntorch.set_num_threads(1)\nfrom mtl_lab.widgets import Lab, LabConfig\n"
          f"lab = Lab(LabConfig(**{CONFIG!r}), name='bench', pace=None)\n")
 
+# In every kernel and headless run: a thread that, once the run (or race) has taken 20 steps, measures for
+# $MTL_BENCH_SECONDS the steps, the CPU seconds of the training thread and of the kernel's other threads
+# (Linux /proc), and appends them as a JSON line to $MTL_BENCH_PROBE. Steps per CPU-second of the training
+# thread do not depend on how the cores are shared; the training thread's share of a core does.
+PROBE = """
+import json as _json, os as _os, threading as _threading, time as _time
+def _thread_cpu(tid):
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _os.sysconf("SC_CLK_TCK")
+def _probe():
+    out, seconds = _os.environ.get("MTL_BENCH_PROBE"), float(_os.environ.get("MTL_BENCH_SECONDS", "15"))
+    if not out:
+        return
+    runner = lambda: lab.race.runner if lab.race.running else (lab.handle if lab.running else None)
+    step = lambda: lab.race.runner.step if lab.race.running else lab.trainer.global_step
+    while runner() is None or step() < 20:
+        _time.sleep(0.05)
+    train = runner().thread.native_id
+    tids = [int(t) for t in _os.listdir("/proc/self/task")]
+    c0, s0, w0 = {t: _thread_cpu(t) for t in tids}, step(), _time.perf_counter()
+    _time.sleep(seconds)
+    alive = [t for t in tids if _os.path.exists(f"/proc/self/task/{t}")]
+    c1, s1, w1 = {t: _thread_cpu(t) for t in alive}, step(), _time.perf_counter()
+    cpu = {t: c1[t] - c0[t] for t in c1}
+    with open(out, "a") as f:
+        f.write(_json.dumps({"steps": s1 - s0, "wall_s": w1 - w0, "train_cpu_s": cpu.get(train, 0.0),
+                             "other_kernel_cpu_s": sum(v for t, v in cpu.items() if t != train)}) + "\\n")
+_threading.Thread(target=_probe, daemon=True).start()
+"""
+SETUP += PROBE
+
 HEADLESS = SETUP + """
 import time
 time.sleep(1.0)
@@ -76,6 +112,124 @@ t1, s1 = time.perf_counter(), lab.trainer.global_step
 lab.stop(wait=True)
 print((s1 - s0) / (t1 - t0))
 """
+
+
+RACES = {2: ("equal", "pcgrad"), 4: ("equal", "uncertainty", "pcgrad", "mgda")}
+
+
+RACE_CONFIG = {**CONFIG, "epochs": 400}  # ~9 200 steps: more than a window takes, few enough for a readable axis
+
+
+def race_setup(methods: tuple[str, ...]) -> str:
+    return SETUP.replace(repr(CONFIG), repr(RACE_CONFIG)) + f"lab.race.methods_w.value = {methods!r}\n"
+
+
+HEADLESS_RACE = """
+import time
+time.sleep(1.0)
+lab.race.start()
+while lab.race.runner.step < 20:
+    time.sleep(0.01)
+t0, s0 = time.perf_counter(), lab.race.runner.step
+time.sleep({seconds})
+t1, s1 = time.perf_counter(), lab.race.runner.step
+lab.stop(wait=True)
+print((s1 - s0) / (t1 - t0))
+"""
+
+
+def headless_race_rate(methods: tuple[str, ...], seconds: float) -> float:
+    """Steps/s of each racer (rounds/s) of a race with no browser."""
+    script = race_setup(methods) + HEADLESS_RACE.replace("{seconds}", str(seconds))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def watch_race(page, seconds: float) -> dict:
+    """Press Race; sample the chart's frames and the racers' step for ``seconds``; press Stop race."""
+    lab = page.locator(".mtl-lab").first
+    chart = lab.locator(".mtl-live-chart").first
+    page.wait_for_function("el => +el.dataset.frames >= 1", arg=chart.element_handle(), timeout=60_000)
+    button(lab, "Race").click()
+    page.wait_for_function("el => +el.dataset.lastStep >= 0", arg=chart.element_handle(), timeout=30_000)
+    status = lab.locator(".widget-html-content").filter(has_text=re.compile(r"race.*step \d+/")).first
+    time.sleep(1.0)
+    f0, s0, t0 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
+    time.sleep(seconds)
+    f1, s1, t1 = attribute(chart, "data-frames"), step_of(status.inner_text()), time.perf_counter()
+    lines = attribute(chart, "data-lines")
+    button(lab, "Stop race").click()
+    lab.locator(".widget-html-content").filter(has_text="ended at step").first.wait_for(timeout=30_000)
+    return {"frames_per_s": (f1 - f0) / (t1 - t0), "steps_per_s_per_racer": (s1 - s0) / (t1 - t0),
+            "loss_lines": lines}
+
+
+def measure_races(sync_api, work: Path, seconds: float, shots: Path | None) -> dict:
+    """Each race (2 and 4 methods): headless, then with the JupyterLab page open at 1280×720, then headless."""
+    results = {}
+    for n, methods in RACES.items():
+        (work / "nb" / f"race{n}.ipynb").write_text(json.dumps(notebook(race_setup(methods) + "lab")))
+        before = headless_race_rate(methods, seconds)
+        probes = [probe_results()]
+        port = free_port()
+        with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work), \
+                chromium(sync_api, 1280, 720) as page:
+            run_all(page, port, f"race{n}.ipynb")
+            tidy_lab(page)
+            watched = watch_race(page, seconds)
+            probes.append(probe_results())
+            if shots is not None:
+                shoot(page, ".mtl-lab .mtl-live-chart", shots / f"race-{n}-chart-1280x720.png")
+                shoot(page, ".mtl-lab .mtl-race", shots / f"race-{n}-controls-1280x720.png", "center")
+        after = headless_race_rate(methods, seconds)
+        probes.append(probe_results())
+        watched["cpu_probes"] = probes
+        watched["headless_steps_per_s_per_racer"] = [before, after]
+        watched["training_kept"] = watched["steps_per_s_per_racer"] / statistics.mean([before, after])
+        results[f"race_{n}"] = watched
+    return results
+
+
+def print_races(results: dict) -> None:
+    print("| race (JupyterLab, 1280×720, full speed) | chart frames/s | loss lines | steps/s per racer, page open "
+          "| headless before / after | training kept |")
+    print("|---|---|---|---|---|---|")
+    for n in RACES:
+        r = results[f"race_{n}"]
+        h = r["headless_steps_per_s_per_racer"]
+        print(f"| {n} methods | {r['frames_per_s']:.1f} | {r['loss_lines']} | {r['steps_per_s_per_racer']:.0f} | "
+              f"{h[0]:.0f} / {h[1]:.0f} | {100 * r['training_kept']:.0f} % |")
+    for n in RACES:
+        print(cpu_line(f"race of {n} (rounds)", results[f"race_{n}"]["cpu_probes"]))
+
+
+PROBE_FILE = Path(tempfile.gettempdir()) / f"mtl-bench-probe-{os.getpid()}.jsonl"
+
+
+def probe_results() -> dict:
+    """What the last run's probe measured (see PROBE): steps per CPU-second of its training thread, that
+    thread's share of a core, and the share the kernel's other threads took; the file is emptied."""
+    lines = PROBE_FILE.read_text().splitlines() if PROBE_FILE.exists() else []
+    PROBE_FILE.unlink(missing_ok=True)
+    if not lines:
+        return {}
+    p = json.loads(lines[-1])
+    return {"steps_per_cpu_s": p["steps"] / max(p["train_cpu_s"], 1e-9),
+            "train_thread_core_share": p["train_cpu_s"] / p["wall_s"],
+            "other_kernel_threads_core_share": p["other_kernel_cpu_s"] / p["wall_s"]}
+
+
+def cpu_line(name: str, probes: list[dict]) -> str:
+    """One line of the CPU probes of a measurement: headless before, page open, headless after."""
+    if not all(probes):
+        return f"{name}: no CPU probe (not Linux?)"
+    h = [probes[0], probes[2]]
+    page = probes[1]
+    return (f"{name}: steps per CPU-second of the training thread: headless {h[0]['steps_per_cpu_s']:.0f} / "
+            f"{h[1]['steps_per_cpu_s']:.0f}, page open {page['steps_per_cpu_s']:.0f}; the training thread's "
+            f"share of a core: headless {h[0]['train_thread_core_share']:.2f} / {h[1]['train_thread_core_share']:.2f}, "
+            f"page open {page['train_thread_core_share']:.2f}; the kernel's other threads (chart feed, messages): "
+            f"{100 * page['other_kernel_threads_core_share']:.1f} % of a core with the page open")
 
 
 def headless_rate(seconds: float) -> float:
@@ -155,6 +309,7 @@ def main() -> int:
     parser.add_argument("--no-shots", action="store_true")
     parser.add_argument("--quick", action="store_true", help="5-second windows, no screenshots (a smoke test)")
     parser.add_argument("--explorer-only", action="store_true", help="measure the Pareto explorer alone")
+    parser.add_argument("--race-only", action="store_true", help="only the races (2 and 4 methods)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.no_shots = 5.0, True
@@ -171,6 +326,9 @@ def main() -> int:
     (work / "nb" / "bench.ipynb").write_text(json.dumps(notebook(SETUP + "lab")))
     shutil.copy(ROOT / "notebooks" / "07_weight_tuning_lab.ipynb", work / "nb")
     shutil.copy(APP_NOTEBOOK, work / "nb")
+    os.environ["MTL_BENCH_PROBE"] = str(PROBE_FILE)  # the kernels and headless runs inherit it
+    os.environ["MTL_BENCH_SECONDS"] = str(max(1.0, args.seconds - 2.0))  # inside each watching window
+    PROBE_FILE.unlink(missing_ok=True)
     if args.explorer_only:
         try:
             results = measure_explorer(sync_api, work, None if args.no_shots else shots)
@@ -179,13 +337,22 @@ def main() -> int:
         print_explorer(results)
         return 0
     try:
+        results.update(measure_races(sync_api, work, args.seconds, None if args.no_shots else shots))
+        if args.race_only:
+            print_races(results)
+            print(json.dumps(results, indent=1))
+            return 0
         before = headless_rate(args.seconds)
+        probes = [probe_results()]
         port = free_port()
         with serve(lab_command(port, work / "nb"), f"http://127.0.0.1:{port}/api/status", work), \
                 chromium(sync_api, 1400, 900) as page:
             run_all(page, port, "bench.ipynb")
             results["jupyterlab"] = watch_training(page, args.seconds)
+            probes.append(probe_results())
         after = headless_rate(args.seconds)
+        probes.append(probe_results())
+        results["cpu_probes"] = probes
         results["headless_steps_per_s"] = [before, after]
         results["training_kept"] = results["jupyterlab"]["steps_per_s"] / statistics.mean([before, after])
         port = free_port()
@@ -249,11 +416,14 @@ def main() -> int:
     h = results["headless_steps_per_s"]
     print(f"\nheadless steps/s before / after: {h[0]:.0f} / {h[1]:.0f}; with the page open: "
           f"{lab['steps_per_s']:.0f} → kept {100 * results['training_kept']:.0f} % of headless")
+    print(cpu_line("the lab's run", results["cpu_probes"]))
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(f"arena: method arrows redrawn {results['arena_updates_per_s']:.1f} times/s while dragging "
           f"({results['arena_pointer_moves_per_s']:.1f} pointer moves/s sent by the harness)")
     print(f"classroom page usable after {results['voila_usable_s']:.1f} s; kernels after 10 loads (9 closed): "
           f"{results['voila_kernels_after_10_loads']}, after culling: {results['voila_kernels_after_culling']}")
     print_explorer(results)
+    print_races(results)
     for key in ("one_screen_1280x720", "one_screen_1000x800"):
         print(f"{key}: on screen together: {[k for k, v in results[key].items() if v is True]}")
     print(json.dumps(results, indent=1))

@@ -97,6 +97,20 @@ def check_choice(name: str, value, allowed: Sequence[str]) -> str:
     return value
 
 
+def check_race(methods, allowed: Sequence[str], low: int = 2, high: int = 4) -> list[str]:
+    """A race's methods: a list of ``low`` … ``high`` different names, each one of ``allowed``."""
+    if not isinstance(methods, list | tuple) or not all(isinstance(m, str) for m in methods):
+        raise ValueError(f"a race is a list of method names, got {methods!r}")
+    if not low <= len(methods) <= high:
+        raise ValueError(f"a race takes {low} to {high} methods, got {len(methods)}: {list(methods)}")
+    repeated = sorted({m for m in methods if list(methods).count(m) > 1})
+    if repeated:
+        raise ValueError(f"a race names each method once; repeated: {repeated}")
+    for method in methods:
+        check_choice("race method", method, allowed)
+    return list(methods)
+
+
 def check_bool(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")

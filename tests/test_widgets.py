@@ -25,14 +25,14 @@ from toy_data import make_toy  # noqa: E402
 from mtl_lab import toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
 from mtl_lab.metrics import delta_m, directions, metrics_table, percent, relative_changes  # noqa: E402
-from mtl_lab.palette import method_color  # noqa: E402
+from mtl_lab.palette import method_color, task_color, task_dash  # noqa: E402
 from mtl_lab.studies import sweep  # noqa: E402
 from mtl_lab.toy import arena  # noqa: E402
 from mtl_lab.weighting import aggregate  # noqa: E402
 from mtl_lab.widgets import GradientArena, Lab, LabConfig, ParetoSweep, RunComparison  # noqa: E402
 from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
 from mtl_lab.widgets.lab import metrics_html  # noqa: E402
-from mtl_lab.widgets.links import PRESETS, ignored_options, read_query, setup_link  # noqa: E402
+from mtl_lab.widgets.links import PRESETS, ignored_options, read_query, read_race, setup_link  # noqa: E402
 from mtl_lab.widgets.pace import Pace  # noqa: E402
 from mtl_lab.widgets.transport import ChartFeed, unpack  # noqa: E402
 
@@ -273,7 +273,7 @@ def test_chart_feed_sends_every_row_once_in_order_and_thins_long_runs():
     chart = FakeChart()
     feed = ChartFeed(chart, max_points=64, smoothing=0.0)
     history = fake_history(0)
-    feed.begin(lambda: history, history.task_names, planned_steps=1000)
+    feed.begin([lambda: history], history.task_names, planned_steps=1000)
     for chunk in range(10):  # the run goes on between flushes
         more = fake_history(100)
         history.add_steps([s + 100 * chunk for s in more.steps], more.losses, more.weights)
@@ -292,7 +292,7 @@ def test_chart_feed_answers_a_late_view_with_everything_and_reports_markers():
     chart = FakeChart()
     feed = ChartFeed(chart, smoothing=0.0)
     history = fake_history(40)
-    feed.begin(lambda: history, history.task_names, planned_steps=40)
+    feed.begin([lambda: history], history.task_names, planned_steps=40)
     feed.flush()
     history.add_note({"step": 12, "weights_set": {"a": 2.0, "b": 1.0, "c": 0.0}})
     feed.flush()
@@ -303,6 +303,28 @@ def test_chart_feed_answers_a_late_view_with_everything_and_reports_markers():
     diag = chart.browser_rows("diag")
     assert len(diag) == 8 and diag[0][1 + 3:1 + 3 + 3] == [-0.5, -0.5, -0.5]  # the three pair cosines
     assert len(chart.browser_rows("step")) == 40
+
+
+def test_chart_feed_of_a_race_sends_a_step_once_every_racer_has_it_and_switches_the_gradient_panels():
+    chart = FakeChart()
+    feed = ChartFeed(chart, smoothing=0.0)
+    ahead, behind = fake_history(10), fake_history(6)
+    behind.diagnostics[0]["shares"] = [0.5, 0.25, 0.25]  # tells the racers' diagnostics apart
+    feed.begin([lambda: ahead, lambda: behind], ahead.task_names, planned_steps=10)
+    feed.flush()
+    rows = chart.browser_rows("step")
+    assert feed.columns() == {"step": 1 + 2 * 2 * 3, "diag": 1 + 2 * 3 + 3, "val": 1 + 2 * 3}
+    assert [int(r[0]) for r in rows] == list(range(6))  # the slower racer's rows decide
+    assert rows[2][1:7] == [3.0, 4.0, 5.0, 3.0, 4.0, 5.0]  # run by run, the tasks in order within each
+    more = fake_history(10)
+    behind.add_steps(more.steps[6:], more.losses[6:], more.weights[6:])
+    feed.flush()
+    assert [int(r[0]) for r in chart.browser_rows("step")] == list(range(10))
+    assert chart.browser_rows("diag")[0][1:4] == [1 / 3] * 3  # the first racer's gradient panels
+    feed.show(1)
+    assert chart.browser_rows("diag")[0][1:4] == [0.5, 0.25, 0.25]
+    with pytest.raises(ValueError, match="run 2 is not one of the 2 runs"):
+        feed.show(2)
 
 
 def test_chart_feed_rejects_bad_settings():
@@ -721,3 +743,131 @@ def test_the_classroom_page_opens_the_set_up_of_its_link():
     room = Classroom(name="test-room", query="?colour=red")
     assert "link was not used: unknown link key" in room.lab.status_text()
     room.close()
+
+
+# ---------------------------------------------------------------- the race
+
+
+def test_a_four_method_race_draws_every_racer_keeps_each_run_and_ends_with_its_delta_m():
+    lab = Lab(LabConfig(method="static", weights={"reg": 2.0}, **SMALL), name="test-race")
+    lab.race.methods_w.value = ("equal", "static", "pcgrad", "mgda")
+    assert lab.race.start()
+    assert wait_for(lambda: not lab.race.running and "ended" in lab.status_text())
+    trainers = lab.race.trainers
+    assert list(trainers) == ["equal", "static", "pcgrad", "mgda"]
+    assert [r["color"] for r in lab.chart.racers] == [method_color(m) for m in trainers]
+    assert lab.feed.columns()["step"] == 1 + 2 * 4 * 3  # a loss and a weight line per racer and task
+    assert list(trainers["static"].weighting.weights) == [1.0, 1.0, 2.0]  # the panel's weights, for all
+    assert len({t.global_step for t in trainers.values()}) == 1
+    assert [pin["label"].split(" ")[0] for pin in lab.pins] == list(trainers)  # every racer kept
+    table = lab.ui.table.value
+    for trainer in trainers.values():  # metric per task and Δm % against the first racer
+        metrics = trainer.history.meta["test_metrics"]
+        up = directions(trainer.data)
+        assert f"{metrics['cls']:.4f}" in table
+        assert percent(delta_m(metrics, trainers["equal"].history.meta["test_metrics"], up)) in table
+    assert "against the first racer (equal)" in table
+    lab.race.show("pcgrad")
+    assert lab.feed.shown == 2 and "gradient panels: pcgrad" in lab.chart.title
+    lab.close()
+
+
+def test_stop_ends_every_racer_at_the_same_step_and_a_bad_race_is_named_in_the_status_line():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-race-stop", pace=20.0)
+    lab.race.methods_w.value = ("equal",)
+    assert not lab.race.start() and "race not started: a race takes 2 to 4 methods, got 1" in lab.status_text()
+    lab.race.methods_w.value = ("equal", "mgda", "uncertainty")
+    assert lab.race.start()
+    assert lab.ui.train_b.disabled and lab.race.start_b.disabled
+    assert not lab.race.start()  # one race at a time
+    assert wait_for(lambda: lab.race.runner.step >= 7)  # past the first epoch: a run is kept from one epoch on
+    lab.stop(wait=True)
+    assert wait_for(lambda: not lab.race.running)
+    steps = {t.global_step for t in lab.race.trainers.values()}
+    assert len(steps) == 1 and steps.pop() < lab.race.trainers["equal"].config.epochs * 6
+    assert {t.history.status for t in lab.race.trainers.values()} == {"stopped"}
+    assert not lab.ui.train_b.disabled and len(lab.pins) == 3
+    lab.close()
+
+
+def test_a_race_travels_in_the_link_and_the_classroom_page_opens_it():
+    from mtl_lab.widgets.classroom import Classroom
+
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-race-link")
+    lab.race.methods_w.value = ("equal", "pcgrad", "mgda")
+    link = lab.race.link()
+    assert link.endswith("&race=equal,pcgrad,mgda") and read_race(link) == ["equal", "pcgrad", "mgda"]
+    assert read_query(link)[0] == lab.read_config() and read_race("?preset=conflict") is None
+    lab.close()
+    for bad, message in [("?race=equal", "2 to 4 methods, got 1"), ("?race=equal,equal", "repeated"),
+                         ("?race=equal,famo", "race method 'famo' is not one of")]:
+        with pytest.raises(ValueError, match=message):
+            read_race(bad)
+    DATA_CACHE.pop(json.dumps({"name": "digits", "options": {}}, sort_keys=True), None)  # the real digits
+    room = Classroom(name="test-room", query="?preset=conflict&race=mgda,pcgrad,equal")
+    assert room.lab.race.methods_w.value == ("equal", "pcgrad", "mgda") and room.lab.ui.method_w.value == "equal"
+    room.close()
+    room = Classroom(name="test-room", query="?race=equal,famo")
+    assert "link was not used: race method 'famo'" in room.lab.status_text()
+    room.close()
+
+
+def test_a_task_keeps_its_colour_and_dash_in_the_swatches_and_the_chart_when_another_is_switched_off():
+    lab = Lab(LabConfig(method="static", **SMALL), name="test-swatches")
+    lab.task_checks["cls"].value = False  # the data set's first task
+    chart = lab.chart
+    assert chart.tasks == ["yes", "reg"]
+    for task, color, dash in zip(chart.tasks, chart.colors, chart.dashes):
+        entry = lab.weight_inputs[task]
+        assert (entry.color, list(entry.dash)) == (color, dash)
+        assert color in entry.label.value
+    assert chart.colors == [task_color(1), task_color(2)] and chart.dashes == [list(task_dash(1)), list(task_dash(2))]
+    lab.run()  # the run's chart (its tasks only) keeps the same colours
+    assert chart.tasks == ["yes", "reg"] and chart.colors == [task_color(1), task_color(2)]
+    lab.close()
+
+
+
+def test_full_speed_shows_as_chosen_in_the_pace_menu():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-pace-menu", pace=None)
+    assert lab.ui.pace_w.label == "full speed" and lab.pace.steps_per_second is None
+    lab.set_pace(25.0)
+    assert lab.ui.pace_w.label.startswith("25 steps/s")
+    lab.ui.pace_w.index = 0
+    assert lab.pace.steps_per_second is None and lab.ui.pace_w.label == "full speed"
+    lab.set_pace(7.0)  # a pace given in code is offered as it is
+    assert lab.ui.pace_w.label == "7 steps/s" and lab.pace.steps_per_second == 7.0
+    lab.close()
+
+
+def test_the_classroom_page_command_denies_each_extension_by_its_own_flag():
+    """Voila reads the denylist from the command line as written: one flag per name (a Python list written as
+    one value was read as a single, unknown name and denied nothing)."""
+    pytest.importorskip("voila")
+    from voila.app import Voila
+    from voila.configuration import VoilaConfiguration
+
+    from mtl_lab.widgets.classroom import NOT_ON_THE_PAGE, voila_command
+
+    app = Voila()
+    app.parse_command_line([a for a in voila_command(token=False) if a.startswith("--VoilaConfiguration.")])
+    assert VoilaConfiguration(config=app.config).extension_denylist == NOT_ON_THE_PAGE
+
+
+
+def test_the_synchronous_race_is_the_background_race_step_for_step():
+    lab = Lab(LabConfig(method="equal", **SMALL), name="test-race-sync")
+    lab.race.methods_w.value = ("equal", "pcgrad", "uncertainty")
+    histories = lab.race.run()
+    assert {m: h.status for m, h in histories.items()} == dict.fromkeys(["equal", "pcgrad", "uncertainty"],
+                                                                         "completed")
+    assert len(lab.pins) == 3 and "Δm %" in lab.ui.table.value and not lab.ui.train_b.disabled
+    assert lab.race.start()
+    assert wait_for(lambda: not lab.race.running and "ended" in lab.status_text())
+    for method, trainer in lab.race.trainers.items():
+        assert trainer.history.losses == histories[method].losses
+        assert trainer.history.meta["test_metrics"] == histories[method].meta["test_metrics"]
+    lab.race.methods_w.value = ("equal",)
+    with pytest.raises(ValueError, match="a race takes 2 to 4 methods, got 1"):
+        lab.race.run()
+    lab.close()

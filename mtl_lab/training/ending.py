@@ -62,10 +62,15 @@ class RunEnd:
                 self.history.meta.setdefault("warnings", []).append(message)
         warnings.warn(message, stacklevel=4)  # at the caller of fit()
 
-    def finish(self, status: str, evaluate_test: Callable[[], tuple[dict, dict]]) -> str:
+    def finish(self, status: str, evaluate_test: Callable[[], tuple[dict, dict]] | None) -> str:
         """The test results and the status; an interrupt during the test evaluation leaves the run intact
-        (``interrupted``, with a note). Returns the status."""
+        (``interrupted``, with a note). ``evaluate_test=None`` (a pause between lock-step turns) records the
+        status and leaves the last test results as they were. Returns the status."""
         self.clock.stop()
+        if evaluate_test is None:
+            self.history.update_meta(status=status, steps=self.step, epochs_done=self.epoch,
+                                     train_seconds=round(self.clock.seconds, 3))
+            return status
         try:
             test_loss, test_metric = evaluate_test()
         except KeyboardInterrupt:

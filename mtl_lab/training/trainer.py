@@ -289,22 +289,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ loops
 
-    def fit(self, max_steps: int | None = None) -> History:
+    def fit(self, max_steps: int | None = None, test_at_pause: bool = True) -> History:
         """Train until ``config.epochs`` are done, ``max_steps`` more steps were taken, or Stop.
 
         Returns the History. ``meta["status"]`` is ``completed``, ``paused`` (``max_steps`` reached),
         ``stopped`` (``stop()`` was called), ``interrupted`` (KeyboardInterrupt) or ``error`` (re-raised).
+        Every end evaluates the test split, except a pause with ``test_at_pause=False`` (a caller that
+        advances the run a step at a time, :mod:`mtl_lab.training.race`, pays for it only at the real end).
         """
         if max_steps is not None:
             validate.check_int("max_steps", max_steps, 1)
         if not self.lock.acquire(blocking=False):
             raise RuntimeError("this trainer is already running; stop() it or wait for it first")
         try:
-            return self.run_loop(max_steps)
+            return self.run_loop(max_steps, test_at_pause)
         finally:
             self.lock.release()
 
-    def run_loop(self, max_steps: int | None) -> History:
+    def run_loop(self, max_steps: int | None, test_at_pause: bool = True) -> History:
         """:meth:`train_until`, then end the run with a status, whatever happened (the History and model kept).
 
         ``KeyboardInterrupt`` (from Ctrl-C, or raised by a callback) → ``interrupted``; any other exception,
@@ -337,7 +339,8 @@ class Trainer:
         if status == "interrupted":
             end.interrupted(self.interrupts.cut_step)
         try:
-            status = end.finish(status, lambda: self.evaluate("test"))
+            skip_test = status == "paused" and not test_at_pause
+            status = end.finish(status, None if skip_test else lambda: self.evaluate("test"))
         except Exception as exc:
             end.fail(exc)
             raise

@@ -6,8 +6,10 @@ right each task's share of the update (stacked), the pairwise gradient cosines a
 conflict — a form that cannot be mistaken for a task) and the gradient norms. Vertical dashed markers
 show where a weight or option changed during the run. Empty axes and the task legend show before the
 first run. Each task has its colour *and* its dash (:mod:`mtl_lab.palette`); kept runs are drawn faint in
-their method's colour with the same task dashes. ``projector = True`` enlarges type (16 px) and lines; the
-*⤓ PNG* button saves the chart as it is on screen.
+their method's colour with the same task dashes. In a race (``racers``: one ``{label, color}`` per method,
+:mod:`mtl_lab.widgets.race`) the loss and weight panels draw one line per method and task — the method's
+colour, the task's dash — and the gradient panels show one racer (named in the title).
+``projector = True`` enlarges type (16 px) and lines; the *⤓ PNG* button saves the chart as it is on screen.
 
 What runs where:
 
@@ -29,7 +31,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from mtl_lab.palette import ALIGNED, CONFLICT, COSINE_ZERO, task_colors, task_dash
+from mtl_lab.palette import ALIGNED, CONFLICT, COSINE_ZERO, task_color, task_dash
 
 STATIC = Path(__file__).parent / "static"
 COSINE_PALETTE = {"negative": CONFLICT, "zero": COSINE_ZERO, "positive": ALIGNED}
@@ -56,13 +58,21 @@ class LiveChart(anywidget.AnyWidget):
     planned_steps = traitlets.Int(0).tag(sync=True)
     markers = traitlets.List(traitlets.Dict()).tag(sync=True)
     pinned = traitlets.List(traitlets.Dict()).tag(sync=True)
+    racers = traitlets.List(traitlets.Dict()).tag(sync=True)  # a race: [{label, color}], one per method
+
+    # the data set's tasks in order (set by the lab with its task switches): a task's colour and dash follow
+    # its place there, so switching a task off changes no other task's colour (the weight swatches agree)
+    task_order = traitlets.List(traitlets.Unicode())
 
     def set_tasks(self, task_names: list[str]) -> None:
-        """The tasks whose curves the chart shows (their colours come from :mod:`mtl_lab.palette`)."""
+        """The tasks whose curves the chart shows; each gets the colour and dash of its place in
+        :attr:`task_order` (:mod:`mtl_lab.palette`), or of its place in ``task_names`` when not there."""
+        order = list(self.task_order)
+        places = [order.index(t) if t in order else i for i, t in enumerate(task_names)]
         with self.hold_sync():
             self.tasks = list(task_names)
-            self.colors = task_colors(len(task_names))
-            self.dashes = [list(task_dash(i)) for i in range(len(task_names))]
+            self.colors = [task_color(p) for p in places]
+            self.dashes = [list(task_dash(p)) for p in places]
 
     def __repr__(self) -> str:
         return f"LiveChart(tasks={list(self.tasks)!r})"

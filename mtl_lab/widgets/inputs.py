@@ -25,6 +25,7 @@ accepts; whatever it refuses, the panel reports with the API's message.
 from __future__ import annotations
 
 import ast
+import html
 import inspect
 import json
 import math
@@ -199,15 +200,23 @@ def read_method_option(name: str, constraint: Constraint, widget: W.Widget):
     return widget.value
 
 
+def swatch_svg(color: str, dash: tuple[float, ...] = ()) -> str:
+    """A task's swatch as the chart's legend draws it: a short line in its colour and its dash."""
+    pattern = f" stroke-dasharray='{' '.join(f'{v:g}' for v in dash)}'" if dash else ""
+    return (f"<svg class='mtl-swatch' width='26' height='8' style='vertical-align:middle'><line x1='0' y1='4' "
+            f"x2='26' y2='4' stroke='{color}' stroke-width='2.5'{pattern}/></svg>")
+
+
 class WeightInput(W.HBox):
     """A task weight: a log slider for moving it, a box for the exact value (the box is the value)."""
 
     LOW, HIGH = -3.0, 2.0  # the slider shows 0.001 … 100; the box takes any value the method accepts
 
-    def __init__(self, task: str, value: float, color: str) -> None:
+    def __init__(self, task: str, value: float, color: str, dash: tuple[float, ...] = ()) -> None:
         self.task = task
         self.moving = False
-        self.label = W.HTML(f"<span style='color:{color};font-weight:600'>■</span>&nbsp;{task}",
+        self.color, self.dash = color, tuple(dash)
+        self.label = W.HTML(f"{swatch_svg(color, dash)}&nbsp;{html.escape(task)}",
                             layout=W.Layout(width="auto", min_width="70px"))
         self.slider = W.FloatLogSlider(value=1.0, base=10, min=self.LOW, max=self.HIGH, step=0.05,
                                        readout=False, continuous_update=False, layout=W.Layout(width="150px"))

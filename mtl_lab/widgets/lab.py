@@ -7,6 +7,7 @@ The panel's parts, one concept per module:
 * :mod:`mtl_lab.widgets.lab_controls` — task switches, weight boxes, architectures, method/model options;
 * :mod:`mtl_lab.widgets.lab_setup` — the set-up read from and applied to the panel; link, export, presets;
 * :mod:`mtl_lab.widgets.run_list` — the kept runs; :mod:`mtl_lab.widgets.run_table` — metrics and Δm;
+* :mod:`mtl_lab.widgets.race` — two to four methods racing in lock-step (``lab.race``);
 * :mod:`mtl_lab.widgets.chart` — the live chart (drawn in the browser), fed by
   :mod:`mtl_lab.widgets.transport`; :mod:`mtl_lab.widgets.pace` caps steps per second for lectures.
 
@@ -56,6 +57,7 @@ from mtl_lab.widgets.lab_setup import coerce_config
 from mtl_lab.widgets.links import setup_link
 from mtl_lab.widgets.pace import Pace, check_pace
 from mtl_lab.widgets.prediction_strip import stack_png
+from mtl_lab.widgets.race import Race
 from mtl_lab.widgets.run_list import RunList, run_entry
 from mtl_lab.widgets.run_status import STATE_COLORS, fmt_weights, progress_text, run_title
 from mtl_lab.widgets.run_table import metrics_html, single_task_baselines
@@ -110,6 +112,8 @@ class Lab:
         self.weight_inputs: dict[str, WeightInput] = {}
         self.option_widgets: dict[str, W.Widget] = {}
         self.model_widgets: dict[str, W.Widget] = {}
+        self.race = Race(self)
+        self.ui.race_box.children = [self.race.widget]
         self.connect()
         warm_up_torch()
         self.apply_config(config)
@@ -169,10 +173,11 @@ class Lab:
             label = "full speed" if steps_per_second is None else f"{steps_per_second:g} steps/s"
             self.trainer.history.add_note({"step": step, "option_set": f"pace: {label}"})
         value = self.pace.steps_per_second
-        if self.ui.pace_w.value != value:
-            if value not in [v for _, v in self.ui.pace_w.options]:  # a pace given in code is shown as it is
-                self.ui.pace_w.options = [*self.ui.pace_w.options, (f"{value:g} steps/s", value)]
-            self.ui.pace_w.value = value
+        if value not in [v for _, v in self.ui.pace_w.options]:  # a pace given in code is shown as it is
+            self.ui.pace_w.options = [*self.ui.pace_w.options, (f"{value:g} steps/s", value)]
+        index = [v for _, v in self.ui.pace_w.options].index(value)
+        if self.ui.pace_w.index != index:  # by index: a Dropdown takes the value None for "nothing chosen"
+            self.ui.pace_w.index = index
 
     def on_weight(self, task: str, value: float) -> None:
         """A weight changed: remember it, and hand it to a running method that takes weights."""
@@ -268,7 +273,7 @@ class Lab:
         self.run_config = config
         self.ui.table.value = ""
         self.ui.strip.clear()
-        self.feed.begin(lambda: trainer.history, trainer.task_names,
+        self.feed.begin([lambda: trainer.history], trainer.task_names,
                         trainer.config.epochs * trainer.batches_per_epoch)
         self.chart.title = self.title()
 
@@ -309,8 +314,9 @@ class Lab:
         return True
 
     def stop(self, wait: bool = False, timeout: float = 30.0) -> None:
-        """Ask the run (and a baseline in training) to stop after its current step; ``wait`` joins it."""
+        """Ask the run or race (and a baseline in training) to stop after its current step; ``wait`` joins it."""
         self.stop_requested.set()
+        self.race.stop(wait=wait)
         for trainer in (self.trainer, self.baseline_trainer):
             if trainer is not None:
                 trainer.stop()
@@ -375,6 +381,7 @@ class Lab:
         """Stop the run and close every widget the panel made (their views disappear)."""
         self.stop(wait=True, timeout=10.0)
         self.feed.detach()
+        self.race.close()
         close_all([*self.task_checks.values(), *self.weight_inputs.values(), *self.option_widgets.values(),
                    *self.model_widgets.values(), *self.runs.checks])
         close_tree(self.widget)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from mtl_lab.palette import task_color
+from mtl_lab.palette import task_color, task_dash
 from mtl_lab.weighting import METHODS
 from mtl_lab.widgets.common import close_all
 from mtl_lab.widgets.config import LabConfig, method_parameters, selected_data, takes_task_weights
@@ -33,9 +33,10 @@ def set_tasks(lab: Lab, task_names: list[str], selected: list[str] | None) -> No
     for box in lab.task_checks.values():
         box.observe(lambda _: refresh_weight_box(lab), names="value")
     lab.ui.task_box.children = list(lab.task_checks.values())
+    lab.chart.task_order = list(task_names)  # one colour per task everywhere: its place in the data set
     lab.weight_inputs = {}
     for i, t in enumerate(task_names):
-        entry = WeightInput(t, float(lab.weights.get(t, 1.0)), task_color(i))
+        entry = WeightInput(t, float(lab.weights.get(t, 1.0)), task_color(i), task_dash(i))  # the data set's order
         entry.observe_value(lambda value, task=t: lab.on_weight(task, value))
         lab.weight_inputs[t] = entry
     refresh_weight_box(lab)

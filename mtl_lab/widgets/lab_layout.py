@@ -8,7 +8,8 @@ on screen together:
 
 1. Train · Stop · Step (one step) · Epoch · Reset; progress; the status line;
 2. task weights (log slider + exact value each) and what the method does with them;
-3. method · pace and the method's one-line description; method options (typed inputs);
+3. method · pace and the method's one-line description; method options (typed inputs); the race
+   (:mod:`mtl_lab.widgets.race`: method toggles, Race · Stop race, the racer the gradient panels show);
 4. data set · architecture (with the architectures that do not fit and why); task switches; model
    options (typed inputs, *defaults* button); optimizer · learning rate (as typed) · epochs · batch ·
    device · seed · Δm baselines;
@@ -100,6 +101,7 @@ class LabLayout:
         self.unpin_b = W.Button(description="Clear runs", icon="eraser", tooltip="empty the list of kept runs",
                                 layout=button())
         self.run_box = W.VBox(layout=W.Layout(width="100%"))
+        self.race_box = W.VBox(layout=W.Layout(width="100%"))  # filled by the lab with its race control
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="280px"))
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.chart = LiveChart()
@@ -130,6 +132,7 @@ class LabLayout:
             row([self.method_w, self.pace_w]),
             self.method_help,
             row([self.option_box], "method options"),
+            self.race_box,
             row([self.data_w, self.arch_w]),
             self.arch_note,
             row([self.task_box], "tasks"),

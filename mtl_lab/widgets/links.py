@@ -2,9 +2,11 @@
 
 * :func:`setup_link` — the query string of a whole :class:`~mtl_lab.widgets.config.LabConfig`:
   ``?setup=<the config's JSON, URL-safe base64>`` (any setting, exact round trip, checked on the way in),
-  optionally with ``&projector=1``.
+  optionally with ``&projector=1`` and a race, ``&race=equal,pcgrad,mgda`` (2–4 of the race's methods,
+  :data:`mtl_lab.widgets.race.RACE_METHODS`: the page opens with those toggles on; Race starts it).
 * :func:`read_query` — the set-up a query string names: ``setup=…`` or ``preset=<name>`` (one of
-  :data:`PRESETS`), and ``projector``; anything else is refused with the keys that are allowed. The
+  :data:`PRESETS`), and ``projector``; anything else is refused with the keys that are allowed.
+  :func:`read_race` — the race a query string names (``race=…``), checked. The
   classroom page reads its URL through Voila, which hands the page's query string to the kernel as
   ``QUERY_STRING``.
 * :data:`PRESETS` — scenarios that each teach one thing, with a one-line "what to look for".
@@ -20,9 +22,12 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
+from mtl_lab import validate
+from mtl_lab.training.race import RACERS
 from mtl_lab.widgets.config import DATA_SETUPS, LabConfig, takes_task_weights
+from mtl_lab.widgets.race import RACE_METHODS
 
-QUERY_KEYS = ("setup", "preset", "projector")
+QUERY_KEYS = ("setup", "preset", "projector", "race")
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,27 @@ def decode(value: str) -> LabConfig:
     return LabConfig.from_json(text)
 
 
-def setup_link(config: LabConfig, projector: bool = False) -> str:
-    """``?setup=…`` (and ``&projector=1``): the query string that opens exactly this set-up."""
+def setup_link(config: LabConfig, projector: bool = False, race: list[str] | tuple = ()) -> str:
+    """``?setup=…`` (and ``&projector=1``, ``&race=a,b``): the query string that opens exactly this set-up."""
     query = {"setup": encode(config)}
     if projector:
         query["projector"] = "1"
-    return "?" + urlencode(query)
+    if race:
+        query["race"] = ",".join(check_race(list(race)))
+    return "?" + urlencode(query, safe=",")
+
+
+def check_race(methods: list[str]) -> list[str]:
+    """2–4 different methods of the race's toggles (:data:`~mtl_lab.widgets.race.RACE_METHODS`)."""
+    return validate.check_race(methods, RACE_METHODS, *RACERS)
+
+
+def read_race(query: str) -> list[str] | None:
+    """The race a query string names (``race=equal,pcgrad``), checked; ``None`` when it names none."""
+    fields = parse_qs(query.lstrip("?"), keep_blank_values=True)
+    if "race" not in fields:
+        return None
+    return check_race(fields["race"][0].split(","))
 
 
 def read_query(query: str) -> tuple[LabConfig | None, str | None, bool]:

@@ -6,12 +6,16 @@ visit (under the History's lock, a few list slices) and sends them to the browse
 message per stream — 8 bytes a number, a few hundred bytes per message. The browser appends them and
 redraws once per animation frame (:mod:`mtl_lab.widgets.chart`).
 
-Streams (one row per recorded step / diagnostics step / epoch):
+The feed reads one History per run it shows: one for the lab's run, two to four for a race
+(:mod:`mtl_lab.widgets.race`; the racers advance in lock-step, so their rows line up step by step and a
+row is sent once every racer has it). Streams (one row per recorded step / diagnostics step / epoch;
+"per run and task" is run by run, the tasks in order within each run):
 
-* ``step``: ``[step, smoothed train loss per task, effective weight per task]`` — the loss is an
-  exponential moving average (weight of the past ``smoothing``), as in :func:`mtl_lab.plots.smooth`;
-* ``diag``: ``[step, share per task, cosine per task pair (i < j), gradient norm per task]``;
-* ``val``: ``[step, validation loss per task]``.
+* ``step``: ``[step, smoothed train loss per run and task, effective weight per run and task]`` — the loss
+  is an exponential moving average (weight of the past ``smoothing``), as in :func:`mtl_lab.plots.smooth`;
+* ``diag``: ``[step, share per task, cosine per task pair (i < j), gradient norm per task]`` of the run
+  the gradient panels show (``shown``; :meth:`ChartFeed.show` picks another);
+* ``val``: ``[step, validation loss per run and task]``.
 
 Decimation keeps a line at ≤ ``max_points`` points however long the run: only rows whose step is a
 multiple of ``stride`` are kept; when a stream holds more than ``max_points`` rows its stride doubles
@@ -50,7 +54,8 @@ class ChartFeed:
         self.max_points = max_points
         self.smoothing = smoothing
         self.lock = threading.Lock()
-        self.source: Callable[[], History] | None = None
+        self.sources: list[Callable[[], History]] = []
+        self.shown = 0  # the run whose diagnostics the gradient panels show
         self.thread: threading.Thread | None = None
         self.halt = threading.Event()
         self.wake = threading.Event()  # set by :meth:`step_taken` for the run's first rows, and by :meth:`stop`
@@ -76,17 +81,23 @@ class ChartFeed:
         """No run any more (Reset, close): stop sending, forget the rows, show empty axes."""
         self.stop()
         with self.lock:
-            self.source = None
+            self.sources = []
             self.clear(self.task_names)
         self.chart.markers = []
         self.send_reset()
 
-    def begin(self, source: Callable[[], History], task_names: list[str], planned_steps: int) -> None:
-        """A new run: rows come from ``source()`` from now on; the chart is cleared."""
+    def begin(self, sources: list[Callable[[], History]], task_names: list[str], planned_steps: int,
+              racers: list[dict] | tuple = ()) -> None:
+        """A new run (one source) or race (one per racer, and ``racers``: a ``{label, color}`` each): rows come
+        from each ``source()`` from now on; the chart is cleared and its gradient panels show the first run."""
+        if racers and len(racers) != len(sources):
+            raise ValueError(f"{len(racers)} racers for {len(sources)} sources: one racer per source")
         self.stop()
         with self.lock:
-            self.source = source
+            self.sources = list(sources)
+            self.shown = 0
             self.clear(task_names)
+        self.chart.racers = [dict(r) for r in racers]  # before the reset: the view reads the rows' shape from it
         self.chart.set_tasks(task_names)
         self.chart.planned_steps = int(planned_steps)
         self.chart.markers = []
@@ -123,30 +134,49 @@ class ChartFeed:
         if thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
         self.thread = None
-        if self.source is not None:
+        if self.sources:
             self.flush()
+
+    def show(self, index: int) -> None:
+        """The gradient panels show run ``index`` from now on (its whole diagnostics history is resent)."""
+        if not 0 <= index < len(self.sources):
+            raise ValueError(f"run {index!r} is not one of the {len(self.sources)} runs the chart shows")
+        with self.lock:
+            self.shown = index
+            self.rows["diag"], self.read["diag"], self.stride["diag"] = [], 0, 1
+            self.send_reset_locked()
+        self.flush()
 
     # ------------------------------------------------------------ reading the History
 
-    def pull(self, history: History) -> bool:
-        """Append the History's new rows to the kept rows; ``True`` when the browser needs a reset."""
+    def pull(self, histories: list[History]) -> bool:
+        """Append the Histories' new rows to the kept rows; ``True`` when the browser needs a reset.
+
+        A step or epoch row is taken once every run has it (lock-step runs fill them in turn)."""
         T = len(self.task_names)
-        with history.lock:
-            start = self.read["step"]
-            steps = history.steps[start:]
-            losses = history.losses[start:start + len(steps)]
-            weights = history.weights[start:start + len(steps)]
-            diags = history.diagnostics[self.read["diag"]:]
-            epochs = history.epochs[self.read["val"]:]
-            notes = history.notes[self.notes_seen:]
-            note = history.meta.get("diagnostics") or ""
-        n = min(len(steps), len(losses), len(weights))
+        runs = []
+        for history in histories:
+            with history.lock:
+                start = self.read["step"]
+                steps = history.steps[start:]
+                runs.append((steps, history.losses[start:start + len(steps)],
+                             history.weights[start:start + len(steps)], history.epochs[self.read["val"]:]))
+        shown = histories[self.shown]
+        with shown.lock:
+            diags = shown.diagnostics[self.read["diag"]:]
+            notes = shown.notes[self.notes_seen:]
+            note = shown.meta.get("diagnostics") or ""
+        n = min(min(len(steps), len(losses), len(weights)) for steps, losses, weights, _ in runs)
+        n_epochs = min(len(epochs) for *_, epochs in runs)
         self.read["step"] += n
         self.read["diag"] += len(diags)
-        self.read["val"] += len(epochs)
+        self.read["val"] += n_epochs
         self.notes_seen += len(notes)
         reset = False
-        for step, loss, weight in zip(steps[:n], losses[:n], weights[:n]):
+        steps = runs[0][0][:n]
+        losses = [[float(v) for _, run_losses, _, _ in runs for v in run_losses[i]] for i in range(n)]
+        weights = [[float(v) for _, _, run_weights, _ in runs for v in run_weights[i]] for i in range(n)]
+        for step, loss, weight in zip(steps, losses, weights):
             if self.ema is None:
                 self.ema = [float(v) for v in loss]
             else:
@@ -162,9 +192,11 @@ class ChartFeed:
             row = [float(d["step"]), *map(float, d["shares"]), *[float(d["cosines"][i][j]) for i, j in pairs],
                    *map(float, d["norms"])]
             reset |= self.keep("diag", row)
-        for e in epochs:
-            val = e.get("val_loss") or {}
-            row = [float(e["step"]), *[float(val.get(t, math.nan)) for t in self.task_names]]
+        for i in range(n_epochs):
+            row = [float(runs[0][3][i]["step"])]
+            for *_, epochs in runs:
+                val = epochs[i].get("val_loss") or {}
+                row += [float(val.get(t, math.nan)) for t in self.task_names]
             reset |= self.keep("val", row)
         self.update_markers(notes)
         if note:
@@ -201,11 +233,11 @@ class ChartFeed:
 
     def flush(self) -> None:
         """Read the History's new rows and send them (a reset when the browser's rows were thinned)."""
-        source = self.source
-        if source is None:
+        sources = self.sources
+        if not sources:
             return
         with self.lock:
-            reset = self.pull(source())
+            reset = self.pull([source() for source in sources])
             if reset:
                 self.send_reset_locked()
                 return
@@ -228,8 +260,8 @@ class ChartFeed:
         self.sent = {s: len(self.rows[s]) for s in STREAMS}
 
     def columns(self) -> dict[str, int]:
-        T = len(self.task_names)
-        return {"step": 1 + 2 * T, "diag": 1 + 2 * T + T * (T - 1) // 2, "val": 1 + T}
+        T, R = len(self.task_names), max(1, len(self.sources))
+        return {"step": 1 + 2 * R * T, "diag": 1 + 2 * T + T * (T - 1) // 2, "val": 1 + R * T}
 
     def send(self, content: dict, buffers: list[bytes]) -> None:
         self.chart.send(content, buffers)

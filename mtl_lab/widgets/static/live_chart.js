@@ -3,8 +3,10 @@
 // Python (mtl_lab/widgets/transport.py) sends data, never images:
 //   {kind: "reset", streams: {step: cols, diag: cols, val: cols}, log: {...}}  + one buffer per stream
 //   {kind: "append", stream, start, cols}                                  + one Float64 buffer of rows
-// A row of "step" is [step, smoothed loss per task, weight per task]; of "diag" [step, share per task,
-// cosine per task pair, norm per task]; of "val" [step, validation loss per task].
+// A row of "step" is [step, smoothed loss per run and task, weight per run and task]; of "diag" [step,
+// share per task, cosine per task pair, norm per task] (of one run); of "val" [step, validation loss per
+// run and task]. One run (the lab's) draws each task in its colour; a race (the "racers" trait: 2-4
+// {label, color}) draws each racer in its method's colour and each task with its dash, R x T lines.
 // Appends only extend what this view has: one that does not start where the view's rows end (a view
 // created late, a lost message) asks Python for a reset with {kind: "hello"} and waits for it.
 // Redraws are coalesced to one per animation frame. Left: losses (train lines, validation dots, kept
@@ -51,26 +53,27 @@ function div(cls, parent, text) {
   return d;
 }
 
-function emptyStreams(T, P) {
+function emptyStreams(T, P, R) {
+  const K = R * T;
   return {
-    step: { x: [], loss: [...Array(T)].map(() => []), w: [...Array(T)].map(() => []) },
+    step: { x: [], loss: [...Array(K)].map(() => []), w: [...Array(K)].map(() => []) },
     diag: { x: [], share: [...Array(T)].map(() => []), cos: [...Array(P)].map(() => []), norm: [...Array(T)].map(() => []) },
-    val: { x: [], loss: [...Array(T)].map(() => []) },
+    val: { x: [], loss: [...Array(K)].map(() => []) },
   };
 }
 
 function appendRows(state, stream, rows, cols) {
-  const T = state.tasks.length, P = state.pairs.length, s = state.data[stream];
+  const T = state.tasks.length, P = state.pairs.length, K = state.R * T, s = state.data[stream];
   for (let r = 0; r < rows.length / cols; r++) {
     const o = r * cols;
     s.x.push(rows[o]);
     if (stream === "step") {
-      for (let t = 0; t < T; t++) { s.loss[t].push(rows[o + 1 + t]); s.w[t].push(rows[o + 1 + T + t]); }
+      for (let k = 0; k < K; k++) { s.loss[k].push(rows[o + 1 + k]); s.w[k].push(rows[o + 1 + K + k]); }
     } else if (stream === "diag") {
       for (let t = 0; t < T; t++) { s.share[t].push(rows[o + 1 + t]); s.norm[t].push(rows[o + 1 + T + P + t]); }
       for (let p = 0; p < P; p++) s.cos[p].push(rows[o + 1 + T + p]);
     } else {
-      for (let t = 0; t < T; t++) s.loss[t].push(rows[o + 1 + t]);
+      for (let k = 0; k < K; k++) s.loss[k].push(rows[o + 1 + k]);
     }
   }
 }
@@ -87,6 +90,7 @@ function render({ model, el }) {
   const grid = div("mlc-grid", root);
   const left = div("mlc-col", grid), right = div("mlc-col", grid);
   const panel = (parent, text) => { const box = div("mlc-panel", parent); div("mlc-ptitle", box, text); return box; };
+  const titleOf = (box) => box.querySelector(".mlc-ptitle");
   const tools = div("mlc-tools", head);
   const png = document.createElement("button");
   png.className = "mlc-export";
@@ -95,6 +99,7 @@ function render({ model, el }) {
   tools.appendChild(png);
   const lossBox = panel(left, "Per-task loss (lines: train, smoothed · dots: validation · faint: kept runs)");
   const weightBox = panel(left, "Effective task weights w_t");
+  const weightTitle = titleOf(weightBox);
   const shareBox = panel(right, "Share of the update per task (stacked, sums to 1)");
   const cosBox = panel(right, "Gradient cosine per task pair (heat strip: orange < 0 = conflict)");
   const normBox = panel(right, "Gradient norm ‖g_t‖ per task");
@@ -103,7 +108,7 @@ function render({ model, el }) {
   cosBox.appendChild(cosCanvas);
   const cosScale = div("mlc-scale", cosBox);
 
-  const state = { tasks: [], pairs: [], data: emptyStreams(0, 0), ready: false, frames: 0, plots: [], log: {},
+  const state = { tasks: [], pairs: [], data: emptyStreams(0, 0, 1), R: 1, ready: false, frames: 0, plots: [], log: {},
                   look: look(false), heights: { loss: 220, small: 110 } };
   let pending = false;
 
@@ -144,12 +149,30 @@ function render({ model, el }) {
     return [0, Math.max(planned || 0, last, 1)];
   }
 
-  function makePlot(box, series, yScale, height, axisSize = 52) {
+  // a race's weight axis (asinh): ticks at 0 and a few powers of ten, labelled 1e5 rather than 100,000,
+  // so that the labels neither crowd nor get cut at the axis' edge
+  const weightTicks = {
+    splits: (u, axis, lo, hi) => {
+      const top = Math.max(0, Math.ceil(Math.log10(Math.max(Math.abs(lo), Math.abs(hi), 1))));
+      const stride = Math.max(1, Math.ceil(top / 3)), out = [0];
+      // from 10^stride when the axis reaches 10^4 or more: there 1 would sit on 0
+      for (let k = stride > 1 ? stride : 0; k <= top; k += stride) {
+        if (10 ** k <= hi) out.push(10 ** k);
+        if (-(10 ** k) >= lo) out.unshift(-(10 ** k));
+      }
+      return out;
+    },
+    filter: (u, splits) => splits, // every split above is labelled (uPlot's own filter is for its log splits)
+    values: (u, splits) => splits.map((v) => (v == null ? "" : Math.abs(v) >= 1000 ? `${v < 0 ? "-" : ""}1e${Math.round(Math.log10(Math.abs(v)))}` : String(v))),
+  };
+
+  function makePlot(box, series, yScale, height, axisSize = 52, yTicks = undefined) {
+    const y = { ...state.look.axis, size: axisSize * state.look.scale, ...(yTicks || {}) };
     const opts = {
       width: Math.max(200, box.clientWidth || 400), height,
       legend: { show: false }, cursor: { drag: { x: false, y: false }, points: { show: false } },
       scales: { x: { time: false, range: () => xRange() }, y: yScale },
-      axes: [{ ...state.look.axis, size: state.look.px * 2.5 }, { ...state.look.axis, size: axisSize * state.look.scale }],
+      axes: [{ ...state.look.axis, size: state.look.px * 2.5 }, y],
       series: [{}, ...series],
       hooks: { draw: [markersHook] },
     };
@@ -170,19 +193,28 @@ function render({ model, el }) {
     state.tasks = tasks;
     state.pairs = [];
     for (let i = 0; i < tasks.length; i++) for (let j = i + 1; j < tasks.length; j++) state.pairs.push(`${tasks[i]}·${tasks[j]}`);
-    const T = tasks.length;
+    const T = tasks.length, R = state.R, racers = model.get("racers") || [];
+    // tasks switched before the next run: the rows held are of other tasks, and go (a reset follows)
+    if (state.data.step.loss.length !== R * T) state.data = emptyStreams(T, (T * (T - 1)) / 2, R);
+    const color = (r, t) => (racers[r] && racers[r].color) || colors[t]; // a racer's method, else the task
     const logY = (on) => (on ? { distr: 3 } : { auto: true });
-    const loss = [];
+    const loss = [], weights = [];
     const L = state.look.line, H = state.heights;
-    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: L, dash: dash(t) });
-    for (let t = 0; t < T; t++) loss.push({ stroke: colors[t], width: 0, spanGaps: true, points: { show: true, size: 6 * state.look.scale, fill: colors[t], stroke: colors[t] }, paths: () => null });
+    for (let r = 0; r < R; r++) for (let t = 0; t < T; t++) loss.push({ stroke: color(r, t), width: L, dash: dash(t) });
+    for (let r = 0; r < R; r++) for (let t = 0; t < T; t++) loss.push({ stroke: color(r, t), width: 0, spanGaps: true, points: { show: true, size: 6 * state.look.scale, fill: color(r, t), stroke: color(r, t) }, paths: () => null });
+    for (let r = 0; r < R; r++) for (let t = 0; t < T; t++) weights.push({ stroke: color(r, t), width: L, dash: dash(t) });
     pins.forEach((pin) => {
       if (pin.hidden) return;
       const c = pin.color || "#555555";
       for (let t = 0; t < T; t++) loss.push({ stroke: alpha(c, 0.55), width: L * 0.8, dash: dash(t), spanGaps: true });
     });
     state.lossPlot = makePlot(lossBox, loss, logY(state.log.loss !== false), H.loss);
-    state.weightPlot = makePlot(weightBox, tasks.map((_, t) => ({ stroke: colors[t], width: L, dash: dash(t) })), { auto: true }, H.small);
+    // in a race one method's weights may be 10^5 times another's: an asinh axis (linear within ±1,
+    // logarithmic beyond) keeps every racer readable; one run keeps the plain linear axis
+    weightTitle.textContent = R > 1 ? "Effective task weights w_t (asinh axis: linear below 1, logarithmic above)"
+                                    : "Effective task weights w_t";
+    state.weightPlot = R > 1 ? makePlot(weightBox, weights, { distr: 4, asinh: 1 }, H.small, 52, weightTicks)
+                             : makePlot(weightBox, weights, { auto: true }, H.small);
     const share = [];
     for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.85) });
     for (let t = T - 1; t >= 0; t--) share.push({ stroke: colors[t], width: 0, fill: alpha(colors[t], 0.45) });
@@ -208,10 +240,16 @@ function render({ model, el }) {
       svg.appendChild(line);
       item.appendChild(svg);
     };
-    tasks.forEach((t, k) => {
+    const racers = model.get("racers") || [];
+    tasks.forEach((t, k) => { // in a race a task is told by its dash; the colour is the racer's
       const item = div("mlc-item", legend);
-      swatch(item, colors[k], dashes[k]);
+      swatch(item, racers.length ? "#444444" : colors[k], dashes[k]);
       item.appendChild(document.createTextNode(t));
+    });
+    racers.forEach((racer) => {
+      const item = div("mlc-item mlc-racer", legend);
+      swatch(item, racer.color, []);
+      item.appendChild(document.createTextNode(racer.label));
     });
     pins.forEach((pin, k) => {
       if (pin.hidden) return;
@@ -304,6 +342,8 @@ function render({ model, el }) {
     const joined = uPlot.join(tables);
     state.lossPlot.setData(joined);
     state.weightPlot.setData([d.step.x, ...d.step.w.map((r) => r.map(finite))]);
+    // how many train-loss lines hold data (what a browser test counts: R x T in a race)
+    el.dataset.lines = String(d.step.loss.filter((r) => r.some((v) => Number.isFinite(v))).length);
     const pos = stacked(d.diag.share, T, 1), neg = stacked(d.diag.share, T, -1);
     state.sharePlot.setData([d.diag.x, ...pos, ...neg]);
     state.normPlot.setData([d.diag.x, ...d.diag.norm.map((r) => r.map((v) => (v > 0 ? v : null)))]);
@@ -327,7 +367,10 @@ function render({ model, el }) {
 
   model.on("msg:custom", (msg, buffers) => {
     if (msg.kind === "reset") {
-      state.data = emptyStreams(model.get("tasks").length, (model.get("tasks").length * (model.get("tasks").length - 1)) / 2);
+      const T = model.get("tasks").length;
+      state.R = Math.max(1, (model.get("racers") || []).length); // the rows' shape: one run or a race
+      state.data = emptyStreams(T, (T * (T - 1)) / 2, state.R);
+      el.dataset.racers = String(state.R);
       state.log = msg.log || {};
       build();
       for (const [stream, cols] of Object.entries(msg.streams)) {

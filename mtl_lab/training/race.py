@@ -1,0 +1,140 @@
+"""A race: two to four methods trained in lock-step from the same initial weights and the same batch order.
+
+A comparison of methods teaches only when nothing but the method differs. :func:`race_trainers` builds one
+:class:`~mtl_lab.training.Trainer` per method from one recipe — the same data, architecture, options and
+seed, so the model is initialised from the same seed and the batch order is drawn from a generator seeded
+by it — and :class:`LockStep` advances them in turn, one step each, in one thread::
+
+    round k:  for each racer r, in order:  trainer_r.fit(max_steps=1)        → every racer is at step k
+
+Each ``fit`` restores its own trainer's global random state and keeps it at the end
+(:mod:`mtl_lab.training.resume`), so a racer's run is bitwise the run it would make alone; a pause between
+two turns skips the test split (``fit(test_at_pause=False)``), which is evaluated once, at the real end.
+
+**Stop** (``halt``) is read at the start of a round: in that round each racer takes its step and ends as
+``stopped`` (its test split evaluated), so all racers stop at the same step. A racer whose step fails (a
+non-finite loss) leaves the race with status ``error``; the others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from mtl_lab import validate
+from mtl_lab.training.events import Event
+from mtl_lab.training.trainer import Trainer
+from mtl_lab.weighting import METHODS
+
+RACERS = (2, 4)  # the fewest and the most methods in one race (four stay readable in one chart)
+ENDED = ("completed", "stopped", "interrupted", "error")
+
+
+def check_methods(methods) -> list[str]:
+    """2 … 4 different registered method names (``ValueError`` naming what is wrong)."""
+    return validate.check_race(methods, list(METHODS), *RACERS)
+
+
+def race_trainers(methods, build: Callable[[str], Trainer]) -> dict[str, Trainer]:
+    """One trainer per method, each built by ``build(method)`` from the same recipe; the racers must agree
+    on everything a lock-step comparison needs (tasks, steps per epoch, epochs, seed)."""
+    trainers = {m: build(m) for m in check_methods(methods)}
+    first = next(iter(trainers.values()))
+    for method, trainer in trainers.items():
+        for what, mine, theirs in (("tasks", trainer.task_names, first.task_names),
+                                   ("batches per epoch", trainer.batches_per_epoch, first.batches_per_epoch),
+                                   ("epochs", trainer.config.epochs, first.config.epochs),
+                                   ("seed", trainer.config.seed, first.config.seed)):
+            if mine != theirs:
+                raise ValueError(f"racer {method!r} has {what} {mine!r}, the first racer {theirs!r}: a race "
+                                 "differs only by its method")
+    return trainers
+
+
+class LockStep:
+    """Advance ``trainers`` ({method: Trainer}) one step each per round, in one thread.
+
+    ``after_round(step)`` is called after every round (the view's pace and status); its exceptions stop
+    nothing. :attr:`statuses` holds each racer's status (``running`` until it ends).
+    """
+
+    def __init__(self, trainers: dict[str, Trainer], after_round: Callable[[int], None] | None = None) -> None:
+        check_methods(list(trainers))
+        self.trainers = dict(trainers)
+        self.after_round = after_round
+        self.halt = threading.Event()  # Stop: the next round is the last
+        self.closing = threading.Event()  # set for the last round: each racer stops after its step
+        self.statuses = {m: t.history.status for m, t in self.trainers.items()}
+        self.errors: dict[str, str] = {}
+        self.thread: threading.Thread | None = None
+        for trainer in self.trainers.values():
+            trainer.records.every = 1  # each turn flushes its one row anyway: no extra device sync
+            trainer.records.callback = self.racer_callback(trainer)
+
+    def racer_callback(self, trainer: Trainer) -> Callable[[Event], None]:
+        """In the last round, a racer's step event asks it to stop after that step."""
+        def on_event(event: Event) -> None:
+            if event.kind == "step" and self.closing.is_set():
+                trainer.stop()
+        return on_event
+
+    @property
+    def step(self) -> int:
+        """The step every racer has reached (the fewest, while a round is under way)."""
+        return min(t.global_step for t in self.trainers.values())
+
+    @property
+    def racing(self) -> list[str]:
+        """The racers that have not ended (completed, stopped or failed)."""
+        return [m for m, s in self.statuses.items() if s not in ENDED]
+
+    def turn(self, method: str) -> None:
+        """One step of one racer."""
+        trainer = self.trainers[method]
+        try:
+            status = trainer.fit(1, test_at_pause=False).status
+        except Exception as exc:  # noqa: BLE001 — the run is marked "error" with a note; the race goes on
+            self.errors[method] = f"{type(exc).__name__}: {exc}"
+            status = "error"
+        self.statuses[method] = status
+
+    def run_round(self) -> None:
+        """Each racer still in the race takes one step (the last one when :attr:`halt` is set)."""
+        if self.halt.is_set():
+            self.closing.set()
+        for method in self.racing:
+            self.turn(method)
+        if self.after_round is not None:
+            try:
+                self.after_round(self.step)
+            except Exception as exc:  # noqa: BLE001 — a view must never take the race down
+                for trainer in self.trainers.values():
+                    trainer.history.add_note({"step": trainer.global_step, "callback_error": repr(exc)})
+
+    def run(self, max_rounds: int | None = None) -> dict[str, str]:
+        """Rounds until every racer has ended (or ``max_rounds`` were run); returns the statuses."""
+        if max_rounds is not None:
+            validate.check_int("max_rounds", max_rounds, 1)
+        rounds = 0
+        while self.racing and (max_rounds is None or rounds < max_rounds):
+            self.run_round()
+            rounds += 1
+        return dict(self.statuses)
+
+    def start(self) -> threading.Thread:
+        """:meth:`run` in a background thread (daemon), returned."""
+        self.halt.clear()
+        self.closing.clear()
+        self.thread = threading.Thread(target=self.run, name="mtl_lab-race", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def stop(self, wait: bool = False, timeout: float = 30.0) -> None:
+        """Every racer stops after the next round (all at the same step); ``wait`` joins the thread."""
+        self.halt.set()
+        if wait and self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
