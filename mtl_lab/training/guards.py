@@ -48,17 +48,20 @@ class NonFiniteGuard:
 
     def check_losses(self, losses: torch.Tensor, task_names: list[str], step: int) -> str | None:
         """Host mode: a message when a loss is not finite (else ``None``); device mode: update the flag."""
-        finite = torch.isfinite(losses)
         if self.deferred:
+            finite = torch.isfinite(losses)
             if self.first_bad_losses is None:
                 self.first_bad_losses = torch.zeros_like(losses)
             first = (self.first_bad_step < 0) & ~finite.all()
             self.first_bad_losses.copy_(torch.where(first, losses, self.first_bad_losses))
             self.raise_flag(~finite.all(), step)
             return None
-        if bool(finite.all()):
+        # one read of the T numbers, checked in Python: 6 µs a step in the training loop, against 37 µs for
+        # ``bool(torch.isfinite(losses).all())`` and its three tensor operations (benchmarks/README.md)
+        values = losses.tolist()
+        if all(map(math.isfinite, values)):
             return None
-        bad = [(name, v) for name, v, ok in zip(task_names, losses.tolist(), finite.tolist()) if not ok]
+        bad = [(name, v) for name, v in zip(task_names, values) if not math.isfinite(v)]
         return (
             f"the loss of task(s) {[name for name, _ in bad]} became {bad[0][1]} at step {step}; the parameters "
             "keep their values from before this step. Lower the learning rate, check the data, or clip the weights"
