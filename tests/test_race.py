@@ -37,7 +37,7 @@ def test_racers_start_from_the_same_weights_and_draw_the_same_batches(monkeypatc
     losses = [t.history.losses[0] for t in trainers.values()]
     assert all(row == losses[0] for row in losses[1:])  # the first step: same weights, same batch, same losses
     assert LockStep(trainers).run() == dict.fromkeys(trainers, "completed")
-    orders = [drawn[id(t.batch_generator)] for t in trainers.values()]
+    orders = [drawn[id(t.source.generator)] for t in trainers.values()]
     assert len(orders[0]) == 2 * trainers["equal"].batches_per_epoch  # two epochs, every batch recorded
     assert all(order == orders[0] for order in orders[1:])
     assert len({t.global_step for t in trainers.values()}) == 1

@@ -4,7 +4,7 @@ A run draws random numbers from four places:
 
 * PyTorch's global generator (dropout on the CPU; the CUDA generator of the training device on a GPU),
   seeded with ``seed`` when the run starts;
-* the batch-order generator (``Trainer.batch_generator``, seeded with ``seed``): one permutation per epoch,
+* the batch-order generator (``Trainer.source.generator``, seeded with ``seed``): one permutation per epoch,
   drawn when the epoch's first batch is taken, then the data set's augmentation draws per batch;
 * the method's generator (``Trainer.method_generator``, seeded with ``seed + 1``): PCGrad's order, RLW's
   weights, GradDrop's signs …;

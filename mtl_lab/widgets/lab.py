@@ -55,7 +55,7 @@ from mtl_lab.widgets.inputs import WeightInput, set_disabled
 from mtl_lab.widgets.lab_layout import LabLayout
 from mtl_lab.widgets.lab_setup import coerce_config
 from mtl_lab.widgets.links import setup_link
-from mtl_lab.widgets.pace import Pace, check_pace
+from mtl_lab.widgets.pace import Pace, RecordCadence, check_pace
 from mtl_lab.widgets.prediction_strip import stack_png
 from mtl_lab.widgets.race import Race
 from mtl_lab.widgets.run_list import RunList, run_entry
@@ -101,7 +101,8 @@ class Lab:
         self.data_options: dict = dict(config.data_options)
         self.diagnostics_every = config.diagnostics_every
         self.run_config: LabConfig | None = None
-        self.full_speed_record_every = 10  # the trainer's own cadence, read when a trainer is built
+        self.cadence = RecordCadence()  # steps per move of rows to the History (and the chart)
+        self.last_move = (0.0, 0)  # (time, step) of the last move, for the cadence
         self.building = False
         self.ui = LabLayout()
         self.widget = self.ui.widget
@@ -244,14 +245,15 @@ class Lab:
 
     def build(self, config: LabConfig, callback) -> Trainer:
         """The trainer of ``config``; at a capped pace it records every step (the chart moves step by step),
-        at full speed every ``record_every`` steps as headless runs do (rows arrive faster than 10 sends/s)."""
+        at full speed every ``record_every`` steps as headless runs do, or more often when steps are slow
+        (:class:`~mtl_lab.widgets.pace.RecordCadence`: the chart takes rows at least 10 times a second)."""
         trainer = make_trainer(config, callback=callback)
-        self.full_speed_record_every = trainer.records.every
+        self.cadence.restart(trainer.records.every)
         trainer.records.every = self.record_every()
         return trainer
 
     def record_every(self) -> int:
-        return 1 if self.pace.steps_per_second is not None else self.full_speed_record_every
+        return self.cadence.every(capped=self.pace.steps_per_second is not None)
 
     def prepare_trainer(self, fresh: bool) -> Trainer | None:
         """The trainer to run: the current one when it can go on with these settings, else a new one."""
@@ -307,6 +309,7 @@ class Lab:
         self.stop_requested.clear()
         self.rate_origin = (time.perf_counter(), trainer.global_step)
         self.pace.restart(trainer.global_step)
+        self.last_move = (0.0, 0)  # the cadence measures this run from its first move
         self.set_running(True)
         self.show_progress("starting", trainer)
         self.feed.start()
@@ -402,6 +405,7 @@ class Lab:
                 self.show_progress("training", trainer)
                 self.show_effective_weights(event)
             if event.kind == "step":
+                self.follow_speed(trainer, now)
                 self.feed.step_taken()
                 self.pace.wait(trainer.global_step, self.stop_requested)
         elif event.kind == "end":
@@ -410,6 +414,14 @@ class Lab:
             self.feed.stop()
             self.show_status("error", event.data.get("error", ""), "#c00")
             self.set_running(False)
+
+    def follow_speed(self, trainer: Trainer, now: float) -> None:
+        """After a move of rows: the cadence follows the measured speed (full speed only)."""
+        last_time, last_step = self.last_move
+        if last_step < trainer.global_step and last_time > 0:
+            self.cadence.observe(trainer.global_step - last_step, now - last_time)
+            trainer.records.every = self.record_every()
+        self.last_move = (now, trainer.global_step)
 
     def finish(self, status: str) -> None:
         """The run ended: last rows to the chart, prediction strip, metrics table (and baselines), status, buttons."""
