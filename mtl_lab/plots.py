@@ -52,18 +52,26 @@ def smooth(values: list[float], factor: float) -> list[float]:
     return out
 
 
+def task_slots(history: History) -> list[int]:
+    """Each task's palette slot (colour, dash, marker): its place in the data set the run was drawn from
+    (``meta["task_slots"]``, written by the Lab, so an unticked task does not shift the others' colours), else
+    its place in the run."""
+    slots = history.meta.get("task_slots") or {}
+    return [int(slots.get(name, i)) for i, name in enumerate(history.task_names)]
+
+
 def draw_losses(ax: Axes, history: History, smoothing: float = 0.8, log: bool = True) -> None:
     """Training loss per step (smoothed) as lines in the task's colour and dash, validation loss per epoch
     as the task's markers."""
     steps = history.steps
-    for i, task in enumerate(history.task_names):
-        color = task_color(i)
+    for i, (task, slot) in enumerate(zip(history.task_names, task_slots(history))):
+        color = task_color(slot)
         if steps:
             ax.plot(steps, smooth([row[i] for row in history.losses], smoothing), color=color, lw=1.6,
-                    ls=task_linestyle(i), label=f"{task} train")
+                    ls=task_linestyle(slot), label=f"{task} train")
         val = [(e["step"], e["val_loss"][task]) for e in history.epochs if "val_loss" in e]
         if val:
-            ax.plot([v[0] for v in val], [v[1] for v in val], ls="none", marker=task_marker(i), color=color,
+            ax.plot([v[0] for v in val], [v[1] for v in val], ls="none", marker=task_marker(slot), color=color,
                     ms=4, markevery=max(1, len(val) // 12), label=f"{task} val")
     draw_regularizer(ax, history, smoothing)
     if log and any(v > 0 for row in history.losses for v in row):
@@ -85,10 +93,10 @@ def draw_regularizer(ax: Axes, history: History, smoothing: float = 0.8) -> None
 
 def draw_weights(ax: Axes, history: History) -> None:
     """Effective weight of each task per step."""
-    for i, task in enumerate(history.task_names):
+    for i, (task, slot) in enumerate(zip(history.task_names, task_slots(history))):
         if history.steps:
-            ax.plot(history.steps, [row[i] for row in history.weights], color=task_color(i), lw=1.4,
-                    ls=task_linestyle(i), label=task)
+            ax.plot(history.steps, [row[i] for row in history.weights], color=task_color(slot), lw=1.4,
+                    ls=task_linestyle(slot), label=task)
     ax.set_xlabel("step")
     ax.set_ylabel("weight")
     ax.set_title("Effective task weights w_t")
@@ -120,8 +128,8 @@ def draw_shares(ax: Axes, history: History) -> None:
     shares = [[d["shares"][t] for d in history.diagnostics] for t in range(T)]
     pos = [[max(v, 0.0) for v in row] for row in shares]
     neg = [[min(v, 0.0) for v in row] for row in shares]
-    colors = [task_color(t) for t in range(T)]
-    hatches = [HATCHES[t % len(HATCHES)] for t in range(T)]
+    colors = [task_color(slot) for slot in task_slots(history)]
+    hatches = [HATCHES[slot % len(HATCHES)] for slot in task_slots(history)]
     ax.stackplot(steps, pos, colors=colors, labels=history.task_names, alpha=0.85, hatch=hatches,
                  edgecolor="white", lw=0)
     if any(v < 0 for row in neg for v in row):
@@ -163,9 +171,9 @@ def draw_norms(ax: Axes, history: History) -> None:
     if not_available(ax, history):
         return
     steps = [d["step"] for d in history.diagnostics]
-    for i, task in enumerate(history.task_names):
-        ax.plot(steps, [d["norms"][i] for d in history.diagnostics], color=task_color(i), lw=1.4,
-                ls=task_linestyle(i), label=task)
+    for i, (task, slot) in enumerate(zip(history.task_names, task_slots(history))):
+        ax.plot(steps, [d["norms"][i] for d in history.diagnostics], color=task_color(slot), lw=1.4,
+                ls=task_linestyle(slot), label=task)
     if any(n > 0 for d in history.diagnostics for n in d["norms"]):
         ax.set_yscale("log")
     ax.set_xlabel("step")

@@ -112,3 +112,32 @@ def test_comparison_figure(history, toy):
     assert fig.get_figwidth() <= 13.4  # one 16:9 slide
     with pytest.raises(ValueError, match="at least one"):
         plots.comparison_figure({})
+
+
+def test_static_figures_colour_a_task_by_its_slot_in_the_data_set(history):
+    """A run of some of a data set's tasks keeps each task's colour and dash (``meta["task_slots"]``)."""
+    from matplotlib import colors as mcolors
+
+    from mtl_lab.palette import task_color
+
+    first = history.task_names[0]
+    history.update_meta(task_slots={first: 3})
+    fig = plots.signature_figure(history)
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label() == f"{first} train"]
+    assert lines and mcolors.to_hex(lines[0].get_color()) == mcolors.to_hex(task_color(3))
+    assert plots.task_slots(history)[0] == 3
+    history.update_meta(task_slots={})
+    assert plots.task_slots(history) == list(range(len(history.task_names)))
+
+
+def test_the_lab_writes_each_tasks_slot_in_the_data_set():
+    from mtl_lab.widgets import Lab, LabConfig
+
+    lab = Lab(LabConfig(data="digits", tasks=["parity", "recon"], model_options={"hidden": [16]}, epochs=1,
+                        baselines=False), name="test-slots")
+    try:
+        trainer = lab.build(lab.read_config(), callback=None)
+        assert trainer.history.meta["task_slots"] == {"parity": 1, "recon": 3}  # digit, parity, ge5, recon, ink
+        assert plots.task_slots(trainer.history) == [1, 3]
+    finally:
+        lab.close()

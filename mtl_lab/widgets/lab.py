@@ -248,6 +248,8 @@ class Lab:
         at full speed every ``record_every`` steps as headless runs do, or more often when steps are slow
         (:class:`~mtl_lab.widgets.pace.RecordCadence`: the chart takes rows at least 10 times a second)."""
         trainer = make_trainer(config, callback=callback)
+        slots = {name: i for i, name in enumerate(self.chart.task_order)}  # the data set's order (the chart's)
+        trainer.history.update_meta(task_slots={name: slots[name] for name in trainer.task_names if name in slots})
         self.cadence.restart(trainer.records.every)
         trainer.records.every = self.record_every()
         return trainer
