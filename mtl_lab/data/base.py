@@ -110,6 +110,16 @@ class Split:
                 yield x, y
 
 
+def task_names_of(name: str, tasks: list[Task]) -> list[str]:
+    """The task names of data set ``name``: at least one, none repeated (``ValueError`` naming them)."""
+    names = [t.name for t in tasks]
+    if not names:
+        raise ValueError(f"dataset {name!r} has no tasks")
+    if len(set(names)) != len(names):
+        raise ValueError(f"dataset {name!r}: task names repeat: {names}")
+    return names
+
+
 @dataclass(frozen=True)
 class MultiTaskData:
     """Tasks plus train/val/test splits.
@@ -134,11 +144,7 @@ class MultiTaskData:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        names = [t.name for t in self.tasks]
-        if not names:
-            raise ValueError(f"dataset {self.name!r} has no tasks")
-        if len(set(names)) != len(names):
-            raise ValueError(f"dataset {self.name!r}: task names repeat: {names}")
+        names = task_names_of(self.name, self.tasks)
         for split_name in ("train", "val", "test"):
             split = getattr(self, split_name)
             if len(split) == 0 and split_name == "train":

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from mtl_lab.data.base import Augment, Split, fit_normalizer
+from mtl_lab.data.base import Augment, Split, fit_normalizer, task_names_of
 from mtl_lab.tasks import Task
 from mtl_lab.validate import check_finite, check_seed
 
@@ -76,11 +76,7 @@ class MultiInputData:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        names = [t.name for t in self.tasks]
-        if not names:
-            raise ValueError(f"dataset {self.name!r} has no tasks")
-        if len(set(names)) != len(names):
-            raise ValueError(f"dataset {self.name!r}: task names repeat: {names}")
+        names = task_names_of(self.name, self.tasks)
         shapes = set()
         for split_name in ("train", "val", "test"):
             part = getattr(self, split_name)

@@ -28,8 +28,7 @@ import torch
 from torch import nn
 
 from mtl_lab import validate
-from mtl_lab.models.base import MultiTaskModel
-from mtl_lab.models.preference import PreferenceSampler, check_preference
+from mtl_lab.models.preference import PreferenceModel, PreferenceSampler, check_preference
 from mtl_lab.models.trunks import check_widths
 from mtl_lab.tasks import Task
 
@@ -45,7 +44,7 @@ def target_shapes(input_dim: int, hidden: tuple[int, ...], tasks: list[Task]) ->
     return shapes
 
 
-class ParetoHyperNetwork(MultiTaskModel):
+class ParetoHyperNetwork(PreferenceModel):
     """``h_φ(r)`` generates an MLP trunk (widths ``hidden``) and a linear head per task.
 
     Args:
@@ -60,14 +59,9 @@ class ParetoHyperNetwork(MultiTaskModel):
 
     def __init__(self, tasks: list[Task], input_shape: tuple[int, ...], sampler: PreferenceSampler,
                  hidden: tuple[int, ...] | list[int] = (64, 64), ray_hidden: int = 32) -> None:
-        super().__init__(tasks)
-        if len(tasks) < 2:
-            raise ValueError(f"a Pareto hypernetwork needs at least 2 tasks, got {len(tasks)}")
-        if not isinstance(sampler, PreferenceSampler) or sampler.n_tasks != len(tasks):
-            raise ValueError(f"sampler must be a PreferenceSampler for {len(tasks)} tasks, got {sampler!r}")
+        super().__init__(tasks, sampler, "a Pareto hypernetwork")
         self.hidden = check_widths(hidden, "hidden")
         validate.check_int("ray_hidden", ray_hidden, 1)
-        self.sampler = sampler
         T = len(tasks)
         self.shapes = target_shapes(math.prod(input_shape), self.hidden, list(tasks))
         self.ray = nn.Sequential(nn.Linear(T, ray_hidden), nn.ReLU(), nn.Linear(ray_hidden, ray_hidden), nn.ReLU())
@@ -107,17 +101,3 @@ class ParetoHyperNetwork(MultiTaskModel):
     def task_parameters(self, name: str) -> list[nn.Parameter]:
         self.check_task(name)
         return []
-
-    def after_step(self, step: int) -> None:
-        """The next step trains on a fresh preference."""
-        self.sampler.draw()
-
-    def inspect(self) -> dict:
-        return {"preference": [round(v, 6) for v in self.sampler.current.tolist()]}
-
-    def get_extra_state(self) -> dict:
-        """The sampler's state travels with the model's ``state_dict`` (exact resume)."""
-        return self.sampler.state_dict()
-
-    def set_extra_state(self, state: dict) -> None:
-        self.sampler.load_state_dict(state)

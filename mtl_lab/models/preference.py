@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from mtl_lab import validate
+from mtl_lab.models.base import MultiTaskModel
+from mtl_lab.tasks import Task
 
 DEFAULT_ALPHA = 1.0  # Dirichlet concentration: uniform on the simplex
 
@@ -84,3 +86,35 @@ def check_preference(preference, n_tasks: int, name: str = "preference") -> torc
     values = validate.check_task_weights(list(preference), [f"task {t + 1}" for t in range(n_tasks)], name)
     r = torch.tensor(values, dtype=torch.float64)
     return r / r.sum()
+
+
+class PreferenceModel(MultiTaskModel):
+    """A model that trains on the preference of a shared :class:`PreferenceSampler` (the Pareto-set models:
+    :mod:`~mtl_lab.models.preference_conditioned`, :mod:`~mtl_lab.models.pareto_hypernetwork`).
+
+    The loss reads the same sampler (:mod:`mtl_lab.weighting.cosmos_sampled`); after every optimiser step
+    the model has the sampler draw the next preference, and the sampler's state travels with the model's
+    ``state_dict`` (exact resume).
+    """
+
+    def __init__(self, tasks: list[Task], sampler: PreferenceSampler, kind: str) -> None:
+        super().__init__(tasks)
+        if len(tasks) < 2:
+            raise ValueError(f"{kind} needs at least 2 tasks, got {len(tasks)}")
+        if not isinstance(sampler, PreferenceSampler) or sampler.n_tasks != len(tasks):
+            raise ValueError(f"sampler must be a PreferenceSampler for {len(tasks)} tasks, got {sampler!r}")
+        self.sampler = sampler
+
+    def after_step(self, step: int) -> None:
+        """The next step trains on a fresh preference."""
+        self.sampler.draw()
+
+    def inspect(self) -> dict:
+        return {"preference": [round(v, 6) for v in self.sampler.current.tolist()]}
+
+    def get_extra_state(self) -> dict:
+        """The sampler's state travels with the model's ``state_dict`` (exact resume)."""
+        return self.sampler.state_dict()
+
+    def set_extra_state(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)

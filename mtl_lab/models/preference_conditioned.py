@@ -31,9 +31,8 @@ import torch
 from torch import nn
 
 from mtl_lab import validate
-from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.models.hard import make_head
-from mtl_lab.models.preference import PreferenceSampler, check_preference
+from mtl_lab.models.preference import PreferenceModel, PreferenceSampler, check_preference
 from mtl_lab.models.trunks import check_widths
 from mtl_lab.tasks import Task
 
@@ -68,7 +67,7 @@ def layer_kinds(condition: str, depth: int) -> list[type[nn.Module]]:
     return [PreferenceLayer if (k == 0 or condition == "every_layer") else PlainLayer for k in range(depth)]
 
 
-class PreferenceConditioned(MultiTaskModel):
+class PreferenceConditioned(PreferenceModel):
     """An MLP trunk that reads the preference (see ``condition``) and one linear head per task.
 
     Args:
@@ -89,13 +88,8 @@ class PreferenceConditioned(MultiTaskModel):
         hidden: tuple[int, ...] | list[int] = (64, 64),
         condition: str = "every_layer",
     ) -> None:
-        super().__init__(tasks)
-        if len(tasks) < 2:
-            raise ValueError(f"a preference-conditioned model needs at least 2 tasks, got {len(tasks)}")
-        if not isinstance(sampler, PreferenceSampler) or sampler.n_tasks != len(tasks):
-            raise ValueError(f"sampler must be a PreferenceSampler for {len(tasks)} tasks, got {sampler!r}")
+        super().__init__(tasks, sampler, "a preference-conditioned model")
         widths = check_widths(hidden, "hidden")
-        self.sampler = sampler
         self.condition = condition
         T = len(tasks)
         kinds = layer_kinds(condition, len(widths))
@@ -130,17 +124,3 @@ class PreferenceConditioned(MultiTaskModel):
     def task_parameters(self, name: str) -> list[nn.Parameter]:
         self.check_task(name)
         return list(self.heads[name].parameters())
-
-    def after_step(self, step: int) -> None:
-        """The next step trains on a fresh preference."""
-        self.sampler.draw()
-
-    def inspect(self) -> dict:
-        return {"preference": [round(v, 6) for v in self.sampler.current.tolist()]}
-
-    def get_extra_state(self) -> dict:
-        """The sampler's state travels with the model's ``state_dict`` (exact resume)."""
-        return self.sampler.state_dict()
-
-    def set_extra_state(self, state: dict) -> None:
-        self.sampler.load_state_dict(state)
