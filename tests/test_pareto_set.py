@@ -97,8 +97,8 @@ def test_training_mode_reads_the_sampler_and_evaluation_mode_the_set_preference(
     sampler = PreferenceSampler(2, seed=3)
     model = PreferenceConditioned(list(data.tasks), data.input_shape, sampler, (8,))
     model.set_preference([0.2, 0.8])
-    assert model.train().preference().tolist() == [sampler.current.float().tolist()]
-    assert torch.allclose(model.eval().preference(), torch.tensor([[0.2, 0.8]]))
+    assert model.train().preference().tolist() == sampler.current.float().tolist()
+    assert torch.allclose(model.eval().preference(), torch.tensor([0.2, 0.8]))
     before = sampler.current.clone()
     model.after_step(0)
     assert not torch.equal(sampler.current, before)

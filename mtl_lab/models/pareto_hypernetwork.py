@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from mtl_lab import validate
-from mtl_lab.models.preference import PreferenceModel, PreferenceSampler, check_preference
+from mtl_lab.models.preference import PreferenceModel, PreferenceSampler
 from mtl_lab.models.trunks import check_widths
 from mtl_lab.tasks import Task
 
@@ -67,17 +67,6 @@ class ParetoHyperNetwork(PreferenceModel):
         self.ray = nn.Sequential(nn.Linear(T, ray_hidden), nn.ReLU(), nn.Linear(ray_hidden, ray_hidden), nn.ReLU())
         self.makers = nn.ModuleDict({name.replace(".", "_"): nn.Linear(ray_hidden, math.prod(shape))
                                      for name, shape in self.shapes.items()})
-        self.register_buffer("evaluation_preference", torch.full((T,), 1.0 / T))
-
-    def set_preference(self, preference) -> None:
-        """The preference used in evaluation mode: one number ≥ 0 per task, not all 0 (normalised to sum 1)."""
-        r = check_preference(preference, len(self.task_names))
-        self.evaluation_preference.copy_(r.to(self.evaluation_preference))
-
-    def preference(self) -> torch.Tensor:
-        """The sampler's preference (training) or the set one (evaluation), ``[T]``."""
-        r = self.sampler.current if self.training else self.evaluation_preference
-        return r.to(device=self.evaluation_preference.device, dtype=self.evaluation_preference.dtype)
 
     def generated(self) -> dict[str, torch.Tensor]:
         """``θ(r)``: every tensor of the target network, generated from this pass's preference."""

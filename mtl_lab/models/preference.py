@@ -104,6 +104,17 @@ class PreferenceModel(MultiTaskModel):
         if not isinstance(sampler, PreferenceSampler) or sampler.n_tasks != len(tasks):
             raise ValueError(f"sampler must be a PreferenceSampler for {len(tasks)} tasks, got {sampler!r}")
         self.sampler = sampler
+        self.register_buffer("evaluation_preference", torch.full((len(tasks),), 1.0 / len(tasks)))
+
+    def set_preference(self, preference) -> None:
+        """The preference used in evaluation mode: one number ≥ 0 per task, not all 0 (normalised to sum 1)."""
+        r = check_preference(preference, len(self.task_names))
+        self.evaluation_preference.copy_(r.to(self.evaluation_preference))
+
+    def preference(self) -> torch.Tensor:
+        """The preference of this forward pass, ``[T]``: the sampler's (training) or the set one (evaluation)."""
+        r = self.sampler.current if self.training else self.evaluation_preference
+        return r.to(device=self.evaluation_preference.device, dtype=self.evaluation_preference.dtype)
 
     def after_step(self, step: int) -> None:
         """The next step trains on a fresh preference."""

@@ -32,7 +32,7 @@ from torch import nn
 
 from mtl_lab import validate
 from mtl_lab.models.hard import make_head
-from mtl_lab.models.preference import PreferenceModel, PreferenceSampler, check_preference
+from mtl_lab.models.preference import PreferenceModel, PreferenceSampler
 from mtl_lab.models.trunks import check_widths
 from mtl_lab.tasks import Task
 
@@ -96,20 +96,9 @@ class PreferenceConditioned(PreferenceModel):
         inputs = [math.prod(input_shape), *widths[:-1]]
         self.layers = nn.ModuleList([kind(i, o, T) for kind, i, o in zip(kinds, inputs, widths)])
         self.heads = nn.ModuleDict({t.name: make_head(widths[-1], t.out_dim) for t in tasks})
-        self.register_buffer("evaluation_preference", torch.full((T,), 1.0 / T))
-
-    def set_preference(self, preference) -> None:
-        """The preference used in evaluation mode: one number ≥ 0 per task, not all 0 (normalised to sum 1)."""
-        r = check_preference(preference, len(self.task_names))
-        self.evaluation_preference.copy_(r.to(self.evaluation_preference))
-
-    def preference(self) -> torch.Tensor:
-        """The preference of this forward pass, ``[1, T]``: the sampler's (training) or the set one (evaluation)."""
-        r = self.sampler.current if self.training else self.evaluation_preference
-        return r.to(device=self.evaluation_preference.device, dtype=self.evaluation_preference.dtype).unsqueeze(0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.preference()
+        r = self.preference().unsqueeze(0)  # [1, T], beside every row
         h = x.flatten(1)
         for layer in self.layers:
             h = layer(h, r)
