@@ -26,18 +26,30 @@ def test_capped_pace_records_every_step():
 ])
 def test_full_speed_follows_the_measured_speed(steps, seconds, expected):
     cadence = RecordCadence(full=10)
-    cadence.observe(steps, seconds)
+    cadence.moved(40, 100.0)
+    cadence.moved(40 + steps, 100.0 + seconds)
     assert cadence.every(capped=False) == expected
     assert cadence.every(capped=True) == 1
 
 
 def test_a_new_trainer_starts_from_its_own_cadence():
     cadence = RecordCadence(full=10)
-    cadence.observe(10, 1.0)
+    cadence.moved(0, 0.0)
+    cadence.moved(10, 1.0)
+    assert cadence.every(capped=False) == 1
     cadence.restart(25)
     assert cadence.every(capped=False) == 25
-    cadence.observe(0, 1.0)  # no steps, no measurement
+    cadence.moved(10, 5.0)  # the first move of the new trainer: nothing to measure yet
+    cadence.moved(10, 6.0)  # no steps, no measurement
     assert cadence.every(capped=False) == 25
+
+
+def test_a_pause_between_runs_is_not_measured():
+    cadence = RecordCadence(full=10)
+    cadence.moved(100, 1.0)
+    cadence.begin()  # Stop, a minute's pause, Train again
+    cadence.moved(110, 61.0)  # would read as 10 steps in 60 s without begin()
+    assert cadence.every(capped=False) == 10
 
 
 def test_the_lab_records_every_step_when_its_steps_are_slow():
@@ -46,13 +58,13 @@ def test_the_lab_records_every_step_when_its_steps_are_slow():
         trainer = lab.build(lab.read_config(), callback=None)
         lab.trainer = trainer
         assert trainer.records.every == 10  # full speed, nothing measured yet
-        lab.last_move = (100.0, 0)
+        lab.follow_speed(trainer, now=100.0)  # the run's first move
+        assert trainer.records.every == 10
         trainer.global_step = 5
         lab.follow_speed(trainer, now=101.0)  # 5 steps in a second
         assert trainer.records.every == 1
-        lab.last_move = (200.0, 5)
         trainer.global_step = 1005
-        lab.follow_speed(trainer, now=201.0)  # 1000 steps in a second
+        lab.follow_speed(trainer, now=102.0)  # 1000 steps in a second
         assert trainer.records.every == 10
     finally:
         lab.close()

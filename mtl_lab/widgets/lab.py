@@ -102,7 +102,6 @@ class Lab:
         self.diagnostics_every = config.diagnostics_every
         self.run_config: LabConfig | None = None
         self.cadence = RecordCadence()  # steps per move of rows to the History (and the chart)
-        self.last_move = (0.0, 0)  # (time, step) of the last move, for the cadence
         self.building = False
         self.ui = LabLayout()
         self.widget = self.ui.widget
@@ -311,7 +310,7 @@ class Lab:
         self.stop_requested.clear()
         self.rate_origin = (time.perf_counter(), trainer.global_step)
         self.pace.restart(trainer.global_step)
-        self.last_move = (0.0, 0)  # the cadence measures this run from its first move
+        self.cadence.begin()  # the speed is measured from this run's first move
         self.set_running(True)
         self.show_progress("starting", trainer)
         self.feed.start()
@@ -419,11 +418,8 @@ class Lab:
 
     def follow_speed(self, trainer: Trainer, now: float) -> None:
         """After a move of rows: the cadence follows the measured speed (full speed only)."""
-        last_time, last_step = self.last_move
-        if last_step < trainer.global_step and last_time > 0:
-            self.cadence.observe(trainer.global_step - last_step, now - last_time)
-            trainer.records.every = self.record_every()
-        self.last_move = (now, trainer.global_step)
+        self.cadence.moved(trainer.global_step, now)
+        trainer.records.every = self.record_every()
 
     def finish(self, status: str) -> None:
         """The run ended: last rows to the chart, prediction strip, metrics table (and baselines), status, buttons."""

@@ -72,26 +72,36 @@ class RecordCadence:
     At a capped pace every step is recorded (the chart moves step by step). At full speed the trainer's
     own cadence (``full``: 10 steps on the CPU) keeps a fast run's overhead low — unless steps are so slow
     that rows would reach the chart less than ``rows_per_second`` times a second (a dense model at 10
-    steps/s would move once a second): then fewer steps, down to every step. After every move
-    :meth:`observe` takes the steps since the last move and the seconds they took.
+    steps/s would move once a second): then fewer steps, down to every step. The training thread reports
+    every move (:meth:`moved`); the speed is measured between two moves of the same run.
     """
 
     def __init__(self, full: int = 10, rows_per_second: float = 10.0) -> None:
         self.full = full
         self.rows_per_second = rows_per_second
         self.at_full_speed = full
+        self.last: tuple[float, int] | None = None  # (time, step) of this run's last move
 
     def every(self, capped: bool) -> int:
         """The cadence now: 1 at a capped pace, else what the measured speed allows (at most ``full``)."""
         return 1 if capped else self.at_full_speed
 
-    def observe(self, steps: int, seconds: float) -> None:
-        """``steps`` took ``seconds``: keep at least ``rows_per_second`` moves a second at full speed."""
-        if steps > 0 and seconds > 0:
-            per_move = math.floor(steps / seconds / self.rows_per_second)
-            self.at_full_speed = max(1, min(self.full, per_move))
+    def moved(self, step: int, now: float) -> None:
+        """Rows up to ``step`` moved at time ``now``: keep at least ``rows_per_second`` moves a second."""
+        if self.last is not None:
+            last_time, last_step = self.last
+            steps, seconds = step - last_step, now - last_time
+            if steps > 0 and seconds > 0:
+                per_move = math.floor(steps / seconds / self.rows_per_second)
+                self.at_full_speed = max(1, min(self.full, per_move))
+        self.last = (now, step)
+
+    def begin(self) -> None:
+        """A run (re)starts: the speed is measured from its first move (not across the pause before it)."""
+        self.last = None
 
     def restart(self, full: int) -> None:
         """A new trainer: its own cadence, and no speed measured yet."""
         self.full = full
         self.at_full_speed = full
+        self.last = None
