@@ -10,6 +10,11 @@ per-task gradients:
 * TorchJD — ``mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator of the same method, and, for
   Gramian-based weightings, TorchJD's ``autogram.Engine`` on the trunk followed by ``losses.backward(w)``.
 
+Both loops use ``torch.optim.Adam`` as their authors' examples do (PyTorch's CPU default: the per-tensor
+loop); the Trainer uses the fused Adam (``training/setup.py``). ``--same-optimizer`` gives both loops the
+fused Adam too, which leaves only the step's own work (per-task gradients, the method, the update, and the
+Trainer's non-finite guard and records) to compare.
+
 Goals (issue "method zoo"): no method above the FLOP bound of the per-task Jacobian ``(1 + 2T)/3`` plus
 10 %; at least as fast as naive and TorchJD on every row; ``mgda_ub`` within 1.3× of equal weighting.
 Run: ``python benchmarks/bench_methods.py [--quick] [--methods a,b] [--models digits|compute-bound]``.
@@ -80,10 +85,15 @@ def batches(data, batch):
         yield from data.train.batches(batch, shuffle=True, generator=g)
 
 
-def naive_runner(data, hidden, batch, method_name):
+def adam(model: torch.nn.Module, fused: bool) -> torch.optim.Adam:
+    """A loop's optimiser: PyTorch's CPU default (the per-tensor loop), or the Trainer's fused one."""
+    return torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if fused else None)
+
+
+def naive_runner(data, hidden, batch, method_name, fused: bool):
     """LibMTL-style: one backward() per task, shared grads zeroed in between, flattened and copied."""
     model = make_model(data, hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model, fused)
     method = create(method_name)
     method.reset(data.task_names)
     shared = model.shared_parameters()
@@ -115,12 +125,12 @@ def naive_runner(data, hidden, batch, method_name):
     return warmed(step)
 
 
-def torchjd_runner(data, hidden, batch, method_name, engine: bool):
+def torchjd_runner(data, hidden, batch, method_name, engine: bool, fused: bool):
     import torchjd.aggregation as jd
     from torchjd.autojac import jac_to_grad, mtl_backward
 
     model = make_model(data, hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model, fused)
     shared = model.shared_parameters()
     heads = [model.task_parameters(n) for n in data.task_names]
     feed = batches(data, batch)
@@ -173,21 +183,23 @@ def warmed(step):
     return run
 
 
-def variants_of(data, hidden, batch, methods: list[str]) -> dict[tuple[str, str], object]:
-    """Every (method, implementation) pair to time, each a persistent ``run(steps)`` function."""
+def variants_of(data, hidden, batch, methods: list[str], fused: bool) -> dict[tuple[str, str], object]:
+    """Every (method, implementation) pair to time, each a persistent ``run(steps)`` function (``fused``: the
+    loops take the Trainer's fused Adam)."""
     runners = {}
     for m in methods:
         runners[(m, "mtl_lab")] = trainer_runner(data, hidden, batch, m)
         if METHODS[m].requires in ("grads", "gramian"):
-            runners[(m, "naive")] = naive_runner(data, hidden, batch, m)
+            runners[(m, "naive")] = naive_runner(data, hidden, batch, m, fused)
         if m in TORCHJD_AGGREGATORS:
-            runners[(m, "torchjd")] = torchjd_runner(data, hidden, batch, m, engine=False)
+            runners[(m, "torchjd")] = torchjd_runner(data, hidden, batch, m, engine=False, fused=fused)
         if m in TORCHJD_WEIGHTINGS:
-            runners[(m, "torchjd autogram")] = torchjd_runner(data, hidden, batch, m, engine=True)
+            runners[(m, "torchjd autogram")] = torchjd_runner(data, hidden, batch, m, engine=True, fused=fused)
     return runners
 
 
-def run(quick: bool, only: list[str] | None, rounds: int | None = None, models: str | None = None) -> list[dict]:
+def run(quick: bool, only: list[str] | None, rounds: int | None = None, models: str | None = None,
+        fused: bool = False) -> list[dict]:
     """Interleaved rounds: each round times every variant once for a block of steps.
 
     Reported per row: the median over rounds of the time per step, the median over rounds of the
@@ -206,7 +218,7 @@ def run(quick: bool, only: list[str] | None, rounds: int | None = None, models: 
         steps = max(3, steps // 3) if quick else steps
         for T in (3, 5):
             data = make_data(T, batch, steps + 4)
-            runners = variants_of(data, hidden, batch, methods)
+            runners = variants_of(data, hidden, batch, methods, fused)
             seconds: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
             for _ in range(rounds):
                 for key, runner in runners.items():
@@ -296,11 +308,15 @@ def main() -> None:
     parser.add_argument("--methods", default=None, help="comma-separated subset (equal is always measured)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, 1 with --quick)")
     parser.add_argument("--models", default=None, choices=("digits", "compute-bound"), help="only this model")
+    parser.add_argument("--same-optimizer", action="store_true",
+                        help="the naive and TorchJD loops take the Trainer's fused Adam too")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # solver notices from optional packages would flood the table
     only = args.methods.split(",") if args.methods else None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; medians of interleaved rounds")
-    rows = run(args.quick, only, args.rounds, args.models)
+    optimiser = "fused Adam in every loop" if args.same_optimizer else "the loops on PyTorch's default Adam"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; medians of interleaved rounds; "
+          f"{optimiser}")
+    rows = run(args.quick, only, args.rounds, args.models, args.same_optimizer)
     print(table(rows))
     print()
     print(summary(rows))

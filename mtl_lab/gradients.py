@@ -49,26 +49,19 @@ def task_gradients(
 
     ``losses`` is the list of the tasks' scalar losses (a list, not a stacked tensor: differentiating
     an entry of a stack would also run every other head's backward with zeros). ``heads[t]`` are the
-    parameters only task ``t`` uses. One ``autograd.grad`` call per task, written straight into a
-    preallocated ``G`` (no list of flattened copies).
+    parameters only task ``t`` uses. One ``autograd.grad`` call per task (a parameter the loss does not
+    reach gets zeros), its shared gradients written straight into row ``t`` of a preallocated ``G`` by one
+    ``torch.cat`` (no list of flattened copies).
     """
     T = len(losses)
-    P = flat_size(shared)
-    G = torch.empty(T, P, dtype=losses[0].dtype, device=losses[0].device)
+    G = torch.empty(T, flat_size(shared), dtype=losses[0].dtype, device=losses[0].device)
     head_grads: list[list[torch.Tensor]] = []
     n_shared = len(shared)
     for t in range(T):
         keep = retain_graph or t < T - 1
-        grads = torch.autograd.grad(losses[t], shared + heads[t], retain_graph=keep, allow_unused=True)
-        offset = 0
-        for p, g in zip(shared, grads[:n_shared]):
-            n = p.numel()
-            if g is None:
-                G[t, offset : offset + n].zero_()
-            else:
-                G[t, offset : offset + n].copy_(g.reshape(-1))
-            offset += n
-        head_grads.append([torch.zeros_like(p) if g is None else g for p, g in zip(heads[t], grads[n_shared:])])
+        grads = torch.autograd.grad(losses[t], shared + heads[t], retain_graph=keep, materialize_grads=True)
+        torch.cat([g.reshape(-1) for g in grads[:n_shared]], out=G[t])
+        head_grads.append(list(grads[n_shared:]))
     return G, head_grads
 
 
@@ -86,6 +79,17 @@ def representation_gradients(
         Z[t].copy_(grads[0].reshape(-1)) if grads[0] is not None else Z[t].zero_()
         head_grads.append([torch.zeros_like(p) if g is None else g for p, g in zip(heads[t], grads[1:])])
     return Z, head_grads
+
+
+def clear_grads(params: list[torch.Tensor]) -> None:
+    """Set every ``p.grad`` to ``None`` before a step's backward passes.
+
+    What ``Optimizer.zero_grad(set_to_none=True)`` does, without its profiler range and dispatch wrappers:
+    0.4 against 9 µs for ten tensors alone, about 3 % of a small model's step inside the training loop
+    (``benchmarks/README.md``).
+    """
+    for p in params:
+        p.grad = None
 
 
 def assign_flat_grad(params: list[torch.Tensor], flat: torch.Tensor) -> None:

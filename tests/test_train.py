@@ -245,24 +245,29 @@ def test_gramian_path_is_opt_in_and_needs_linear_layers(toy):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
-def test_optimizer_updates_bitwise_like_the_per_tensor_loop(toy, optimizer):
-    """The Trainer's optimisers take the foreach path: same numbers as PyTorch's CPU default loop."""
+def test_fused_optimizer_updates_like_the_per_tensor_loop(toy, optimizer):
+    """The Trainer's optimisers are PyTorch's fused ones: the numbers of its CPU default loop, to float32 rounding.
+
+    A large learning rate and weight decay make every option visible: a decay or momentum left out would move
+    a parameter by ~1e-3 or more, against a tolerance of 1e-5."""
     import copy
     import inspect
 
     momentum = 0.9 if optimizer == "sgd" else 0.0  # momentum with Adam is an error (it would not be applied)
-    trainer = build_trainer(toy, **FAST, optimizer=optimizer, weight_decay=1e-3, momentum=momentum)
-    assert trainer.optimizer.defaults["foreach"] is True
+    trainer = build_trainer(toy, **{**FAST, "lr": 0.05}, optimizer=optimizer, weight_decay=0.05, momentum=momentum)
+    assert trainer.optimizer.defaults["fused"] is True
     model = copy.deepcopy(trainer.model)
+    start = [p.detach().clone() for p in model.parameters()]
     kind = type(trainer.optimizer)
     options = {k: v for k, v in trainer.optimizer.defaults.items() if k in inspect.signature(kind).parameters}
-    reference = kind(model.parameters(), **{**options, "foreach": False})
+    reference = kind(model.parameters(), **{**options, "fused": False, "foreach": False})
     g = torch.Generator().manual_seed(0)
-    for _ in range(4):
+    for _ in range(20):
         for p, q in zip(trainer.model.parameters(), model.parameters()):
             p.grad = torch.randn(p.shape, generator=g)
             q.grad = p.grad.clone()
         trainer.optimizer.step()
         reference.step()
-    for p, q in zip(trainer.model.parameters(), model.parameters()):
-        assert torch.equal(p, q)
+    for p, q, p0 in zip(trainer.model.parameters(), model.parameters(), start):
+        assert (q - p0).abs().max() > 1e-2  # the steps moved every parameter, far beyond the tolerance
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-5)

@@ -34,6 +34,7 @@ import torch
 from mtl_lab import validate
 from mtl_lab.data.base import MultiTaskData
 from mtl_lab.data.multi_input import MultiInputData
+from mtl_lab.gradients import clear_grads
 from mtl_lab.history import History
 from mtl_lab.models.base import MultiTaskModel
 from mtl_lab.training import checkpoint
@@ -110,7 +111,7 @@ class Trainer:
         self.shared, self.heads = parameter_groups(model, self.task_names, self.weighting)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.guard = make_guard(model, self.task_names, self.device, c.nonfinite_check)
-        self.optimizer = make_optimizer(self.trainable, c, fused=self.guard.deferred)
+        self.optimizer = make_optimizer(self.trainable, c)
         self.scheduler = make_scheduler(self.optimizer, c)
         self.gramian = make_gramian_engine(model, self.shared, self.weighting, c.gradient_path)
         self.extra_batches = ExtraBatches(self.data.train, c.batch_size, c.seed, self.inputs) if (
@@ -173,7 +174,7 @@ class Trainer:
         if self.first_losses is None:
             self.first_losses = tuple(seen.tolist())
         ctx = self.context()
-        self.optimizer.zero_grad(set_to_none=True)
+        clear_grads(self.trainable)  # every path sets or accumulates .grad from None
         combination = path.backward(Step(losses, seen, rep, ctx, self.parallel, self.diagnostics if diagnose else None))
         regularizer = add_regularizers(self.model, self.trainable, self.config.l1)
         self.parallel.average_gradients(self.model.parameters())  # every rank takes the same step
