@@ -23,8 +23,8 @@ Update rule, each step, from the losses ``L`` and the Gramian ``C = G Gᵀ`` (``
 
 ``(Cα)_j = g_j·d`` is the first-order decrease of loss ``j`` along ``d = Gᵀα``; ``αᵀ(Ca) = d·(Gᵀa)`` is
 how well ``d`` follows the adjustment. Both linear programs have ``T`` unknowns and are solved exactly
-by ``scipy.optimize.linprog`` (HiGHS); they are invariant to the scale of ``C``, which is divided by
-its mean diagonal first.
+(:func:`mtl_lab.weighting.solvers.simplex_lp`: every vertex at once for T ≤ 5, HiGHS beyond); they are
+invariant to the scale of ``C``, which is divided by its mean diagonal first.
 
 Defaults and their origin: ``eps = 1e-4`` (the authors' ``EPO_LP``); ``w = T·α`` as in their training
 scripts; ``preference = None`` is the uniform ray ``r = 1``. Where the authors' LP solver fails, their
@@ -37,11 +37,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linprog
 
 from mtl_lab.validate import Number, TaskWeights, check_task_weights
 from mtl_lab.weighting.base import Combination, StepContext, Weighting, checked_losses
-from mtl_lab.weighting.solvers import check_gramian, normalized_gramian
+from mtl_lab.weighting.solvers import check_gramian, normalized_gramian, simplex_lp
 
 
 def non_uniformity(rl: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -51,18 +50,6 @@ def non_uniformity(rl: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     l_hat = rl / rl.sum()
     mu = float(np.sum(l_hat * np.log(T * l_hat)))
     return l_hat, mu, np.log(T * l_hat) - mu
-
-
-def simplex_lp(objective: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
-    """``argmax objectiveᵀα`` over ``α ≥ 0, Σα = 1, A_ub α ≤ b_ub``; ``None`` when infeasible."""
-    T = objective.shape[0]
-    result = linprog(-objective, A_ub=A_ub if len(b_ub) else None, b_ub=b_ub if len(b_ub) else None,
-                     A_eq=np.ones((1, T)), b_eq=np.ones(1), bounds=[(0, None)] * T, method="highs")
-    if result.status == 2:  # infeasible
-        return None
-    if result.status != 0:
-        raise RuntimeError(f"epo: the linear program ended with status {result.status}: {result.message}")
-    return result.x / result.x.sum()  # HiGHS keeps α ≥ 0; the division removes rounding in Σα
 
 
 def epo_weights(losses: np.ndarray, K: np.ndarray, preference: np.ndarray, eps: float) -> tuple[np.ndarray, dict]:

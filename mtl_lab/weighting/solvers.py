@@ -13,6 +13,8 @@ and the gradients enter only through the Gramian ``K = G Gᵀ`` (``K_ij = g_i·g
 * :func:`nash_weights` — the Nash bargaining system ``(Kα)_i = 1/α_i``, ``α > 0`` (Nash-MTL), by a
   damped Newton method on a strictly convex potential.
 * :func:`least_squares_fit` — the weights ``w`` with ``Gᵀw`` closest to a direction ``d``, and the residual.
+* :func:`simplex_lp` — ``max cᵀα`` over the simplex with extra rows ``Aα ≤ b`` (EPO's two linear
+  programs): every vertex tried at once when there are few (exact, ~50 µs at T = 3), HiGHS otherwise.
 
 Conventions:
 
@@ -34,12 +36,15 @@ Conventions:
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import linprog
 
 # default (tol, max_iter) of each min-norm solver; Frank–Wolfe's loose tolerance is explained in min_norm_weights
 MIN_NORM_SOLVERS = {"active_set": (1e-10, 250), "frank_wolfe": (1e-3, 1000)}
@@ -284,6 +289,65 @@ def min_norm_active_set(K: np.ndarray, tol: float, max_iter: int) -> tuple[np.nd
             support = [support[i] for i in keep]
     gap = duality_gap(K, w)
     return w, SolverReport("active_set", gap <= tol, solves, gap)
+
+
+# --------------------------------------------------------------------------- linear program on the simplex
+
+MAX_VERTEX_CANDIDATES = 400  # beyond this many active sets, HiGHS is faster than trying every vertex
+LP_FEASIBILITY_TOL = 1e-9  # on rows of order 1 (EPO's Gramian is divided by its mean diagonal first)
+
+
+def simplex_lp(objective: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
+    """``argmax objectiveᵀα`` over ``α ≥ 0, Σα = 1, A_ub α ≤ b_ub``; ``None`` when no ``α`` is feasible.
+
+    The feasible set is a bounded polytope, so when it is not empty a vertex is optimal. A vertex is where
+    ``T − 1`` independent inequalities (rows of ``A_ub``, or ``α_i ≥ 0``) hold with equality together with
+    ``Σα = 1``. When there are at most :data:`MAX_VERTEX_CANDIDATES` ways to choose them (T ≤ 5 in EPO),
+    :func:`lp_by_vertices` solves every such ``T × T`` system at once and keeps the best feasible point —
+    exact, and 20× faster than a call to ``scipy.optimize.linprog``, whose set-up costs about 1 ms however
+    small the problem. Larger problems go to ``linprog`` (HiGHS). Both give the same optimum (tested on
+    random programs, infeasible and degenerate ones included); when several vertices tie, either may be
+    returned.
+    """
+    T = objective.shape[0]
+    if math.comb(T + len(b_ub), T - 1) <= MAX_VERTEX_CANDIDATES:
+        return lp_by_vertices(objective, A_ub, b_ub)
+    return lp_by_highs(objective, A_ub, b_ub)
+
+
+def lp_by_vertices(objective: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
+    """:func:`simplex_lp` by trying every vertex: all choices of ``T − 1`` tight inequalities, solved together."""
+    T = objective.shape[0]
+    rows = np.vstack([np.asarray(A_ub, dtype=np.float64).reshape(-1, T), -np.eye(T)])  # every inequality, ≤ form
+    bounds = np.concatenate([np.asarray(b_ub, dtype=np.float64).reshape(-1), np.zeros(T)])
+    combos = list(itertools.combinations(range(rows.shape[0]), T - 1))
+    chosen = np.array(combos, dtype=np.intp).reshape(len(combos), T - 1)
+    systems = np.concatenate([rows[chosen], np.ones((len(chosen), 1, T))], axis=1)  # [n, T, T]
+    rhs = np.concatenate([bounds[chosen], np.ones((len(chosen), 1))], axis=1)  # [n, T]
+    independent = np.abs(np.linalg.det(systems)) > 1e-12
+    if not independent.any():
+        return None
+    points = np.linalg.solve(systems[independent], rhs[independent][..., None])[..., 0]  # [m, T]
+    slack = points @ rows.T - bounds  # ≤ 0 where feasible
+    feasible = np.all(slack <= LP_FEASIBILITY_TOL * (1.0 + np.abs(bounds)), axis=1)
+    if not feasible.any():
+        return None
+    candidates = points[feasible]
+    best = candidates[int(np.argmax(candidates @ objective))]
+    best = np.maximum(best, 0.0)  # a tight α_i = 0 solved to −1e-17 is 0
+    return best / best.sum()
+
+
+def lp_by_highs(objective: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
+    """:func:`simplex_lp` by ``scipy.optimize.linprog`` (HiGHS)."""
+    T = objective.shape[0]
+    result = linprog(-objective, A_ub=A_ub if len(b_ub) else None, b_ub=b_ub if len(b_ub) else None,
+                     A_eq=np.ones((1, T)), b_eq=np.ones(1), bounds=[(0, None)] * T, method="highs")
+    if result.status == 2:  # infeasible
+        return None
+    if result.status != 0:
+        raise RuntimeError(f"simplex_lp: the linear program ended with status {result.status}: {result.message}")
+    return result.x / result.x.sum()  # HiGHS keeps α ≥ 0; the division removes rounding in Σα
 
 
 # --------------------------------------------------------------------------- non-negative QP / dual cone
