@@ -206,3 +206,31 @@ def test_a_race_never_shows_a_rate_with_the_baselines_time_and_its_baselines_say
         lines = [t for s, t in shown if s == "baselines" and t.startswith(label)]
         assert lines and abs(rate_in(lines[-1]) - own_rate(baseline)) <= 1
     lab.close()
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_the_command_lines_run_times_are_each_runs_own_and_only_the_total_holds_the_baselines(
+        monkeypatch, tmp_path):
+    """``mtl-lab run`` shows no rate of its own beyond each run's progress bar (closed at the run's end,
+    before the baselines); its report keeps each run's own ``train_seconds`` and names the total wall time
+    as the runs' and the baselines'. Slow baselines must land in the total only."""
+    from mtl_lab import cli
+
+    pause = 1.0  # well above the report's own overheads (building, test splits), so a leak could not hide
+    real = cli.single_task_baselines
+
+    def slow(*args, **kwargs):
+        time.sleep(pause)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "single_task_baselines", slow)
+    out = tmp_path / "report"
+    assert cli.main(["run", "--data", "linnerud", "--methods", "equal,pcgrad", "--epochs", "2", "--batch-size", "4",
+                     "--hidden", "8", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    own = [run["train_seconds"] for run in metrics["runs"].values()]
+    assert all(seconds > 0 for seconds in own)
+    assert sum(own) <= metrics["total_seconds"] - pause + 0.01  # the baselines' time is in no run's own time
+    assert "wall time for all runs and baselines" in (out / "report.md").read_text()
