@@ -15,21 +15,36 @@ from mtl_lab.training.records import Records
 
 
 class RunClock:
-    """Seconds spent in training loops, over every ``fit()`` of a run."""
+    """Seconds spent in training loops, over every ``fit()`` of a run: the run's own time.
+
+    It runs only while a loop runs (``start`` … ``stop``): what happens after a ``fit()`` ends (the test
+    evaluation, the views' work at the ``end`` event, single-task baselines trained next) is not the run's
+    time, so a rate read from this clock is the run's own speed (:meth:`steps_per_second`).
+    """
 
     def __init__(self) -> None:
         self.seconds = 0.0  # the loops that ended
-        self.started = time.perf_counter()
+        self.started: float | None = None  # when the running loop started; None between loops
 
     def start(self) -> None:
         self.started = time.perf_counter()
 
     def elapsed(self) -> float:
-        """Seconds so far, the running loop included."""
+        """Seconds so far, the running loop included (between loops: the loops that ended)."""
+        if self.started is None:
+            return self.seconds
         return self.seconds + time.perf_counter() - self.started
 
     def stop(self) -> None:
         self.seconds = self.elapsed()
+        self.started = None
+
+    def steps_per_second(self, step: int, origin: tuple[float, int] = (0.0, 0)) -> float:
+        """``(step − s₀) / (elapsed − t₀)`` since ``origin = (t₀, s₀)`` (seconds on this clock and the step then,
+        e.g. when a paused run went on); 0.0 before any time passed."""
+        seconds, first = origin
+        elapsed = self.elapsed() - seconds
+        return (step - first) / elapsed if elapsed > 0 else 0.0
 
 
 @dataclass

@@ -308,7 +308,7 @@ class Lab:
     def start_run(self, trainer, max_steps: int | None) -> bool:
         """Start ``trainer`` in its background thread, with the chart feed, pace and status set for the run."""
         self.stop_requested.clear()
-        self.rate_origin = (time.perf_counter(), trainer.global_step)
+        self.rate_origin = (trainer.clock.elapsed(), trainer.global_step)  # on the run's own clock
         self.pace.restart(trainer.global_step)
         self.cadence.begin()  # the speed is measured from this run's first move
         self.set_running(True)
@@ -375,7 +375,7 @@ class Lab:
         config = self.read_config()
         self.adopt(self.build(config, None), config)
         self.stop_requested.clear()
-        self.rate_origin = (time.perf_counter(), 0)
+        self.rate_origin = (self.trainer.clock.elapsed(), 0)
         history = self.trainer.fit()
         self.trainer.records.callback = self.on_event
         self.finish(history.status)

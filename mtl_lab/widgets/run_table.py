@@ -24,6 +24,7 @@ from mtl_lab.metrics import delta_m, delta_m_by_task, percent, pixel_metrics, re
 from mtl_lab.training import Trainer, build_trainer
 from mtl_lab.widgets.common import html_table
 from mtl_lab.widgets.config import LabConfig, selected_data
+from mtl_lab.widgets.run_status import ProgressLine
 
 
 def metric_columns(data: MultiTaskData) -> dict[str, bool]:
@@ -53,7 +54,8 @@ def single_task_baselines(config: LabConfig, cache: dict[str, dict[str, float]],
                           say: Callable[[str], None],
                           track: Callable[[Trainer | None], None]) -> dict[str, float] | None:
     """Single-task test metrics for ``config``'s tasks (by :func:`metric_columns` key), trained now unless in
-    ``cache``; ``None`` when ``halt`` is set or a baseline did not complete. ``say`` reports progress;
+    ``cache``; ``None`` when ``halt`` is set or a baseline did not complete. ``say`` reports progress (each
+    baseline's own, with its own rate: :class:`~mtl_lab.widgets.run_status.ProgressLine`);
     ``track`` is handed the baseline trainer while it trains (so Stop can reach it) and ``None`` after."""
     data = selected_data(config)
     out = {}
@@ -62,9 +64,11 @@ def single_task_baselines(config: LabConfig, cache: dict[str, dict[str, float]],
         if key not in cache:
             if halt.is_set():
                 return None
-            say(f"training the single-task baseline {k + 1}/{len(data.task_names)} ({task}) for Δm …")
+            label = f"single-task baseline {k + 1}/{len(data.task_names)} ({task}) for Δm"
+            say(f"training the {label} …")
             trainer = build_trainer(data.select([task]), config.architecture, "equal",
                                     config.model_options, **config.train_options())
+            trainer.records.callback = ProgressLine(trainer, label, say)  # its own progress and rate
             track(trainer)
             if halt.is_set():
                 return None
