@@ -13,7 +13,9 @@ sharing) a gradient method acts on every task's parameters (block-disjoint rows 
 resolve; the diagnostics say "not applicable"). Per-step records stay on the device and reach the History
 every ``record_every`` steps, so a CUDA run syncs only at that cadence (:mod:`~mtl_lab.training.records`).
 
-``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A
+``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A run
+begins, advances and ends in one place each (``begin_run``, ``advance``, ``end_run``: ``fit()`` is the three; a
+race, :mod:`~mtl_lab.training.race`, begins each racer once and advances it a step per turn). A
 stopped, interrupted or failed run keeps its History and model, and ends with a status
 (:mod:`~mtl_lab.training.ending`); ``fit()`` again continues where it stopped. Ctrl-C ends a run between two steps
 (:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds
@@ -131,7 +133,7 @@ class Trainer:
         self.parallel: Parallel = SingleProcess()
         self.stop_event = threading.Event()
         self.interrupts = Interrupts()  # what Ctrl-C asked of the run (mtl_lab.training.interrupts)
-        self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
+        self.lock = threading.Lock()  # held from begin_run() to end_run(): one run at a time
         self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
                                                                           self.device, self.gramian))
         self.global_step = 0
