@@ -135,18 +135,19 @@ def test_racers_with_dropout_train_bitwise_as_alone_and_a_mid_race_checkpoint_re
     trainers = race_trainers(["equal", "pcgrad"], lambda m: build_trainer(data, "hard", m, **options))
 
     def save_at(step):
+        torch.rand(5)  # a view drawing from the global generator between rounds shifts no racer
         if step == 3:
-            trainers["pcgrad"].save(tmp_path / "racer.pt")  # between turns: its kept random state
+            trainers["equal"].save(tmp_path / "racer.pt")  # between turns: its kept state, not the last racer's
 
     LockStep(trainers, after_round=save_at).run()
     for method, raced in trainers.items():
         alone = build_trainer(data, "hard", method, **options)
         alone.fit()
         assert raced.history.losses == alone.history.losses
-    resumed = build_trainer(data, "hard", "pcgrad", **options)
+    resumed = build_trainer(data, "hard", "equal", **options)
     resumed.load(tmp_path / "racer.pt")
     resumed.fit()
-    assert resumed.history.losses == trainers["pcgrad"].history.losses
+    assert resumed.history.losses == trainers["equal"].history.losses
 
 
 def test_ctrl_c_in_a_turn_ends_that_racer_interrupted_and_the_others_go_on():
