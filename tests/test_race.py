@@ -117,11 +117,15 @@ def test_a_run_is_begun_once_and_advanced_only_while_begun():
     trainer = build_trainer(make_toy(), "hard", "equal", **OPTIONS)
     with pytest.raises(RuntimeError, match="call begin_run"):
         trainer.advance(1)
+    with pytest.raises(RuntimeError, match="call begin_run"):
+        trainer.end_run("paused")
     trainer.begin_run()
     with pytest.raises(RuntimeError, match="already running"):
         trainer.fit(1)
     with pytest.raises(RuntimeError, match="already running"):
         trainer.begin_run()
+    with pytest.raises(ValueError, match="max_steps"):
+        trainer.advance(0)
     assert trainer.advance(2) == "paused" and trainer.global_step == 2
     trainer.end_run("paused")
     assert trainer.history.status == "paused" and not trainer.lock.locked()

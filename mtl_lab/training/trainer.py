@@ -304,7 +304,7 @@ class Trainer:
         turn, one end).
         """
         if max_steps is not None:
-            validate.check_int("max_steps", max_steps, 1)
+            validate.check_int("max_steps", max_steps, 1)  # before the run begins (advance checks it too)
         self.begin_run()
         try:
             status = self.advance(max_steps)
@@ -334,6 +334,8 @@ class Trainer:
         (:mod:`mtl_lab.training.interrupts`). Exceptions (``KeyboardInterrupt`` from a second Ctrl-C included)
         propagate: the caller ends the run with them.
         """
+        if max_steps is not None:
+            validate.check_int("max_steps", max_steps, 1)
         if not self.lock.locked():
             raise RuntimeError("advance() continues a run: call begin_run() first")
         with self.own_random_state(), self.clock.running(), deferred_sigint(self.interrupts):
@@ -350,6 +352,8 @@ class Trainer:
         ``interrupted`` keeps the buffered steps and says whether a second Ctrl-C cut a step. A failing test
         evaluation ends the run as ``error`` and is raised.
         """
+        if not self.lock.locked():
+            raise RuntimeError("end_run() ends a run: call begin_run() first")
         try:
             end = RunEnd(self.history, self.records, self.clock, self.global_step, self.epoch)  # training.ending
             if error is not None:
