@@ -100,7 +100,7 @@ class LockStep:
         trainer = self.trainers[method]
         try:
             status = trainer.advance(1)
-        except KeyboardInterrupt:  # a second Ctrl-C: this racer ends as fit() would end
+        except KeyboardInterrupt:  # a second Ctrl-C (or a callback's): this racer ends as fit() would end it
             status = "interrupted"
         except Exception as exc:  # noqa: BLE001 — the run is marked "error" with a note; the race goes on
             self.end(method, "error", exc)
