@@ -10,8 +10,8 @@ left: between steps (or while the model is evaluated, which changes nothing) the
 exactly; inside a block marked by :meth:`Interrupts.changing` (a step from drawing its batch to its record,
 an epoch's end, moving records to the History) the state is part-way through step ``cut_step``, and the
 trainer marks its History "not exactly resumable" (see ``Trainer.end_run``). The previous handler is put
-back when the run ends. In other threads (``Trainer.start()``), or when someone else installed their own
-handler, nothing is changed.
+back when the run's loop ends (each ``Trainer.advance``: a race installs it for each racer's turn). In other
+threads (``Trainer.start()``), or when someone else installed their own handler, nothing is changed.
 """
 
 from __future__ import annotations
