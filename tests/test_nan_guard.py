@@ -111,3 +111,23 @@ def test_finite_runs_are_bitwise_identical_with_either_check_mode(optimizer):
     assert a.fit().status == b.fit().status == "completed"
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("check", ["host", "device"])
+def test_a_racer_stopped_by_the_guard_ends_with_its_error_and_the_other_racer_finishes(check):
+    """In a race (one run per racer, a step per turn) the guard ends only the racer whose loss went bad."""
+    from mtl_lab.training.race import LockStep, race_trainers
+
+    reference = build_trainer(make_data(), "hard", "mgda", nonfinite_check=check, **OPTIONS)
+    reference.fit(max_steps=BAD_STEP)
+    trainers = race_trainers(["equal", "mgda"], lambda m: build_trainer(
+        make_data(BAD_STEP if m == "mgda" else None), "hard", m, nonfinite_check=check, **OPTIONS))
+    race = LockStep(trainers)
+    assert race.run() == {"equal": "completed", "mgda": "error"}
+    assert "NonFiniteLossError" in race.errors["mgda"] and f"at step {BAD_STEP}" in race.errors["mgda"]
+    bad = trainers["mgda"]
+    assert bad.history.status == "error" and "NonFiniteLossError" in bad.history.meta["error"]
+    for before, after in zip(parameters(reference), parameters(bad)):
+        assert torch.equal(before, after)
+    assert trainers["equal"].global_step == OPTIONS["epochs"] * trainers["equal"].batches_per_epoch
+    assert trainers["equal"].history.meta["test_metrics"]

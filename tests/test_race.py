@@ -60,9 +60,9 @@ def test_stop_ends_every_racer_at_the_same_step_with_its_test_results():
     trainers = race_trainers(["equal", "mgda", "pcgrad"], builder(data))
     seen = []
     race = LockStep(trainers, after_round=seen.append)
-    race.run(max_rounds=3)
+    race.run(max_rounds=3)  # ends every run paused, as fit(max_steps=3) would
     assert seen == [1, 2, 3]
-    assert all(t.history.status == "paused" and "test_metrics" not in t.history.meta for t in trainers.values())
+    assert all(t.history.status == "paused" and t.history.meta["test_metrics"] for t in trainers.values())
     race.stop()
     race.run()
     assert {t.global_step for t in trainers.values()} == {4}
@@ -70,12 +70,134 @@ def test_stop_ends_every_racer_at_the_same_step_with_its_test_results():
     assert race.racing == []
 
 
-def test_a_pause_can_skip_the_test_split_and_the_real_end_evaluates_it():
+def test_a_race_begins_and_ends_each_racer_run_once_and_evaluates_the_test_split_once(monkeypatch):
+    data = make_toy()
+    trainers = race_trainers(["equal", "pcgrad"], builder(data))
+    race = LockStep(trainers)
+    events: dict[str, list[str]] = {m: [] for m in trainers}
+    tests: dict[str, int] = dict.fromkeys(trainers, 0)
+    for method, trainer in trainers.items():
+        listen = trainer.records.callback
+        trainer.records.callback = lambda e, m=method, listen=listen: (events[m].append(e.kind), listen(e))
+        evaluate = trainer.evaluate
+
+        def counting(split="val", *args, m=method, evaluate=evaluate, **kwargs):
+            tests[m] += split == "test"
+            return evaluate(split, *args, **kwargs)
+
+        monkeypatch.setattr(trainer, "evaluate", counting)
+    assert race.run() == dict.fromkeys(trainers, "completed")
+    steps = 2 * trainers["equal"].batches_per_epoch
+    for method, trainer in trainers.items():
+        assert events[method].count("end") == 1 and events[method][-1] == "end"
+        assert events[method].count("step") == steps
+        assert tests[method] == 1
+        assert not trainer.lock.locked()
+
+
+def test_begin_advance_and_end_make_the_run_fit_makes_whatever_runs_in_between():
+    options = {**OPTIONS, "model_options": {"hidden": [16], "dropout": 0.3}}  # dropout draws global numbers
+    alone = build_trainer(make_toy(), "hard", "pcgrad", **options)
+    alone.fit()
+    turns = build_trainer(make_toy(), "hard", "pcgrad", **options)
+    turns.begin_run()
+    status = "paused"
+    while status == "paused":
+        torch.rand(7)  # another racer's turn draws from the global generator in between
+        status = turns.advance(1)
+    assert turns.history.status == "running" and "test_metrics" not in turns.history.meta
+    turns.end_run(status)
+    assert turns.history.status == "completed" == alone.history.status
+    assert turns.history.losses == alone.history.losses
+    assert turns.history.meta["test_metrics"] == alone.history.meta["test_metrics"]
+    assert turns.history.meta["steps"] == alone.history.meta["steps"]
+
+
+def test_a_run_is_begun_once_and_advanced_only_while_begun():
     trainer = build_trainer(make_toy(), "hard", "equal", **OPTIONS)
-    trainer.fit(1, test_at_pause=False)
-    assert trainer.history.status == "paused" and "test_metrics" not in trainer.history.meta
+    with pytest.raises(RuntimeError, match="call begin_run"):
+        trainer.advance(1)
+    with pytest.raises(RuntimeError, match="call begin_run"):
+        trainer.end_run("paused")
+    trainer.begin_run()
+    with pytest.raises(RuntimeError, match="already running"):
+        trainer.fit(1)
+    with pytest.raises(RuntimeError, match="already running"):
+        trainer.begin_run()
+    with pytest.raises(ValueError, match="max_steps"):
+        trainer.advance(0)
+    assert trainer.advance(2) == "paused" and trainer.global_step == 2
+    trainer.end_run("paused")
+    assert trainer.history.status == "paused" and not trainer.lock.locked()
     trainer.fit(1)
-    assert set(trainer.history.meta["test_metrics"]) == {"cls", "yes", "reg"}
+    assert trainer.global_step == 3
+
+
+def test_racers_with_dropout_train_bitwise_as_alone_and_a_mid_race_checkpoint_resumes_exactly(tmp_path):
+    options = {**OPTIONS, "model_options": {"hidden": [16], "dropout": 0.3}}
+    data = make_toy()
+    trainers = race_trainers(["equal", "pcgrad"], lambda m: build_trainer(data, "hard", m, **options))
+
+    def save_at(step):
+        torch.rand(5)  # a view drawing from the global generator between rounds shifts no racer
+        if step == 3:
+            trainers["equal"].save(tmp_path / "racer.pt")  # between turns: its kept state, not the last racer's
+
+    LockStep(trainers, after_round=save_at).run()
+    for method, raced in trainers.items():
+        alone = build_trainer(data, "hard", method, **options)
+        alone.fit()
+        assert raced.history.losses == alone.history.losses
+    resumed = build_trainer(data, "hard", "equal", **options)
+    resumed.load(tmp_path / "racer.pt")
+    resumed.fit()
+    assert resumed.history.losses == trainers["equal"].history.losses
+
+
+def test_ctrl_c_in_a_turn_ends_that_racer_interrupted_and_the_others_go_on():
+    data = make_toy()
+    trainers = race_trainers(["equal", "mgda"], builder(data))
+    race = LockStep(trainers)
+    listen = trainers["equal"].records.callback
+
+    def first_ctrl_c(event):  # what the deferred SIGINT handler does on a first Ctrl-C
+        listen(event)
+        if event.kind == "step" and event.step == 2:
+            trainers["equal"].interrupts.requested.set()
+
+    trainers["equal"].records.callback = first_ctrl_c
+    assert race.run() == {"equal": "interrupted", "mgda": "completed"}
+    equal = trainers["equal"]
+    assert equal.global_step == 2 and equal.history.meta.get("exact_resume", True)
+    assert equal.history.meta["test_metrics"] and not equal.lock.locked()
+
+
+def test_an_interrupt_between_turns_ends_every_racer_and_each_continues_exactly():
+    data = make_toy()
+    trainers = race_trainers(["equal", "pcgrad"], builder(data))
+
+    def interrupt(step):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LockStep(trainers, after_round=interrupt).run()
+    assert all(t.history.status == "interrupted" and not t.lock.locked() for t in trainers.values())
+    assert {t.global_step for t in trainers.values()} == {2}
+    for method, raced in trainers.items():
+        raced.fit()  # each run continues where the race left it
+        alone = build_trainer(data, "hard", method, **OPTIONS)
+        alone.fit()
+        assert raced.history.losses == alone.history.losses
+
+
+def test_a_racer_already_running_elsewhere_keeps_the_race_from_starting():
+    data = make_toy()
+    trainers = race_trainers(["equal", "pcgrad"], builder(data))
+    trainers["pcgrad"].begin_run()
+    with pytest.raises(RuntimeError, match="already running"):
+        LockStep(trainers).run()
+    assert not trainers["equal"].lock.locked() and trainers["equal"].global_step == 0
 
 
 def test_a_failing_racer_leaves_the_race_and_the_others_finish(monkeypatch):
@@ -89,6 +211,7 @@ def test_a_failing_racer_leaves_the_race_and_the_others_finish(monkeypatch):
     race = LockStep(trainers)
     assert race.run() == {"equal": "completed", "mgda": "error"}
     assert "solver broke" in race.errors["mgda"]
+    assert "solver broke" in trainers["mgda"].history.meta["error"] and not trainers["mgda"].lock.locked()
 
 
 @pytest.mark.parametrize("methods, message", [

@@ -1,12 +1,15 @@
-"""How one ``fit()`` ends, whatever happened: the History gets a status (``completed``, ``paused``, ``stopped``,
-``interrupted`` or ``error``), the buffered records and the test results, and the views the ``end`` or ``error``
-event (:class:`RunEnd`); the training time is kept by a :class:`RunClock`."""
+"""How a run ends, whatever happened (``Trainer.end_run``, which ``fit()`` calls once): the History gets a status
+(``completed``, ``paused``, ``stopped``, ``interrupted`` or ``error``), the buffered records and the test results,
+and the views the ``end`` or ``error`` event (:class:`RunEnd`); the training time is kept by a :class:`RunClock`,
+which runs only while the run's loop does (``Trainer.advance``).
+"""
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mtl_lab.history import History
@@ -15,11 +18,13 @@ from mtl_lab.training.records import Records
 
 
 class RunClock:
-    """Seconds spent in training loops, over every ``fit()`` of a run: the run's own time.
+    """Seconds spent in training loops, over every loop (``advance()``, which ``fit()`` calls) of a run: the run's
+    own time.
 
-    It runs only while a loop runs (``start`` … ``stop``): what happens after a ``fit()`` ends (the test
-    evaluation, the views' work at the ``end`` event, single-task baselines trained next) is not the run's
-    time, so a rate read from this clock is the run's own speed (:meth:`steps_per_second`).
+    It runs only while a loop runs (:meth:`running`): what happens between loops and after one (the test
+    evaluation, the views' work at the ``end`` event, single-task baselines trained next, the other racers'
+    turns in a race) is not the run's time, so a rate read from this clock is the run's own speed
+    (:meth:`steps_per_second`).
     """
 
     def __init__(self) -> None:
@@ -46,10 +51,20 @@ class RunClock:
         elapsed = self.elapsed() - seconds
         return (step - first) / elapsed if elapsed > 0 else 0.0
 
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Counts the seconds spent in the block."""
+        self.start()
+        try:
+            yield
+        finally:
+            self.stop()
+
 
 @dataclass
 class RunEnd:
-    """The end of one ``fit()`` at ``step`` and ``epoch``: what it writes into ``history`` and tells the views."""
+    """The end of a run at ``step`` and ``epoch``: what it writes into ``history`` and tells the views (the
+    clock stopped with the run's last loop)."""
 
     history: History
     records: Records
@@ -77,15 +92,9 @@ class RunEnd:
                 self.history.meta.setdefault("warnings", []).append(message)
         warnings.warn(message, stacklevel=4)  # at the caller of fit()
 
-    def finish(self, status: str, evaluate_test: Callable[[], tuple[dict, dict]] | None) -> str:
+    def finish(self, status: str, evaluate_test: Callable[[], tuple[dict, dict]]) -> str:
         """The test results and the status; an interrupt during the test evaluation leaves the run intact
-        (``interrupted``, with a note). ``evaluate_test=None`` (a pause between lock-step turns) records the
-        status and leaves the last test results as they were. Returns the status."""
-        self.clock.stop()
-        if evaluate_test is None:
-            self.history.update_meta(status=status, steps=self.step, epochs_done=self.epoch,
-                                     train_seconds=round(self.clock.seconds, 3))
-            return status
+        (``interrupted``, with a note). Returns the status."""
         try:
             test_loss, test_metric = evaluate_test()
         except KeyboardInterrupt:
@@ -105,7 +114,6 @@ class RunEnd:
             self.records.flush(self.history, self.step, self.epoch)
         except BaseException:  # noqa: BLE001 — the records are in the History already; the error is the news
             self.records.buffer = []
-        self.clock.stop()
         message = f"{type(exc).__name__}: {exc}"
         self.history.add_note({"step": self.step, "error": message})
         self.history.update_meta(status="error", error=message, steps=self.step, epochs_done=self.epoch)

@@ -9,9 +9,9 @@ training loop ends with status ``interrupted`` after the current step. A second 
 left: between steps (or while the model is evaluated, which changes nothing) the run still continues
 exactly; inside a block marked by :meth:`Interrupts.changing` (a step from drawing its batch to its record,
 an epoch's end, moving records to the History) the state is part-way through step ``cut_step``, and the
-trainer marks its History "not exactly resumable" (see ``Trainer.run_loop``). The previous handler is put
-back when the run ends. In other threads (``Trainer.start()``), or when someone else installed their own
-handler, nothing is changed.
+trainer marks its History "not exactly resumable" (see ``Trainer.end_run``). The previous handler is put
+back when the run's loop ends (each ``Trainer.advance``: a race installs it for each racer's turn). In other
+threads (``Trainer.start()``), or when someone else installed their own handler, nothing is changed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Interrupts:
         self.cut_step: int | None = None
 
     def clear(self) -> None:
-        """A new ``fit()``: no request yet (a ``cut_step`` stays in the History, not here)."""
+        """A new ``fit()`` (``Trainer.begin_run``): no request yet (a ``cut_step`` stays in the History, not here)."""
         self.requested.clear()
         self.cut_step = None
 

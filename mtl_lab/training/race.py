@@ -3,17 +3,24 @@
 A comparison of methods teaches only when nothing but the method differs. :func:`race_trainers` builds one
 :class:`~mtl_lab.training.Trainer` per method from one recipe — the same data, architecture, options and
 seed, so the model is initialised from the same seed and the batch order is drawn from a generator seeded
-by it — and :class:`LockStep` advances them in turn, one step each, in one thread::
+by it — and :class:`LockStep` advances them in turn, one step each, in one thread. Each racer's run is
+begun once and ended once, like one ``fit()`` (:meth:`Trainer.begin_run` / :meth:`Trainer.end_run`); a turn
+continues it by one step through the trainer's own loop::
 
-    round k:  for each racer r, in order:  trainer_r.fit(max_steps=1)        → every racer is at step k
+    begin:    trainer_r.begin_run()                         for each racer r
+    round k:  for each racer r, in order:  trainer_r.advance(1)    → every racer is at step k
+    end:      trainer_r.end_run(status)                     when r completes, stops or fails
 
-Each ``fit`` restores its own trainer's global random state and keeps it at the end
-(:mod:`mtl_lab.training.resume`), so a racer's run is bitwise the run it would make alone; a pause between
-two turns skips the test split (``fit(test_at_pause=False)``), which is evaluated once, at the real end.
+Each ``advance`` installs its own trainer's global random state and keeps it after the step
+(:mod:`mtl_lab.training.resume`), so a racer's run is bitwise the run it would make alone; the test split is
+evaluated once, at each racer's end.
 
 **Stop** (``halt``) is read at the start of a round: in that round each racer takes its step and ends as
 ``stopped`` (its test split evaluated), so all racers stop at the same step. A racer whose step fails (a
-non-finite loss) leaves the race with status ``error``; the others go on.
+non-finite loss) ends with status ``error``, its error kept in :attr:`LockStep.errors`; the others go on.
+Ctrl-C ends the racer whose turn it is as ``interrupted`` after its step (as it would end ``fit()``); an
+exception between turns ends every open run (``interrupted`` for Ctrl-C, else ``error``) and is raised.
+``run(max_rounds=…)`` ends the open runs ``paused``, like ``fit(max_steps=…)``; ``run()`` again continues.
 """
 
 from __future__ import annotations
@@ -89,13 +96,26 @@ class LockStep:
         return [m for m, s in self.statuses.items() if s not in ENDED]
 
     def turn(self, method: str) -> None:
-        """One step of one racer."""
+        """One step of one racer (its run begun); a racer that completes, stops or fails ends its run."""
         trainer = self.trainers[method]
         try:
-            status = trainer.fit(1, test_at_pause=False).status
+            status = trainer.advance(1)
+        except KeyboardInterrupt:  # a second Ctrl-C (or a callback's): this racer ends as fit() would end it
+            status = "interrupted"
         except Exception as exc:  # noqa: BLE001 — the run is marked "error" with a note; the race goes on
-            self.errors[method] = f"{type(exc).__name__}: {exc}"
-            status = "error"
+            self.end(method, "error", exc)
+            return
+        if status != "paused":
+            self.end(method, status)
+
+    def end(self, method: str, status: str, error: BaseException | None = None) -> None:
+        """End one racer's run with ``status`` (``error``: ``error`` kept in :attr:`errors`)."""
+        try:
+            status = self.trainers[method].end_run(status, error).status
+        except Exception as exc:  # noqa: BLE001 — its test evaluation failed: the run is marked "error"
+            error, status = exc, "error"
+        if error is not None:
+            self.errors[method] = f"{type(error).__name__}: {error}"
         self.statuses[method] = status
 
     def run_round(self) -> None:
@@ -112,14 +132,42 @@ class LockStep:
                     trainer.history.add_note({"step": trainer.global_step, "callback_error": repr(exc)})
 
     def run(self, max_rounds: int | None = None) -> dict[str, str]:
-        """Rounds until every racer has ended (or ``max_rounds`` were run); returns the statuses."""
+        """Begin every racer's run, rounds until every racer has ended (or ``max_rounds`` were run: the open
+        runs end ``paused``); returns the statuses. Whatever ends the race, no run is left open."""
         if max_rounds is not None:
             validate.check_int("max_rounds", max_rounds, 1)
+        self.begin()
         rounds = 0
-        while self.racing and (max_rounds is None or rounds < max_rounds):
-            self.run_round()
-            rounds += 1
+        try:
+            while self.racing and (max_rounds is None or rounds < max_rounds):
+                self.run_round()
+                rounds += 1
+        except KeyboardInterrupt:
+            self.end_all("interrupted")
+            raise
+        except BaseException as exc:
+            self.end_all("error", exc)
+            raise
+        self.end_all("paused")
         return dict(self.statuses)
+
+    def begin(self) -> None:
+        """Begin the run of every racer still in the race (none, if one of them is already running)."""
+        begun = []
+        try:
+            for method in self.racing:
+                self.trainers[method].begin_run()
+                begun.append(method)
+                self.statuses[method] = "running"
+        except RuntimeError:
+            for method in begun:
+                self.end(method, "paused")
+            raise
+
+    def end_all(self, status: str, error: BaseException | None = None) -> None:
+        """End every run still open with ``status``."""
+        for method in self.racing:
+            self.end(method, status, error)
 
     def start(self) -> threading.Thread:
         """:meth:`run` in a background thread (daemon), returned."""

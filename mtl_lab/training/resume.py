@@ -15,7 +15,8 @@ current epoch and the batch-order generator's state *at the start of the epoch*.
 :func:`epoch_batches` redraws the same permutation from that state, skips the batches already trained
 (indexing only: no random numbers), and then sets the generator to the state it had after the last
 trained batch, so augmentation draws continue where they stopped. The trainer keeps the global state
-between ``fit()`` calls as its own, so code run in between (building another model, say) cannot shift it.
+between its loops as its own (``Trainer.own_random_state``: installed for each ``fit()`` or ``advance()``, kept
+after it), so code run in between (building another model, another racer's turn) cannot shift it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ sharing) a gradient method acts on every task's parameters (block-disjoint rows 
 resolve; the diagnostics say "not applicable"). Per-step records stay on the device and reach the History
 every ``record_every`` steps, so a CUDA run syncs only at that cadence (:mod:`~mtl_lab.training.records`).
 
-``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A
+``fit()`` blocks; ``start()`` runs the same loop in a thread (:class:`~mtl_lab.training.events.RunHandle`). A run
+begins, advances and ends in one place each (``begin_run``, ``advance``, ``end_run``: ``fit()`` is the three; a
+race, :mod:`~mtl_lab.training.race`, begins each racer once and advances it a step per turn). A
 stopped, interrupted or failed run keeps its History and model, and ends with a status
 (:mod:`~mtl_lab.training.ending`); ``fit()`` again continues where it stopped. Ctrl-C ends a run between two steps
 (:mod:`~mtl_lab.training.interrupts`); :meth:`Trainer.state_dict` holds
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,7 +133,7 @@ class Trainer:
         self.parallel: Parallel = SingleProcess()
         self.stop_event = threading.Event()
         self.interrupts = Interrupts()  # what Ctrl-C asked of the run (mtl_lab.training.interrupts)
-        self.lock = threading.Lock()  # held while a loop runs: one fit() at a time
+        self.lock = threading.Lock()  # held from begin_run() to end_run(): one run at a time
         self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
                                                                           self.device, self.gramian))
         self.global_step = 0
@@ -139,7 +142,8 @@ class Trainer:
         self.batches_per_epoch = self.source.steps_per_epoch
         self.first_losses: tuple[float, ...] | None = None
         self.clock = RunClock()
-        self.rng_state: dict | None = None  # the run's global random state between fit() calls (training.resume)
+        self.rng_state: dict | None = None  # the run's global random state between its loops (training.resume)
+        self.rng_installed = False  # True while a loop runs on it (own_random_state)
         if parallel is not None:
             self.set_parallel(parallel)
 
@@ -290,63 +294,98 @@ class Trainer:
 
     # ------------------------------------------------------------------ loops
 
-    def fit(self, max_steps: int | None = None, test_at_pause: bool = True) -> History:
+    def fit(self, max_steps: int | None = None) -> History:
         """Train until ``config.epochs`` are done, ``max_steps`` more steps were taken, or Stop.
 
         Returns the History. ``meta["status"]`` is ``completed``, ``paused`` (``max_steps`` reached),
         ``stopped`` (``stop()`` was called), ``interrupted`` (KeyboardInterrupt) or ``error`` (re-raised).
-        Every end evaluates the test split, except a pause with ``test_at_pause=False`` (a caller that
-        advances the run a step at a time, :mod:`mtl_lab.training.race`, pays for it only at the real end).
+        One run, in three parts: :meth:`begin_run`, :meth:`advance`, :meth:`end_run` (a caller that takes
+        turns with other runs, :mod:`mtl_lab.training.race`, calls them itself: one begin, an advance per
+        turn, one end).
+        """
+        if max_steps is not None:
+            validate.check_int("max_steps", max_steps, 1)  # before the run begins (advance checks it too)
+        self.begin_run()
+        try:
+            status = self.advance(max_steps)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except BaseException as exc:  # noqa: BLE001 — SystemExit too: the run must end with a status
+            self.end_run("error", exc)
+            raise
+        return self.end_run(status)
+
+    def begin_run(self) -> None:
+        """Begin (or continue) a run: one at a time per trainer (the lock is held until :meth:`end_run`), no
+        Stop or Ctrl-C request left from before, the History ``running``."""
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        self.stop_event.clear()
+        self.interrupts.clear()
+        self.history.update_meta(status="running")
+
+    def advance(self, max_steps: int | None = None) -> str:
+        """Within a begun run, :meth:`train_until` ``max_steps`` more steps (or the end, or Stop, or Ctrl-C),
+        then move the buffered records to the History; returns ``train_until``'s status.
+
+        For the loop the run's own global random state is installed and kept after it
+        (:mod:`mtl_lab.training.resume`: runs taking turns in one thread each draw their own numbers), the
+        clock runs (:class:`~mtl_lab.training.ending.RunClock`) and Ctrl-C waits for a step boundary
+        (:mod:`mtl_lab.training.interrupts`). Exceptions (``KeyboardInterrupt`` from a second Ctrl-C included)
+        propagate: the caller ends the run with them.
         """
         if max_steps is not None:
             validate.check_int("max_steps", max_steps, 1)
-        if not self.lock.acquire(blocking=False):
-            raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        if not self.lock.locked():
+            raise RuntimeError("advance() continues a run: call begin_run() first")
+        with self.own_random_state(), self.clock.running(), deferred_sigint(self.interrupts):
+            status = self.train_until(max_steps)
+            with self.interrupts.changing(self.global_step):
+                self.flush()
+        return status
+
+    def end_run(self, status: str, error: BaseException | None = None) -> History:
+        """End the run :meth:`begin_run` began, with ``status`` (``error`` with the exception that ended it),
+        whatever happened: the History and model kept, the test split evaluated, the ``end`` or ``error``
+        event (:mod:`mtl_lab.training.ending`); the lock released. Returns the History.
+
+        ``interrupted`` keeps the buffered steps and says whether a second Ctrl-C cut a step. A failing test
+        evaluation ends the run as ``error`` and is raised.
+        """
+        if not self.lock.locked():
+            raise RuntimeError("end_run() ends a run: call begin_run() first")
         try:
-            return self.run_loop(max_steps, test_at_pause)
+            end = RunEnd(self.history, self.records, self.clock, self.global_step, self.epoch)  # training.ending
+            if error is not None:
+                end.fail(error)
+                return self.history
+            if status == "interrupted":
+                end.interrupted(self.interrupts.cut_step)
+            try:
+                status = end.finish(status, lambda: self.evaluate("test"))
+            except Exception as exc:
+                end.fail(exc)
+                raise
+            end.emit_end(status)
+            return self.history
         finally:
             self.lock.release()
 
-    def run_loop(self, max_steps: int | None, test_at_pause: bool = True) -> History:
-        """:meth:`train_until`, then end the run with a status, whatever happened (the History and model kept).
-
-        ``KeyboardInterrupt`` (from Ctrl-C, or raised by a callback) → ``interrupted``; any other exception,
-        ``SystemExit`` included → ``error`` with a note, then re-raised. Never left ``running``.
-        """
+    @contextmanager
+    def own_random_state(self) -> Iterator[None]:
+        """Within the block, the global generator(s) hold this run's state (seeded with ``config.seed`` at the
+        run's first step); after it, the state is kept in :attr:`rng_state` (:mod:`mtl_lab.training.resume`)."""
         if self.rng_state is None:
             if self.global_step == 0:
                 torch.manual_seed(self.config.seed)
         else:
             set_global_rng_state(self.rng_state, self.device)
-        self.stop_event.clear()
-        self.interrupts.clear()
-        self.history.update_meta(status="running")
-        self.clock.start()
-        status, error = "interrupted", None
+        self.rng_installed = True
         try:
-            with deferred_sigint(self.interrupts):
-                status = self.train_until(max_steps)
-                with self.interrupts.changing(self.global_step):
-                    self.flush()
-        except KeyboardInterrupt:
-            status = "interrupted"
-        except BaseException as exc:  # noqa: BLE001 — SystemExit too: the run must end with a status
-            error = exc
-        self.rng_state = global_rng_state(self.device)
-        end = RunEnd(self.history, self.records, self.clock, self.global_step, self.epoch)  # training.ending
-        if error is not None:
-            end.fail(error)
-            raise error
-        if status == "interrupted":
-            end.interrupted(self.interrupts.cut_step)
-        try:
-            skip_test = status == "paused" and not test_at_pause
-            status = end.finish(status, None if skip_test else lambda: self.evaluate("test"))
-        except Exception as exc:
-            end.fail(exc)
-            raise
-        end.emit_end(status)
-        return self.history
+            yield
+        finally:
+            self.rng_state = global_rng_state(self.device)
+            self.rng_installed = False
 
     def train_until(self, max_steps: int | None) -> str:
         """The loop over batches; returns ``completed``, ``paused``, ``stopped`` or ``interrupted``."""
@@ -409,7 +448,7 @@ class Trainer:
 
     def position(self) -> RunPosition:
         """Every random state and the position within the epoch (see :mod:`mtl_lab.training.resume`)."""
-        rng = global_rng_state(self.device) if self.lock.locked() else self.rng_state  # from a callback: live
+        rng = global_rng_state(self.device) if self.rng_installed else self.rng_state  # from a callback: live
         source = self.source.position()  # the order's generator(s): training.inputs
         return RunPosition(rng, source["batch_rng"], self.method_generator.get_state(), source["epoch_start_rng"],
                            self.totals.batches, source["streams"])
