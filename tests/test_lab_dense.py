@@ -9,13 +9,14 @@ import io
 import json
 import math
 import re
-import time
 
 import pytest
 import torch
 from PIL import Image
 
 pytest.importorskip("ipywidgets")
+
+from lab_waiting import wait_for  # noqa: E402
 
 from mtl_lab.metrics import delta_m_by_task, percent, relative_changes  # noqa: E402
 from mtl_lab.models import DENSE_ARCHITECTURES  # noqa: E402
@@ -31,15 +32,6 @@ DENSE = {"data": "scenes", "data_options": TINY, "architecture": "segnet_lite",
          "baselines": False, "diagnostics_every": 1}
 METRICS = ["segmentation/miou", "segmentation/pixel_accuracy", "depth/abs_err", "depth/rel_err",
            "normal/mean_angle", "normal/median_angle", "normal/within_11.25", "normal/within_22.5", "normal/within_30"]
-
-
-def wait_for(condition, timeout: float = 60.0) -> bool:
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def table_rows(table: str) -> list[list[str]]:

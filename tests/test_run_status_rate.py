@@ -15,12 +15,11 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from toy_data import make_toy  # noqa: E402
+from lab_waiting import toy_as_digits, wait_for  # noqa: E402
 
 from mtl_lab.training import ending  # noqa: E402
 from mtl_lab.training.ending import RunClock  # noqa: E402
 from mtl_lab.widgets import Lab, LabConfig, run_table  # noqa: E402
-from mtl_lab.widgets.config import DATA_CACHE  # noqa: E402
 from mtl_lab.widgets.run_status import progress_text  # noqa: E402
 
 SMALL = {"epochs": 2, "model_options": {"hidden": [16]}, "batch_size": 32, "lr": 1e-2}
@@ -30,24 +29,8 @@ SLOWER = 3.0  # each baseline step sleeps this many times the main run's seconds
 
 @pytest.fixture(autouse=True)
 def toy_data_set():
-    """The small conftest data under the name 'digits' (every run takes well under a second)."""
-    key = json.dumps({"name": "digits", "options": {}}, sort_keys=True)
-    saved = DATA_CACHE.get(key)
-    DATA_CACHE[key] = make_toy()
-    yield
-    if saved is None:
-        DATA_CACHE.pop(key, None)
-    else:
-        DATA_CACHE[key] = saved
-
-
-def wait_for(condition, timeout: float = 60.0) -> bool:
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
+    with toy_as_digits():  # every run takes well under a second
+        yield
 
 
 def rate_in(text: str) -> int:

@@ -20,7 +20,7 @@ import torch
 
 pytest.importorskip("ipywidgets")
 
-from toy_data import make_toy  # noqa: E402
+from lab_waiting import toy_as_digits, wait_for  # noqa: E402
 
 from mtl_lab import toy  # noqa: E402
 from mtl_lab.history import History  # noqa: E402
@@ -41,16 +41,8 @@ SMALL = {"epochs": 2, "model_options": {"hidden": [16]}, "baselines": False, "ba
 
 @pytest.fixture(autouse=True)
 def toy_data_set():
-    """The lab loads data sets by name through DATA_CACHE; these tests put the small conftest data under
-    the name 'digits' so that every run takes well under a second."""
-    key = json.dumps({"name": "digits", "options": {}}, sort_keys=True)
-    saved = DATA_CACHE.get(key)
-    DATA_CACHE[key] = make_toy()
-    yield
-    if saved is None:
-        DATA_CACHE.pop(key, None)
-    else:
-        DATA_CACHE[key] = saved
+    with toy_as_digits():  # every run takes well under a second
+        yield
 
 
 def comparable(h) -> dict:
@@ -60,15 +52,6 @@ def comparable(h) -> dict:
     for key in ("train_seconds", "threads"):
         d["meta"].pop(key, None)
     return d
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    end = time.perf_counter() + timeout
-    while time.perf_counter() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 # ---------------------------------------------------------------- config
