@@ -154,22 +154,29 @@ def test_racers_with_dropout_train_bitwise_as_alone_and_a_mid_race_checkpoint_re
     assert resumed.history.losses == trainers["equal"].history.losses
 
 
-def test_ctrl_c_in_a_turn_ends_that_racer_interrupted_and_the_others_go_on():
+@pytest.mark.parametrize("pressed_by", ["equal", "mgda"])
+def test_ctrl_c_in_a_turn_ends_the_race_every_racer_interrupted_at_the_same_step(pressed_by):
+    """One press ends a race of any size: the round is finished, then every run ends interrupted; each run
+    then continues exactly, as after an interrupted fit()."""
     data = make_toy()
-    trainers = race_trainers(["equal", "mgda"], builder(data))
+    trainers = race_trainers(["equal", "mgda", "pcgrad"], builder(data))
     race = LockStep(trainers)
-    listen = trainers["equal"].records.callback
+    listen = trainers[pressed_by].records.callback
 
     def first_ctrl_c(event):  # what the deferred SIGINT handler does on a first Ctrl-C
         listen(event)
         if event.kind == "step" and event.step == 2:
-            trainers["equal"].interrupts.requested.set()
+            trainers[pressed_by].interrupts.requested.set()
 
-    trainers["equal"].records.callback = first_ctrl_c
-    assert race.run() == {"equal": "interrupted", "mgda": "completed"}
-    equal = trainers["equal"]
-    assert equal.global_step == 2 and equal.history.meta.get("exact_resume", True)
-    assert equal.history.meta["test_metrics"] and not equal.lock.locked()
+    trainers[pressed_by].records.callback = first_ctrl_c
+    assert race.run() == {"equal": "interrupted", "mgda": "interrupted", "pcgrad": "interrupted"}
+    for method, raced in trainers.items():
+        assert raced.global_step == 2 and raced.history.meta.get("exact_resume", True)
+        assert raced.history.meta["test_metrics"] and not raced.lock.locked()
+        raced.fit()  # each run continues where the race left it
+        alone = build_trainer(data, "hard", method, **OPTIONS)
+        alone.fit()
+        assert raced.history.losses == alone.history.losses
 
 
 def test_an_interrupt_between_turns_ends_every_racer_and_each_continues_exactly():

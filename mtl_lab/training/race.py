@@ -18,8 +18,11 @@ evaluated once, at each racer's end.
 **Stop** (``halt``) is read at the start of a round: in that round each racer takes its step and ends as
 ``stopped`` (its test split evaluated), so all racers stop at the same step. A racer whose step fails (a
 non-finite loss) ends with status ``error``, its error kept in :attr:`LockStep.errors`; the others go on.
-Ctrl-C ends the racer whose turn it is as ``interrupted`` after its step (as it would end ``fit()``); an
-exception between turns ends every open run (``interrupted`` for Ctrl-C, else ``error``) and is raised.
+**Ctrl-C** ends the race as Stop does, but ``interrupted``: the racer whose turn it is ends after its step (as
+it would end ``fit()``), the others take their step of that round, and then every open run ends
+``interrupted`` at the same step (one press, whatever the number of racers); ``run()`` returns, and each run
+continues exactly with ``fit()`` or another race. An exception between turns ends every open run
+(``interrupted`` for Ctrl-C, else ``error``) and is raised.
 ``run(max_rounds=…)`` ends the open runs ``paused``, like ``fit(max_steps=…)``; ``run()`` again continues.
 """
 
@@ -73,6 +76,7 @@ class LockStep:
         self.closing = threading.Event()  # set for the last round: each racer stops after its step
         self.statuses = {m: t.history.status for m, t in self.trainers.items()}
         self.errors: dict[str, str] = {}
+        self.interrupted = False  # a racer's turn ended on Ctrl-C: this round is the last
         self.thread: threading.Thread | None = None
         for trainer in self.trainers.values():
             trainer.records.every = 1  # each turn flushes its one row anyway: no extra device sync
@@ -105,6 +109,8 @@ class LockStep:
         except Exception as exc:  # noqa: BLE001 — the run is marked "error" with a note; the race goes on
             self.end(method, "error", exc)
             return
+        if status == "interrupted":
+            self.interrupted = True  # Ctrl-C was meant for the race: the others end after this round
         if status != "paused":
             self.end(method, status)
 
@@ -137,11 +143,14 @@ class LockStep:
         if max_rounds is not None:
             validate.check_int("max_rounds", max_rounds, 1)
         self.begin()
+        self.interrupted = False
         rounds = 0
         try:
             while self.racing and (max_rounds is None or rounds < max_rounds):
                 self.run_round()
                 rounds += 1
+                if self.interrupted:
+                    self.end_all("interrupted")
         except KeyboardInterrupt:
             self.end_all("interrupted")
             raise
