@@ -117,7 +117,7 @@ print((s1 - s0) / (t1 - t0))
 RACES = {2: ("equal", "pcgrad"), 4: ("equal", "uncertainty", "pcgrad", "mgda")}
 
 
-RACE_CONFIG = {**CONFIG, "epochs": 400}  # ~9 200 steps: more than a window takes, few enough for a readable axis
+RACE_CONFIG = {**CONFIG, "epochs": 800}  # 13 600 steps: well more than a window takes (a race of 2 runs ~320 rounds/s)
 
 
 def race_setup(methods: tuple[str, ...]) -> str:
