@@ -170,13 +170,10 @@ def test_ctrl_c_in_a_turn_ends_the_race_every_racer_interrupted_at_the_same_step
 
     trainers[pressed_by].records.callback = first_ctrl_c
     assert race.run() == {"equal": "interrupted", "mgda": "interrupted", "pcgrad": "interrupted"}
-    for method, raced in trainers.items():
+    for raced in trainers.values():
         assert raced.global_step == 2 and raced.history.meta.get("exact_resume", True)
         assert raced.history.meta["test_metrics"] and not raced.lock.locked()
-        raced.fit()  # each run continues where the race left it
-        alone = build_trainer(data, "hard", method, **OPTIONS)
-        alone.fit()
-        assert raced.history.losses == alone.history.losses
+    assert_each_continues_as_alone(data, trainers)
 
 
 def test_an_interrupt_between_turns_ends_every_racer_and_each_continues_exactly():
@@ -191,6 +188,11 @@ def test_an_interrupt_between_turns_ends_every_racer_and_each_continues_exactly(
         LockStep(trainers, after_round=interrupt).run()
     assert all(t.history.status == "interrupted" and not t.lock.locked() for t in trainers.values())
     assert {t.global_step for t in trainers.values()} == {2}
+    assert_each_continues_as_alone(data, trainers)
+
+
+def assert_each_continues_as_alone(data, trainers) -> None:
+    """Each interrupted racer, run on with fit(), ends with the losses of the same method trained alone."""
     for method, raced in trainers.items():
         raced.fit()  # each run continues where the race left it
         alone = build_trainer(data, "hard", method, **OPTIONS)
