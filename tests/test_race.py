@@ -133,6 +133,19 @@ def test_a_run_is_begun_once_and_advanced_only_while_begun():
     assert trainer.global_step == 3
 
 
+def test_a_run_begun_in_another_thread_is_not_advanced_or_ended_from_this_one():
+    import threading
+
+    trainer = build_trainer(make_toy(), "hard", "equal", **OPTIONS)
+    begun = threading.Thread(target=trainer.begin_run)
+    begun.start()
+    begun.join()
+    for call in (lambda: trainer.advance(1), lambda: trainer.end_run("paused")):
+        with pytest.raises(RuntimeError, match="begun in another one"):
+            call()
+    assert trainer.global_step == 0 and trainer.lock.locked()
+
+
 def test_racers_with_dropout_train_bitwise_as_alone_and_a_mid_race_checkpoint_resumes_exactly(tmp_path):
     options = {**OPTIONS, "model_options": {"hidden": [16], "dropout": 0.3}}
     data = make_toy()

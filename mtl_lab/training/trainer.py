@@ -134,6 +134,7 @@ class Trainer:
         self.stop_event = threading.Event()
         self.interrupts = Interrupts()  # what Ctrl-C asked of the run (mtl_lab.training.interrupts)
         self.lock = threading.Lock()  # held from begin_run() to end_run(): one run at a time
+        self.run_thread: int | None = None  # the thread that began the run (begin_run … end_run), else None
         self.history = History(list(self.task_names), meta=describe_run(c, self.weighting, self.model, self.data,
                                                                           self.device, self.gramian))
         self.global_step = 0
@@ -320,6 +321,7 @@ class Trainer:
         Stop or Ctrl-C request left from before, the History ``running``."""
         if not self.lock.acquire(blocking=False):
             raise RuntimeError("this trainer is already running; stop() it or wait for it first")
+        self.run_thread = threading.get_ident()
         self.stop_event.clear()
         self.interrupts.clear()
         self.history.update_meta(status="running")
@@ -336,8 +338,7 @@ class Trainer:
         """
         if max_steps is not None:
             validate.check_int("max_steps", max_steps, 1)
-        if not self.lock.locked():
-            raise RuntimeError("advance() continues a run: call begin_run() first")
+        self.check_run_begun_here("advance() continues a run")
         with self.own_random_state(), self.clock.running(), deferred_sigint(self.interrupts):
             status = self.train_until(max_steps)
             with self.interrupts.changing(self.global_step):
@@ -352,8 +353,7 @@ class Trainer:
         ``interrupted`` keeps the buffered steps and says whether a second Ctrl-C cut a step. A failing test
         evaluation ends the run as ``error`` and is raised.
         """
-        if not self.lock.locked():
-            raise RuntimeError("end_run() ends a run: call begin_run() first")
+        self.check_run_begun_here("end_run() ends a run")
         try:
             end = RunEnd(self.history, self.records, self.clock, self.global_step, self.epoch)  # training.ending
             if error is not None:
@@ -369,7 +369,17 @@ class Trainer:
             end.emit_end(status)
             return self.history
         finally:
+            self.run_thread = None
             self.lock.release()
+
+    def check_run_begun_here(self, what: str) -> None:
+        """:meth:`advance` and :meth:`end_run` act on a run that this thread began (a run begun by a background
+        ``start()`` or a race belongs to its own thread): else a ``RuntimeError`` saying which."""
+        if self.run_thread is None:
+            raise RuntimeError(f"{what}: call begin_run() first")
+        if self.run_thread != threading.get_ident():
+            raise RuntimeError(f"{what} begun in this thread, but this trainer's run was begun in another one (a "
+                               "background run or a race); stop() it or wait for it first")
 
     @contextmanager
     def own_random_state(self) -> Iterator[None]:
