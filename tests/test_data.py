@@ -177,7 +177,8 @@ def test_digits_task_subset_and_its_errors():
     data = digits(tasks=["ge5", "digit"])
     assert data.task_names == ["ge5", "digit"] and set(data.train.y) == {"ge5", "digit"}
     assert digits(tasks="ink").task_names == ["ink"]
-    with pytest.raises(ValueError, match=r"unknown digits task\(s\) \['odd'\]; choose from \['digit', 'parity'"):
+    unknown = r"unknown task\(s\) \['odd'\] for dataset 'digits'; choose from \['digit', 'parity'"
+    with pytest.raises(ValueError, match=unknown):
         digits(tasks=["digit", "odd"])
     with pytest.raises(ValueError, match="at least one"):
         digits(tasks=[])

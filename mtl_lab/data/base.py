@@ -110,6 +110,37 @@ class Split:
                 yield x, y
 
 
+def find_task(dataset_tasks: list[Task], name: str) -> Task:
+    """The task called ``name`` (``KeyError`` naming the tasks there are)."""
+    for t in dataset_tasks:
+        if t.name == name:
+            return t
+    raise KeyError(f"no task {name!r}; this dataset has {[t.name for t in dataset_tasks]}")
+
+
+def check_selection(dataset: str, available: list[str], names: list[str] | tuple[str, ...] | str) -> list[str]:
+    """The tasks chosen from a data set (``select()``, a loader's ``tasks=``): at least one, each known and named
+    once (a single name is a list of one)."""
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown} for dataset {dataset!r}; choose from {available}")
+    if not names:
+        raise ValueError(f"no task chosen; choose at least one of {available}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"the chosen tasks repeat a name: {names}")
+    return names
+
+
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """``from_tensors``' validation and test fractions: each in [0, 1), together below 1."""
+    for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}")
+
+
 def task_names_of(name: str, tasks: list[Task]) -> list[str]:
     """The task names of data set ``name``: at least one, none repeated (``ValueError`` naming them)."""
     names = [t.name for t in tasks]
@@ -170,25 +201,14 @@ class MultiTaskData:
 
     def task(self, name: str) -> Task:
         """The task called ``name``."""
-        for t in self.tasks:
-            if t.name == name:
-                return t
-        raise KeyError(f"no task {name!r}; this dataset has {self.task_names}")
+        return find_task(self.tasks, name)
 
     def select(self, names: list[str] | tuple[str, ...]) -> MultiTaskData:
         """The same data with only the tasks ``names`` (in that order).
 
         Rows that have no label for any of ``names`` are dropped (they have nothing to train or score).
         """
-        if isinstance(names, str):
-            names = [names]
-        unknown = [n for n in names if n not in self.task_names]
-        if unknown:
-            raise ValueError(f"unknown task(s) {unknown} for dataset {self.name!r}; choose from {self.task_names}")
-        if not names:
-            raise ValueError(f"select() needs at least one task of {self.task_names}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"select() got repeated task names: {list(names)}")
+        names = check_selection(self.name, self.task_names, names)
 
         def keep(split: Split) -> Split:
             # replace() keeps the split's own class (a streamed split stays streamed)
@@ -281,11 +301,7 @@ class MultiTaskData:
                 targets[task.name] = fill_unlabelled(targets[task.name], masks[task.name], task.name)
             task.check_target(targets[task.name], x.shape[0])
         check_inputs(x, targets, seed, allow_nonfinite)
-        for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 <= frac < 1.0:
-                raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
-        if val_fraction + test_fraction >= 1.0:
-            raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}")
+        check_split_fractions(val_fraction, test_fraction)
         n = x.shape[0]
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(n, generator=g)

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from mtl_lab import tasks as T
-from mtl_lab.data.base import MultiTaskData, Split, make_data
+from mtl_lab.data.base import MultiTaskData, Split, check_selection, make_data
 
 DIGITS_FILE = Path(__file__).parent / "files" / "digits.csv.gz"
 SIDE = 8  # the images are SIDE × SIDE pixels
@@ -231,15 +231,7 @@ def make_digit_tasks() -> list[T.Task]:
 def _check_task_names(tasks: list[str] | tuple[str, ...] | str | None) -> list[str]:
     if tasks is None:
         return list(TASK_NAMES)
-    names = [tasks] if isinstance(tasks, str) else list(tasks)
-    unknown = [name for name in names if name not in TASK_NAMES]
-    if unknown:
-        raise ValueError(f"unknown digits task(s) {unknown}; choose from {list(TASK_NAMES)}")
-    if not names:
-        raise ValueError(f"tasks must name at least one of {list(TASK_NAMES)}, got an empty list")
-    if len(set(names)) != len(names):
-        raise ValueError(f"tasks repeat a name: {names}")
-    return names
+    return check_selection("digits", list(TASK_NAMES), tasks)
 
 
 def digits(

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from mtl_lab.data.base import Augment, Split, fit_normalizer, task_names_of
+from mtl_lab.data.base import (
+    Augment,
+    Split,
+    check_selection,
+    check_split_fractions,
+    find_task,
+    fit_normalizer,
+    task_names_of,
+)
 from mtl_lab.tasks import Task
 from mtl_lab.validate import check_finite, check_seed
 
@@ -108,20 +116,12 @@ class MultiInputData:
         return tuple(self.train[self.task_names[0]].x.shape[1:])
 
     def task(self, name: str) -> Task:
-        for t in self.tasks:
-            if t.name == name:
-                return t
-        raise KeyError(f"no task {name!r}; this dataset has {self.task_names}")
+        """The task called ``name``."""
+        return find_task(self.tasks, name)
 
     def select(self, names: list[str] | tuple[str, ...]) -> MultiInputData:
         """The same data with only the tasks ``names`` (in that order), each with its own rows."""
-        if isinstance(names, str):
-            names = [names]
-        unknown = [n for n in names if n not in self.task_names]
-        if unknown:
-            raise ValueError(f"unknown task(s) {unknown} for dataset {self.name!r}; choose from {self.task_names}")
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"select() needs distinct tasks of {self.task_names}, got {list(names)}")
+        names = check_selection(self.name, self.task_names, names)
 
         def keep(part: TaskSplits) -> TaskSplits:
             return TaskSplits({n: part[n] for n in names})
@@ -168,11 +168,7 @@ class MultiInputData:
             if not isinstance(given, dict) or set(given) != set(names):
                 got = sorted(given) if isinstance(given, dict) else type(given).__name__
                 raise ValueError(f"{label} must map every task to its own tensor: tasks {names}, got {got}")
-        for label, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 <= frac < 1.0:
-                raise ValueError(f"{label} must be in [0, 1), got {frac!r}")
-        if val_fraction + test_fraction >= 1.0:
-            raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}")
+        check_split_fractions(val_fraction, test_fraction)
         shapes = {tuple(x.shape[1:]) for x in inputs.values() if isinstance(x, torch.Tensor)}
         if len(shapes) > 1:
             raise ValueError(f"the tasks' inputs differ in shape {sorted(shapes)}; one encoder reads them all, so "

@@ -113,13 +113,16 @@ def office(
     mean, std = fit_pixels(reader, train_rows, cache, seed) if normalize else (0.0, 1.0)
     tasks = [T.classification(t, n_classes, description=f"the object class of a {t} image") for t in domains]
     mean_t, std_t = (torch.tensor([mean]), torch.tensor([std])) if normalize else (None, None)
+    def columns(split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The split's rows in the reader (its index), and each row's domain and class."""
+        rows = blocks[split]
+        index = torch.arange(starts[split], starts[split] + len(rows))
+        return index, torch.tensor([d for _, d, _ in rows]), torch.tensor([c for _, _, c in rows])
+
     if multi_input:
         per_task = {}
         for split in SPLITS:
-            rows = blocks[split]
-            index = torch.arange(starts[split], starts[split] + len(rows))
-            domain = torch.tensor([d for _, d, _ in rows])
-            label = torch.tensor([c for _, _, c in rows])
+            index, domain, label = columns(split)
             per_task[split] = TaskSplits({t: StreamedSplit(ImageRows(reader, index[domain == d], mean, std),
                                                            {t: label[domain == d]}, {}, workers)
                                           for d, t in enumerate(domains)})
@@ -128,10 +131,7 @@ def office(
                               info)
     splits = {}
     for split in SPLITS:
-        rows = blocks[split]
-        index = torch.arange(starts[split], starts[split] + len(rows))
-        domain = torch.tensor([d for _, d, _ in rows])
-        label = torch.tensor([c for _, _, c in rows])
+        index, domain, label = columns(split)
         y = {t: torch.where(domain == d, label, torch.zeros_like(label)) for d, t in enumerate(domains)}
         mask = {t: domain == d for d, t in enumerate(domains)}
         splits[split] = StreamedSplit(ImageRows(reader, index, mean, std), y, mask, workers)
